@@ -1,0 +1,56 @@
+"""MedTL Studio home: the idea of the study, a map of the pages, and what this machine offers."""
+
+import pandas as pd
+import streamlit as st
+
+from medtl import __version__, plots, system, toy
+
+st.set_page_config(page_title="MedTL Studio", page_icon="🩻", layout="wide")
+st.title("MedTL Studio")
+st.caption(
+    f"v{__version__} · reproduce and explore *Rethinking Transfer Learning for Medical Image Classification* "
+    "(Peng, Liang, Luo, Li, Sun — BMVC 2023, arXiv 2106.05152)"
+)
+
+st.markdown(
+    """
+**Should I transfer, and how much of the network?** Networks pretrained on ImageNet learn general low-level
+features (edges, blobs, textures) in their bottom layers and object-specific high-level features at the top.
+Medical findings — a nodule, a patchy opacity, a blunted costophrenic angle — are mostly low- and mid-level
+patterns. So the study asks whether the top of a pretrained network is worth keeping at all.
+"""
+)
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("1 · Keep the bottom")
+    st.plotly_chart(plots.truncation_diagram(["stem", "L1", "L2", "L3", "L4"], cut="L3"), key="home_trunc")
+    st.markdown(
+        "**Truncated transfer learning (TTL)**: keep and fine-tune the pretrained layers up to a cut, discard the "
+        "rest, add global pooling and a linear head. The model is smaller and faster — and, in the study, usually better."
+    )
+with c2:
+    st.subheader("2 · Five ways to transfer")
+    st.plotly_chart(plots.strategies_diagram(), key="home_levels")
+    st.markdown(
+        "Deep nets are not always better than shallow ones, but **ImageNet initialisation usually beats random "
+        "initialisation** for both — most of all with little data (88 COVID positives vs 224,316 CheXpert radiographs)."
+    )
+with c3:
+    st.subheader("3 · Read PR, not only ROC")
+    res = toy.compare(draws=50)
+    st.plotly_chart(plots.toy_bars(res), key="home_toy")
+    st.markdown(
+        "With 10 positives among 1,000 images, two classifiers with AUROC 0.999 and 0.990 have average precision "
+        "0.87 and 0.40. **Imbalanced medical data needs precision–recall curves.**"
+    )
+
+st.divider()
+st.subheader("Pages")
+st.page_link("pages/1_ROC_vs_PRC.py", label="ROC vs PRC — the imbalance toy example, interactive", icon="📈")
+st.markdown(
+    "Train, Compare and Grad-CAM pages arrive as the library grows; the command line is `python -m medtl --help`."
+)
+
+with st.expander("System status", expanded=False):
+    st.dataframe(pd.Series(system.status(), name="value"), width="stretch")

@@ -1,0 +1,89 @@
+"""Command line: ``python -m medtl {toy,...}`` (also installed as ``medtl``).
+
+Each subcommand is a ``(configure, run)`` pair in ``COMMANDS``. User errors (bad values, missing
+files) print one clear line on stderr and exit with status 2, never a traceback; set
+``MEDTL_DEBUG=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from medtl import __version__
+
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, KeyError)
+
+
+def _toy_configure(p: argparse.ArgumentParser) -> None:
+    from medtl.toy import DEFAULTS
+
+    p.add_argument("--n-pos", type=int, default=DEFAULTS["n_pos"], help="positives (default %(default)s)")
+    p.add_argument("--n-neg", type=int, default=DEFAULTS["n_neg"], help="negatives (default %(default)s)")
+    p.add_argument(
+        "--k-a", type=int, default=DEFAULTS["k_a"], help="A ranks the positives within its top k (default %(default)s)"
+    )
+    p.add_argument(
+        "--k-b", type=int, default=DEFAULTS["k_b"], help="B ranks the positives within its top k (default %(default)s)"
+    )
+    p.add_argument(
+        "--draws", type=int, default=DEFAULTS["draws"], help="random classifiers per k (default %(default)s)"
+    )
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--json", action="store_true", help="print the means as JSON")
+
+
+def _toy_run(a: argparse.Namespace) -> int:
+    from medtl.toy import METRICS, compare
+
+    res = compare(a.n_pos, a.n_neg, a.k_a, a.k_b, a.draws, a.seed)
+    if a.json:
+        print(json.dumps({name: {m: float(r.metrics[m].mean()) for m in METRICS} for name, r in res.items()}, indent=2))
+        return 0
+    print(f"{a.n_pos} positives, {a.n_neg} negatives, {a.draws} draws, seed {a.seed}; mean ± std over draws")
+    print(f"{'':14}{'AUROC':>18}{'AUPRC (AP)':>18}{'AUPRC (trapz)':>18}")
+    for name, r in res.items():
+        cells = "".join(f"{r.metrics[m].mean():>11.4f} ± {r.metrics[m].std():.3f}" for m in METRICS)
+        print(f"{name + f' (k={r.k})':14}{cells}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "toy": ("ROC vs PR on the ranked-classifier imbalance example", _toy_configure, _toy_run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medtl", description="MedTL Studio: transfer learning for medical images.")
+    parser.add_argument("--version", action="version", version=f"medtl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_, configure, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        configure(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return args._run(args)
+    except USER_ERRORS as e:
+        if os.environ.get("MEDTL_DEBUG"):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"medtl {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (kept open until exit)
+        return 0
+    except KeyboardInterrupt:
+        print(f"medtl {args.command}: interrupted", file=sys.stderr)
+        return 130

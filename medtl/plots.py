@@ -1,0 +1,307 @@
+"""Plotly figure builders: arrays in, ``go.Figure`` out. No Streamlit here.
+
+Conventions: ROC and PR share equal, square [0, 1] axes; PR is drawn as steps
+(``line_shape="hv"`` over points in scikit-learn's order, i.e. the step function whose area is
+average precision), never linearly interpolated; the chance line is the diagonal for ROC and
+the prevalence for PR. Hover shows the threshold and the TP/FP counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+_HOVER = "%{customdata[3]}<br>x=%{x:.3f}, y=%{y:.3f}<br>threshold %{customdata[0]:.4g}<br>TP %{customdata[1]:.0f}, FP %{customdata[2]:.0f}<extra></extra>"
+
+
+def _square(fig: go.Figure, x_title: str, y_title: str, title: str | None) -> go.Figure:
+    fig.update_xaxes(title=x_title, range=[-0.01, 1.01], constrain="domain", zeroline=False)
+    fig.update_yaxes(
+        title=y_title, range=[-0.01, 1.01], scaleanchor="x", scaleratio=1, constrain="domain", zeroline=False
+    )
+    fig.update_layout(
+        title=title,
+        template="plotly_white",
+        legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"),
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        height=520,
+    )
+    return fig
+
+
+def _custom(points: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    n = len(points["thresholds"])
+    return np.stack([points["thresholds"], points["tp"], points["fp"], np.full(n, name, dtype=object)], axis=1)
+
+
+def _band(fig: go.Figure, x, lo, hi, color: str, name: str, shape: str) -> None:
+    fig.add_scatter(x=x, y=hi, mode="lines", line=dict(width=0, shape=shape), showlegend=False, hoverinfo="skip")
+    fig.add_scatter(
+        x=x,
+        y=lo,
+        mode="lines",
+        line=dict(width=0, shape=shape),
+        fill="tonexty",
+        fillcolor=_rgba(color, 0.18),
+        name=name,
+        hoverinfo="skip",
+    )
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _marker(fig: go.Figure, x: float, y: float, color: str, label: str) -> None:
+    fig.add_scatter(
+        x=[x],
+        y=[y],
+        mode="markers",
+        marker=dict(size=13, color=color, symbol="circle-open", line=dict(width=3)),
+        name=label,
+        showlegend=False,
+        hovertemplate=f"{label}<br>x=%{{x:.3f}}, y=%{{y:.3f}}<extra></extra>",
+    )
+
+
+def roc_figure(
+    curves: Mapping[str, Mapping[str, np.ndarray]],
+    markers: Mapping[str, int] | None = None,
+    bands: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    title: str | None = "ROC",
+) -> go.Figure:
+    """ROC curves with the chance diagonal.
+
+    Args:
+        curves: legend name -> :func:`medtl.metrics.roc_points` output.
+        markers: legend name -> index into that curve's points to mark (a chosen threshold).
+        bands: legend name -> ``{"x", "lo", "hi"}`` arrays drawn as a shaded band.
+    """
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey", width=1), name="chance", hoverinfo="skip"
+    )
+    for i, (name, pts) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        if bands and name in bands:
+            b = bands[name]
+            _band(fig, b["x"], b["lo"], b["hi"], color, f"{name.split(' ')[0]} 95% band", "linear")
+        fig.add_scatter(
+            x=pts["fpr"],
+            y=pts["tpr"],
+            mode="lines",
+            name=name,
+            line=dict(color=color, width=2),
+            customdata=_custom(pts, name),
+            hovertemplate=_HOVER,
+        )
+        if markers and name in markers:
+            j = markers[name]
+            _marker(fig, pts["fpr"][j], pts["tpr"][j], color, f"{name.split(' ')[0]} at threshold")
+    return _square(fig, "False positive rate (1 − specificity)", "True positive rate (sensitivity)", title)
+
+
+def pr_figure(
+    curves: Mapping[str, Mapping[str, np.ndarray]],
+    prevalence: float,
+    markers: Mapping[str, int] | None = None,
+    bands: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    title: str | None = "Precision–recall",
+) -> go.Figure:
+    """Precision-recall curves as steps, with the chance line at the prevalence.
+
+    Args:
+        curves: legend name -> :func:`medtl.metrics.pr_points` output (scikit-learn order).
+        prevalence: share of positives; a random classifier's precision.
+        markers, bands: as in :func:`roc_figure`.
+    """
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[0, 1],
+        y=[prevalence, prevalence],
+        mode="lines",
+        line=dict(dash="dash", color="grey", width=1),
+        name=f"chance (prevalence {prevalence:.3g})",
+        hoverinfo="skip",
+    )
+    for i, (name, pts) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        if bands and name in bands:
+            b = bands[name]
+            _band(fig, b["x"], b["lo"], b["hi"], color, f"{name.split(' ')[0]} 95% band", "hv")
+        fig.add_scatter(
+            x=pts["recall"],
+            y=pts["precision"],
+            mode="lines",
+            name=name,
+            line=dict(color=color, width=2, shape="hv"),
+            customdata=_custom(pts, name),
+            hovertemplate=_HOVER,
+        )
+        if markers and name in markers:
+            j = markers[name]
+            _marker(fig, pts["recall"][j], pts["precision"][j], color, f"{name.split(' ')[0]} at threshold")
+    return _square(fig, "Recall (sensitivity)", "Precision (PPV)", title)
+
+
+def distribution_figure(
+    values: Mapping[str, Mapping[str, np.ndarray]], metrics: Sequence[str], labels: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Box plots with all points: one box per (group, metric), grouped by metric.
+
+    Args:
+        values: group name (e.g. classifier) -> metric name -> values over draws or seeds.
+        metrics: which metrics to show, in order.
+        labels: display names of the metrics.
+    """
+    labels = labels or {}
+    fig = go.Figure()
+    for i, (group, per_metric) in enumerate(values.items()):
+        xs, ys = [], []
+        for m in metrics:
+            v = np.asarray(per_metric[m])
+            xs += [labels.get(m, m)] * v.size
+            ys += v.tolist()
+        fig.add_box(
+            x=xs,
+            y=ys,
+            name=group,
+            marker_color=PALETTE[i % len(PALETTE)],
+            boxpoints="all",
+            jitter=0.4,
+            pointpos=0,
+            marker=dict(size=3, opacity=0.5),
+        )
+    fig.update_layout(
+        boxmode="group",
+        template="plotly_white",
+        yaxis=dict(title="value", range=[0, 1.02]),
+        height=380,
+        margin=dict(l=10, r=10, t=10, b=10),
+    )
+    return fig
+
+
+# --- explanatory diagrams ------------------------------------------------------------------------
+
+BLOCK_STYLE = {
+    "fine-tuned": ("#1f77b4", "pretrained, fine-tuned"),
+    "frozen": ("#9ecae1", "pretrained, frozen"),
+    "random": ("#fdae6b", "re-initialised, trained"),
+    "discarded": ("#eeeeee", "discarded"),
+    "head": ("#2ca02c", "new head"),
+}
+
+STRATEGY_ROWS = {
+    "finetune (FTL)": ["fine-tuned"] * 5,
+    "truncate (TTL)": ["fine-tuned"] * 4 + ["discarded"],
+    "freeze (LWFT)": ["frozen"] * 4 + ["fine-tuned"],
+    "transfusion (TF)": ["fine-tuned"] * 4 + ["random"],
+    "linear probe": ["frozen"] * 5,
+}
+
+
+def block_diagram(
+    rows: Mapping[str, Sequence[str]], blocks: Sequence[str], height: int = 260, legend: bool = True
+) -> go.Figure:
+    """Rows of coloured blocks (one per network stage) followed by a head, with a legend.
+
+    Args:
+        rows: row label -> one state per block, each a key of ``BLOCK_STYLE``.
+        blocks: block names, bottom of the network first.
+    """
+    fig = go.Figure()
+    labels = list(rows)
+    for r, label in enumerate(labels):
+        y = len(labels) - 1 - r
+        for c, state in enumerate([*rows[label], "head"]):
+            color = BLOCK_STYLE[state][0]
+            fig.add_shape(
+                type="rect",
+                x0=c + 0.06,
+                x1=c + 0.94,
+                y0=y + 0.12,
+                y1=y + 0.88,
+                fillcolor=color,
+                line=dict(
+                    color="white" if state != "discarded" else "#bbbbbb",
+                    dash="dot" if state == "discarded" else "solid",
+                ),
+            )
+    for color, text in BLOCK_STYLE.values():
+        fig.add_scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            marker=dict(size=12, color=color, symbol="square"),
+            name=text,
+            showlegend=legend,
+        )
+    fig.update_xaxes(
+        range=[0, len(blocks) + 1],
+        tickvals=[i + 0.5 for i in range(len(blocks) + 1)],
+        ticktext=[*blocks, "head"],
+        tickangle=0,
+        tickfont=dict(size=10),
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_yaxes(
+        range=[0, len(labels)],
+        tickvals=[len(labels) - 0.5 - i for i in range(len(labels))],
+        ticktext=labels,
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        legend=dict(orientation="h", y=-0.18),
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+def truncation_diagram(blocks: Sequence[str], cut: str) -> go.Figure:
+    """One network: blocks up to ``cut`` kept and fine-tuned, the rest discarded."""
+    k = list(blocks).index(cut) + 1
+    rows = {
+        "full TL": ["fine-tuned"] * len(blocks),
+        f"TTL @ {cut}": ["fine-tuned"] * k + ["discarded"] * (len(blocks) - k),
+    }
+    return block_diagram(rows, blocks, height=170, legend=False)
+
+
+def strategies_diagram(blocks: Sequence[str] = ("stem", "L1", "L2", "L3", "L4")) -> go.Figure:
+    """The five transfer strategies, cut after the fourth block."""
+    return block_diagram(STRATEGY_ROWS, blocks, height=300)
+
+
+def toy_bars(results: Mapping) -> go.Figure:
+    """Mean AUROC and AUPRC of the toy classifiers side by side (:func:`medtl.toy.compare` output)."""
+    fig = go.Figure()
+    for i, (name, r) in enumerate(results.items()):
+        means = [float(r.metrics[m].mean()) for m in ("auroc", "auprc")]
+        fig.add_bar(
+            x=["AUROC", "AUPRC (AP)"],
+            y=means,
+            name=f"{name} (top {r.k})",
+            marker_color=PALETTE[i],
+            text=[f"{v:.3f}" for v in means],
+            textposition="outside",
+        )
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        yaxis=dict(range=[0, 1.15], title="mean over draws"),
+        height=300,
+        margin=dict(l=10, r=10, t=10, b=10),
+        legend=dict(orientation="h", y=-0.15),
+    )
+    return fig

@@ -1,0 +1,37 @@
+"""Real-browser test: headless Debian Chromium opens the ROC-vs-PRC page and moves a control."""
+
+import re
+
+import pytest
+from conftest import screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def _legend_text(page) -> str:
+    return " ".join(page.locator(".js-plotly-plot .legendtext").evaluate_all("els => els.map(e => e.textContent)"))
+
+
+def test_home_and_roc_page_update(server, page):
+    page.goto(server["url"])
+    page.get_by_role("heading", name="MedTL Studio").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    screenshot(page, "home")
+
+    page.goto(server["url"] + "/ROC_vs_PRC")
+    page.get_by_role("heading", name=re.compile("ROC vs precision")).wait_for()
+    page.locator(".js-plotly-plot .legendtext", has_text="A (top 12)").first.wait_for()
+    before = _legend_text(page)
+    assert "B (top 30)" in before
+
+    box = page.get_by_label("B: positives within top k")
+    box.fill("60")
+    box.press("Enter")
+    page.locator(".js-plotly-plot .legendtext", has_text="B (top 60)").first.wait_for()
+    after = _legend_text(page)
+    assert after != before and "B (top 30)" not in after
+    screenshot(page, "roc_vs_prc")
+
+    box.fill("3")
+    box.press("Enter")
+    page.get_by_text("k must lie between").wait_for()
