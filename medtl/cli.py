@@ -51,8 +51,60 @@ def _toy_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _models_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("backbone", nargs="?", help="list this backbone's cut points (omit for the table of backbones)")
+    p.add_argument("--image-size", type=int, default=224, help="input size for MACs (default %(default)s)")
+    p.add_argument("--level", choices=("block", "all"), default="all", help="block-level cuts only, or all")
+    p.add_argument("--download", metavar="NAME", help="download NAME's ImageNet weights into the torch cache (needs internet)")
+    p.add_argument("--weights", default="IMAGENET1K_V1", help="weights version for --download (default %(default)s)")
+    p.add_argument("--json", action="store_true")
+
+
+def _models_run(a: argparse.Namespace) -> int:
+    from medtl.models import registry, weights
+    from medtl.models.profile import cut_table
+
+    if a.download:
+        print(f"saved {weights.download_imagenet(a.download, a.weights)}")
+        return 0
+    if a.backbone is None:
+        rows = []
+        for name, spec in registry.BACKBONES.items():
+            st = weights.weights_status(name)
+            rows.append(
+                {
+                    "backbone": name,
+                    "family": spec.family,
+                    "cuts": len(registry.cut_points(name)),
+                    "min_size": registry.min_input_size(name),
+                    "imagenet": "cached" if st["available"] else ("n/a" if st["file"] is None else "not downloaded"),
+                    "description": spec.description,
+                }
+            )
+        if a.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(f"{'backbone':14}{'family':10}{'cuts':>5}{'min px':>8}  {'ImageNet weights':18}description")
+            for r in rows:
+                print(f"{r['backbone']:14}{r['family']:10}{r['cuts']:>5}{r['min_size']:>8}  {r['imagenet']:18}{r['description']}")
+            print(f"\nImageNet weights are read from {weights.checkpoint_dir()}")
+        return 0
+    rows = cut_table(a.backbone, a.image_size)
+    if a.level == "block":
+        rows = [r for r in rows if r["level"] != "layer"]
+    if a.json:
+        print(json.dumps({"backbone": a.backbone, "image_size": a.image_size, "cuts": rows}, indent=2))
+        return 0
+    print(f"{a.backbone} at {a.image_size} px, truncated at each cut with a GAP + one-logit head")
+    print(f"{'cut':38}{'level':>7}{'channels':>10}{'reduction':>11}{'params':>14}{'MACs':>16}")
+    for r in rows:
+        print(f"{r['name']:38}{r['level']:>7}{r['channels']:>10}{r['reduction']:>11}{r['params']:>14,}{r['macs']:>16,}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "toy": ("ROC vs PR on the ranked-classifier imbalance example", _toy_configure, _toy_run),
+    "models": ("backbones, their cut points, parameters and MACs", _models_configure, _models_run),
 }
 
 

@@ -1,0 +1,136 @@
+"""Frozen, validated configuration dataclasses with a JSON round trip.
+
+A :class:`RunConfig` (data + model + training) is the reproducible artefact: every run folder
+starts with its ``config.json`` and can be re-run from it. Validation happens on construction and
+errors name the field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+STRATEGIES = ("finetune", "truncate", "freeze", "transfusion", "linear")
+HEADS = ("gap", "flatten")
+GRAYSCALE = ("replicate", "fold")
+FINDINGS = ("nodule", "opacity", "effusion", "cardiomegaly")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "plateau", "constant")
+SELECT_BY = ("val_auprc", "val_auroc", "val_loss")
+
+T = TypeVar("T", bound="_Config")
+
+
+def _bad(field_name: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"{field_name} must be {allowed}. Got {value!r}")
+
+
+class _Config:
+    """JSON round trip shared by the config dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls: type[T], d: dict[str, Any]) -> T:
+        if not isinstance(d, dict):
+            raise ValueError(f"{cls.__name__} expects a JSON object. Got {type(d).__name__}")
+        names = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} field(s) {unknown}. Valid fields: {sorted(names)}")
+        kwargs = {}
+        for k, v in d.items():
+            sub = _NESTED.get((cls.__name__, k))
+            kwargs[k] = sub.from_dict(v) if sub and isinstance(v, dict) else v
+        return cls(**kwargs)
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """What network is built and what of it is trained.
+
+    Attributes:
+        backbone: a registry name (``medtl.models.registry.BACKBONES``).
+        strategy: finetune | truncate | freeze | transfusion | linear (see ``medtl.models.transfer``).
+        cut: a published cut point of the backbone (``layer3``, ``layer3.2``, ``features.denseblock2``,
+            ``cbr3``, ``full``).
+        init: ``random``, ``imagenet``, ``file:<path>`` or ``run:<id>``.
+        weights: torchvision weights version for ``imagenet`` (``IMAGENET1K_V1`` or ``_V2``).
+        head: ``gap`` (global average pooling + linear) or ``flatten`` (the TTL code's flattened map).
+        dropout: before the linear layer; ``None`` = the family's default (0.1 for CBR, else 0).
+        num_outputs: 1 logit for a binary task, L for multi-label.
+        grayscale: ``replicate`` one channel to three, or ``fold`` the first conv's RGB filters.
+        slim: transfusion only: layers above the cut at half width (as sun-umn/TTL's slim_resnet50).
+    """
+
+    backbone: str = "resnet18"
+    strategy: str = "truncate"
+    cut: str = "layer2"
+    init: str = "random"
+    weights: str = "IMAGENET1K_V1"
+    head: str = "gap"
+    dropout: float | None = None
+    num_outputs: int = 1
+    grayscale: str = "replicate"
+    slim: bool = False
+
+    def __post_init__(self):
+        from medtl.models.registry import get_cut, get_spec
+
+        spec = get_spec(self.backbone)
+        if self.strategy not in STRATEGIES:
+            raise _bad("strategy", self.strategy, f"one of {', '.join(STRATEGIES)}")
+        get_cut(self.backbone, self.cut)
+        if self.strategy == "finetune" and self.cut != "full":
+            raise ValueError(
+                f"strategy 'finetune' trains the whole network, so cut must be 'full'. Got cut={self.cut!r}; "
+                "use strategy 'truncate' to cut the network"
+            )
+        if self.strategy in ("freeze", "transfusion") and self.cut == "full":
+            raise ValueError(f"strategy {self.strategy!r} needs a cut below 'full' (what is frozen / kept pretrained)")
+        if not (self.init in ("random", "imagenet") or self.init.startswith(("file:", "run:"))):
+            raise _bad("init", self.init, "'random', 'imagenet', 'file:<path>' or 'run:<id>'")
+        if self.init == "imagenet" and spec.weights is None:
+            raise ValueError(f"init 'imagenet' is not available for {self.backbone}: it has no ImageNet weights")
+        if self.head not in HEADS:
+            raise _bad("head", self.head, f"one of {', '.join(HEADS)}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise _bad("dropout", self.dropout, "in [0, 1)")
+        if not isinstance(self.num_outputs, int) or self.num_outputs < 1:
+            raise _bad("num_outputs", self.num_outputs, "a positive integer")
+        if self.grayscale not in GRAYSCALE:
+            raise _bad("grayscale", self.grayscale, f"one of {', '.join(GRAYSCALE)}")
+        if self.slim and (self.strategy != "transfusion" or self.backbone != "resnet50"):
+            raise ValueError("slim=True is defined for strategy 'transfusion' on resnet50 (sun-umn/TTL's slim_resnet50)")
+
+    @property
+    def label(self) -> str:
+        where = "" if self.strategy == "finetune" else f"@{self.cut}"
+        return f"{self.backbone} {self.strategy}{where}"
+
+
+_NESTED: dict[tuple[str, str], type] = {}
+
+
+def load_json(path: str | Path) -> dict[str, Any]:
+    """Read a JSON file with errors that name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"Config file {p} does not exist")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON: {e}") from None
+
+
+__all__ = ["ModelConfig", "STRATEGIES", "load_json", "field"]

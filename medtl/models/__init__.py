@@ -1,0 +1,16 @@
+"""Backbones, published cut points, initialisation, transfer strategies and profiling."""
+
+from medtl.models.registry import BACKBONES, CutPoint, cut_points, get_cut, get_spec, min_input_size
+from medtl.models.transfer import TransferNet, build, param_groups
+
+__all__ = [
+    "BACKBONES",
+    "CutPoint",
+    "TransferNet",
+    "build",
+    "cut_points",
+    "get_cut",
+    "get_spec",
+    "min_input_size",
+    "param_groups",
+]

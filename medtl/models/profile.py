@@ -1,0 +1,99 @@
+"""How big and how fast a model is: parameters, MACs and CPU latency.
+
+MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (multiply-accumulates = FLOPs / 2,
+counting convolutions and matrix products as the usual tables do).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module) -> dict[str, int]:
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+def macs(model: nn.Module, image_size: int, in_channels: int = 1) -> int:
+    """Multiply-accumulates of one forward pass on one image."""
+    x = torch.zeros(1, in_channels, image_size, image_size)
+    was = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was)
+    return int(counter.get_total_flops() // 2)
+
+
+def latency_ms(model: nn.Module, image_size: int, batch: int = 1, in_channels: int = 1, repeats: int = 10) -> float:
+    """Median wall time per image, in ms, of an eval-mode forward pass on the CPU."""
+    x = torch.rand(batch, in_channels, image_size, image_size)
+    was = model.training
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        model(x)  # warm-up
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    model.train(was)
+    return 1e3 * statistics.median(times) / batch
+
+
+def profile(
+    model: nn.Module, image_size: int, in_channels: int = 1, batches: tuple[int, ...] = (1, 32), repeats: int = 10
+) -> dict[str, float]:
+    """Parameters, MACs and latency per image at each batch size (``latency_ms_b1``, ...)."""
+    out: dict[str, float] = {**count_params(model), "macs": macs(model, image_size, in_channels)}
+    for b in batches:
+        out[f"latency_ms_b{b}"] = latency_ms(model, image_size, b, in_channels, repeats)
+    return out
+
+
+def cut_table(backbone: str, image_size: int = 224, num_outputs: int = 1) -> list[dict]:
+    """Parameters and MACs of the backbone truncated at each published cut, with a GAP + linear head.
+
+    One forward pass of the full backbone under ``FlopCounterMode`` gives every stage's MACs;
+    a truncated model's cost is the sum over its stages plus the head. A test checks this against
+    building each truncated model.
+    """
+    from medtl.models import registry
+
+    full = registry.get_spec(backbone).builder()
+    stages = registry.stages(full)
+    points = [p for p in registry.cut_points(backbone) if image_size >= registry.min_input_size(backbone, p.name)]
+    if not points:
+        raise ValueError(
+            f"{backbone} needs images of at least {registry.min_input_size(backbone, registry.cut_points(backbone)[0].name)} px "
+            f"for any cut. Got image_size={image_size}"
+        )
+    model = registry.truncate(full, points[-1].stage).eval()  # the deepest cut this image size allows
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, image_size, image_size))
+    flops = counter.get_flop_counts()
+    root = type(model).__name__
+    stage_macs = [sum(flops.get(f"{root}.{path}", {}).values()) // 2 for path, _ in stages]
+    stage_params = [sum(p.numel() for p in m.parameters()) for _, m in stages]
+    rows = []
+    for point in points:
+        k = point.stage + 1
+        head_params = point.channels * num_outputs + num_outputs
+        rows.append(
+            {
+                "name": point.name,
+                "level": point.level,
+                "channels": point.channels,
+                "reduction": point.reduction,
+                "params": sum(stage_params[:k]) + head_params,
+                "macs": int(sum(stage_macs[:k]) + point.channels * num_outputs),
+            }
+        )
+    return rows
