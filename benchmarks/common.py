@@ -34,3 +34,24 @@ def write_result(name: str, text: str) -> Path:
     out.write_text(text + "\n")
     print(text)
     return out
+
+
+def export_synth_jpegs(folder: Path, n: int, size: tuple[int, int] = (320, 390), finding: str = "nodule") -> Path:
+    """Write SynthCXR images as JPEG files at CheXpert-small size (W x H) in ``folder/{neg,pos}/``.
+
+    Returns ``folder``; files already there are reused.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from medtl.data import synth
+
+    if folder.is_dir() and sum(1 for _ in folder.rglob("*.jpg")) >= n:
+        return folder
+    images, labels, _ = synth.generate(n, 256, seed=0, prevalence={f: 0.3 for f in synth.FINDINGS})
+    col = synth.FINDINGS.index(finding)
+    for i in range(n):
+        d = folder / ("pos" if labels[i, col] else "neg")
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.asarray(images[i, 0])).resize(size, Image.Resampling.BILINEAR).save(d / f"{i:05d}.jpg", quality=90)
+    return folder

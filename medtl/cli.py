@@ -102,9 +102,62 @@ def _models_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _data_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", default="synthetic", help="synthetic | medmnist:FILE | chexpert:ROOT | folder:ROOT | csv:FILE")
+    p.add_argument("--finding", help="target finding / positive class ('all' = multi-label where supported)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--train-size", help="fraction (0.05), percentage (5%%) or count (500) of the training split")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated splits and the data-poor subset")
+    p.add_argument("--n-images", type=int, default=3000, help="SynthCXR: number of images")
+    p.add_argument("--prevalence", type=float, default=0.25, help="SynthCXR: prevalence of the target finding")
+    p.add_argument("--difficulty", type=float, default=0.5, help="SynthCXR: 0 = large, clear findings; 1 = small, faint")
+    p.add_argument("--uncertainty", default="ones", help="CheXpert: label -1 as ones | zeros | ignore")
+    p.add_argument("--all-views", action="store_true", help="CheXpert: keep lateral views too")
+    p.add_argument("--skip-bad", action="store_true", help="leave unreadable images out (counted) instead of failing")
+    p.add_argument("--preview", metavar="OUT.png", help="write a contact sheet of test images")
+    p.add_argument("--json", action="store_true")
+
+
+def data_config_from_args(a: argparse.Namespace):
+    from medtl.config import DataConfig
+
+    finding = a.finding if a.finding is not None else ("nodule" if a.spec == "synthetic" else None)
+    return DataConfig(
+        dataset=a.spec, finding=finding, image_size=a.image_size, train_size=a.train_size, seed=a.seed,
+        n_images=a.n_images, prevalence=a.prevalence, difficulty=a.difficulty, uncertainty=a.uncertainty,
+        frontal_only=not a.all_views, skip_bad=a.skip_bad,
+    )
+
+
+def _data_run(a: argparse.Namespace) -> int:
+    from medtl import data as D
+    from medtl.data.preview import save_contact_sheet
+
+    cfg = data_config_from_args(a)
+    ds = D.load(cfg)
+    counts = ds.counts()
+    if a.preview:
+        save_contact_sheet(ds, a.preview)
+    if a.json:
+        out = {"dataset": cfg.dataset, "target": ds.target_name, "labels": list(ds.label_names), "image_size": ds.image_size,
+               "channels": ds.channels, "splits": counts, "skipped": ds.info.get("skipped", 0)}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{cfg.label} · {ds.image_size}px · {ds.channels} channel(s) · target {ds.target_name!r} · {ds.info.get('source', '')}")
+    print(f"{'split':8}{'images':>9}{'positives':>11}{'prevalence':>12}")
+    for name, c in counts.items():
+        print(f"{name:8}{c['n']:>9}{c['n_pos']:>11}{c['prevalence']:>12.3f}")
+    if ds.info.get("skipped"):
+        print(f"skipped {ds.info['skipped']} unreadable image(s), e.g. {ds.info['skipped_files'][0]}")
+    if a.preview:
+        print(f"contact sheet: {a.preview}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "toy": ("ROC vs PR on the ranked-classifier imbalance example", _toy_configure, _toy_run),
     "models": ("backbones, their cut points, parameters and MACs", _models_configure, _models_run),
+    "data": ("dataset splits, counts and a preview contact sheet", _data_configure, _data_run),
 }
 
 

@@ -119,6 +119,88 @@ class ModelConfig(_Config):
         return f"{self.backbone} {self.strategy}{where}"
 
 
+DATASET_KINDS = ("synthetic", "medmnist", "chexpert", "folder", "csv")
+UNCERTAINTY = ("ones", "zeros", "ignore")
+
+
+@dataclass(frozen=True)
+class DataConfig(_Config):
+    """Which images, which target, what size and how much of the training data.
+
+    Attributes:
+        dataset: ``synthetic`` | ``medmnist:<file.npz or name[@size]>`` | ``chexpert:<root>`` |
+            ``folder:<root>`` | ``csv:<file>``.
+        finding: the positive class / target label (SynthCXR: nodule, opacity, effusion,
+            cardiomegaly or ``all`` for multi-label; CheXpert: an observation; folder: a class
+            folder; MedMNIST: a label name or index; CSV: a label value). None = the dataset's default.
+        image_size: side of the square images after resizing (aspect kept, padded).
+        train_size: None (all), a fraction (0.05 or "5%") or a count (500) of the training split.
+        seed: seed of generated splits and of the data-poor subset.
+        n_images, prevalence, difficulty: SynthCXR's size, target prevalence and difficulty (0-1).
+        uncertainty: CheXpert's policy for label -1: ones | zeros | ignore.
+        frontal_only: CheXpert: keep frontal views only.
+        skip_bad: skip unreadable images (counted in the data info) instead of failing.
+        val_fraction, test_fraction: of generated splits.
+    """
+
+    dataset: str = "synthetic"
+    finding: str | None = "nodule"
+    image_size: int = 64
+    train_size: float | int | str | None = None
+    seed: int = 0
+    n_images: int = 3000
+    prevalence: float = 0.25
+    difficulty: float = 0.5
+    uncertainty: str = "ones"
+    frontal_only: bool = True
+    skip_bad: bool = False
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+    def __post_init__(self):
+        from medtl.data.imageset import parse_train_size
+
+        kind = self.kind
+        if kind not in DATASET_KINDS:
+            raise _bad("dataset", self.dataset, "'synthetic' or one of 'medmnist:', 'chexpert:', 'folder:', 'csv:' followed by a path")
+        if kind != "synthetic" and not self.source:
+            raise ValueError(f"dataset {self.dataset!r} needs a path after '{kind}:'")
+        if not isinstance(self.image_size, int) or not 28 <= self.image_size <= 512:
+            raise _bad("image_size", self.image_size, "a whole number of pixels from 28 to 512")
+        parse_train_size(self.train_size)
+        if kind == "synthetic":
+            from medtl.data.synth import FINDINGS, MAX_SIZE
+
+            if self.finding not in (*FINDINGS, "all", None):
+                raise _bad("finding", self.finding, f"one of {', '.join(FINDINGS)} or 'all' for SynthCXR")
+            if self.image_size > MAX_SIZE:
+                raise _bad("image_size", self.image_size, f"at most {MAX_SIZE} px for SynthCXR")
+            if not isinstance(self.n_images, int) or self.n_images < 20:
+                raise _bad("n_images", self.n_images, "a whole number of at least 20")
+            if not 0 < self.prevalence < 1:
+                raise _bad("prevalence", self.prevalence, "in (0, 1)")
+            if not 0 <= self.difficulty <= 1:
+                raise _bad("difficulty", self.difficulty, "in [0, 1]")
+        if self.uncertainty not in UNCERTAINTY:
+            raise _bad("uncertainty", self.uncertainty, f"one of {', '.join(UNCERTAINTY)}")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 < getattr(self, name) < 0.5:
+                raise _bad(name, getattr(self, name), "in (0, 0.5)")
+
+    @property
+    def kind(self) -> str:
+        return self.dataset.split(":", 1)[0]
+
+    @property
+    def source(self) -> str:
+        return self.dataset.split(":", 1)[1] if ":" in self.dataset else ""
+
+    @property
+    def label(self) -> str:
+        name = "synthetic" if self.kind == "synthetic" else f"{self.kind}:{Path(self.source).name or self.source}"
+        return f"{name}/{self.finding}" if self.finding else name
+
+
 _NESTED: dict[tuple[str, str], type] = {}
 
 
@@ -133,4 +215,4 @@ def load_json(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p} is not valid JSON: {e}") from None
 
 
-__all__ = ["ModelConfig", "STRATEGIES", "load_json", "field"]
+__all__ = ["DataConfig", "ModelConfig", "STRATEGIES", "load_json", "field"]

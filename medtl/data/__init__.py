@@ -1,0 +1,105 @@
+"""Datasets: ``load(DataConfig) -> ImageSet`` for SynthCXR and real data, splits and regimes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medtl.config import DataConfig
+from medtl.data import adapters, synth
+from medtl.data.cache import Arrays, Progress, decode_manifest, load_or_build
+from medtl.data.imageset import SPLITS, ImageSet, apply_regime, grouped_split
+
+__all__ = ["ImageSet", "load", "SPLITS"]
+
+OTHER_PREVALENCE = 0.15  # SynthCXR findings other than the target
+
+
+def _synthetic(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, callable]:
+    target = cfg.finding or "nodule"
+    prev = {f: (cfg.prevalence if target in (f, "all") else OTHER_PREVALENCE) for f in synth.FINDINGS}
+    kw = dict(size=cfg.image_size, seed=0, prevalence=prev, difficulty=cfg.difficulty)
+
+    def build() -> Arrays:
+        images, labels, _ = synth.generate(cfg.n_images, progress=progress is None, **kw)
+        return Arrays(images, labels, synth.FINDINGS, None, None, {"source": "SynthCXR (embedded)", "skipped": 0})
+
+    key = {"kind": "synthetic", "version": synth.VERSION, "n": cfg.n_images, **kw}
+    arrays = load_or_build(key, build)
+    return arrays, lambda idx: synth.generate(0, indices=idx, **kw)[2]
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Square uint8 images to ``size`` (antialiased bilinear), in chunks."""
+    import torch
+    import torch.nn.functional as F
+
+    out = np.empty((*images.shape[:2], size, size), np.uint8)
+    for s in range(0, len(images), 2048):
+        x = torch.from_numpy(np.ascontiguousarray(images[s : s + 2048])).float()
+        y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[s : s + 2048] = y.round().clamp(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+def _arrays(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, callable | None]:
+    if cfg.kind == "synthetic":
+        return _synthetic(cfg, progress)
+    if cfg.kind == "medmnist":
+        raw = adapters.medmnist(cfg)
+        if raw.images.shape[-1] != cfg.image_size:
+            key = {"kind": "medmnist", "source": cfg.source, "size": cfg.image_size, "n": len(raw.images)}
+            raw = load_or_build(key, lambda: Arrays(**{**raw.__dict__, "images": _resize(raw.images, cfg.image_size)}))
+        return raw, None
+    manifest = {"chexpert": adapters.chexpert, "folder": adapters.folder, "csv": adapters.csv_manifest}[cfg.kind](cfg)
+    key = {"kind": cfg.kind, "size": cfg.image_size, "skip_bad": cfg.skip_bad, "files": manifest.fingerprint()}
+    return load_or_build(key, lambda: decode_manifest(manifest, cfg.image_size, cfg.skip_bad, progress)), None
+
+
+def _target(cfg: DataConfig, names: tuple[str, ...]) -> int | None:
+    if cfg.finding == "all":
+        return None
+    if cfg.finding is None or cfg.kind in ("folder", "csv", "chexpert"):
+        return 0
+    if cfg.finding.isdigit() and cfg.finding not in names:
+        i = int(cfg.finding)
+        if i >= len(names):
+            raise ValueError(f"Label index {i} is out of range: the dataset has {len(names)} labels ({', '.join(names)})")
+        return i
+    return names.index(adapters._match(cfg.finding, names, "label"))
+
+
+def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
+    """The images, labels and splits for ``cfg``, with the data-poor regime applied.
+
+    The first load decodes (or generates) and caches; later loads memory-map the cache.
+    ``progress(done, total, what)`` is called while decoding; without it a tqdm bar is shown.
+    """
+    arrays, mask_fn = _arrays(cfg, progress)
+    target = _target(cfg, arrays.label_names)
+    labels = arrays.labels
+    if np.isnan(labels).any():
+        raise ValueError("Labels contain missing values")
+    split = arrays.split
+    fractions = {"test": cfg.test_fraction, "val": cfg.val_fraction}
+    fractions["train"] = 1 - sum(fractions.values())
+    y = labels if target is None else labels[:, target]
+    if split is None or not np.isin(split, SPLITS).any():
+        splits = grouped_split(y, arrays.groups, fractions, cfg.seed)
+    else:
+        splits = {s: np.flatnonzero(split == s) for s in SPLITS}
+        if splits["test"].size == 0:
+            raise ValueError("The dataset's official splits have no test images")
+        if splits["val"].size == 0:  # carve validation out of train, grouped by patient
+            tr = splits["train"]
+            g = None if arrays.groups is None else arrays.groups[tr]
+            part = grouped_split(y[tr], g, {"val": cfg.val_fraction, "train": 1 - cfg.val_fraction}, cfg.seed)
+            splits["val"], splits["train"] = tr[part["val"]], tr[part["train"]]
+    data = ImageSet(arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info))
+    for name, c in data.counts().items():
+        if c["n"] and target is not None and c["n_pos"] in (0, c["n"]):
+            cls = "positive" if c["n_pos"] == 0 else "negative"
+            raise ValueError(
+                f"The {name} split of {cfg.dataset} has no {cls} image for {data.target_name!r} ({c['n']} images): "
+                "a classifier needs both classes"
+            )
+    return apply_regime(data, cfg.train_size, cfg.seed)

@@ -1,0 +1,220 @@
+"""Real-dataset adapters: MedMNIST ``.npz``, CheXpert, a class-per-folder tree, a CSV manifest.
+
+File-based adapters return a :class:`~medtl.data.cache.Manifest` (paths, labels, patient ids,
+official split per image); MedMNIST returns arrays directly. Errors name the path, what was
+expected and what was found.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from medtl.config import DataConfig
+from medtl.data.cache import Arrays, Manifest, cache_dir
+from medtl.data.decode import IMAGE_SUFFIXES
+
+CHEXPERT_OBSERVATIONS = (
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
+    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture",
+    "Support Devices",
+)
+CHESTMNIST_LABELS = (
+    "atelectasis", "cardiomegaly", "effusion", "infiltration", "mass", "nodule", "pneumonia", "pneumothorax",
+    "consolidation", "edema", "emphysema", "fibrosis", "pleural", "hernia",
+)
+
+
+def _existing(path: str, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"{what} {p} does not exist")
+    return p
+
+
+# --- MedMNIST ------------------------------------------------------------------------------------
+
+
+def _medmnist_file(source: str) -> Path:
+    """A local .npz path, or ``name[@size]`` resolved in the cache (downloaded through the
+    ``medmnist`` package when it is installed and a network exists)."""
+    if source.endswith(".npz") or "/" in source:
+        return _existing(source, "MedMNIST file")
+    name, _, size = source.partition("@")
+    fname = f"{name}.npz" if not size or size == "28" else f"{name}_{size}.npz"
+    local = cache_dir() / "medmnist" / fname
+    if local.is_file():
+        return local
+    try:
+        import medmnist  # noqa: F401
+    except ImportError:
+        raise FileNotFoundError(
+            f"MedMNIST {source!r} is not on this machine: put {fname} into {local.parent}/ (from zenodo.org/records/10519652), "
+            f"or pass its path as medmnist:/path/{fname}. (`pip install medmnist` lets MedTL download it where there is internet.)"
+        ) from None
+    return _download_medmnist(name, int(size or 28), local)
+
+
+def _download_medmnist(name: str, size: int, local: Path) -> Path:
+    import medmnist
+
+    if name not in medmnist.INFO:
+        raise ValueError(f"Unknown MedMNIST dataset {name!r}. Known: {', '.join(medmnist.INFO)}")
+    cls = getattr(medmnist, medmnist.INFO[name]["python_class"])
+    local.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cls(split="test", download=True, root=str(local.parent), size=size)
+    except Exception as e:  # noqa: BLE001 - network failures come in many types
+        raise FileNotFoundError(
+            f"Could not download MedMNIST {name} ({e}). Offline, put {local.name} into {local.parent}/"
+        ) from None
+    return local
+
+
+def medmnist(cfg: DataConfig) -> Arrays:
+    """MedMNIST arrays: official splits; class ids -> one-vs-rest, multi-hot -> a label or all."""
+    path = _medmnist_file(cfg.source)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"Cannot read {path} as a .npz file: {e}") from None
+    needed = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")]
+    missing = [k for k in needed if k not in z.files]
+    if missing:
+        raise ValueError(f"{path} is not a MedMNIST file: keys {missing} are missing (found {sorted(z.files)})")
+    images, labels, split = [], [], []
+    for s in ("train", "val", "test"):
+        im, lab = z[f"{s}_images"], z[f"{s}_labels"]
+        if im.ndim == 3:
+            im = im[:, None]
+        elif im.ndim == 4 and im.shape[-1] in (1, 3):
+            im = im.transpose(0, 3, 1, 2)
+        else:
+            raise ValueError(f"{path}: {s}_images must be N x H x W or N x H x W x 3. Got shape {im.shape}")
+        images.append(im.astype(np.uint8))
+        labels.append(lab.reshape(len(lab), -1))
+        split += [s] * len(im)
+    lab = np.concatenate(labels)
+    if lab.shape[1] == 1:  # class ids
+        classes = np.unique(lab)
+        names = tuple(str(int(c)) for c in classes)
+        lab = (lab == classes[None, :]).astype(np.float32)
+        if len(classes) == 2:  # binary: the positive class is 1 unless chosen
+            lab, names = lab[:, 1:], (names[1],)
+    else:
+        names = CHESTMNIST_LABELS if lab.shape[1] == len(CHESTMNIST_LABELS) else tuple(str(i) for i in range(lab.shape[1]))
+        lab = lab.astype(np.float32)
+    imgs = np.concatenate(images)
+    return Arrays(imgs, lab, names, None, np.array(split), {"source": f"MedMNIST {path.name}", "skipped": 0})
+
+
+# --- CheXpert ------------------------------------------------------------------------------------
+
+
+def chexpert(cfg: DataConfig) -> Manifest:
+    """CheXpert: ``train.csv`` / ``valid.csv``; the official validation set is the test split."""
+    root = _existing(cfg.source, "CheXpert folder")
+    obs = _match(cfg.finding or "Pleural Effusion", CHEXPERT_OBSERVATIONS, "CheXpert observation")
+    paths, labels, groups, split = [], [], [], []
+    for fname, part in (("train.csv", "train"), ("valid.csv", "test")):
+        f = root / fname
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} does not exist: a CheXpert folder holds train.csv and valid.csv")
+        rows = _read_csv(f, required=("Path", obs) + (("Frontal/Lateral",) if cfg.frontal_only else ()))
+        for r in rows:
+            if cfg.frontal_only and r["Frontal/Lateral"].strip().lower() != "frontal":
+                continue
+            raw = r[obs].strip()
+            value = float(raw) if raw else 0.0  # blank = not mentioned = negative
+            if value == -1:
+                if cfg.uncertainty == "ignore":
+                    continue
+                value = 1.0 if cfg.uncertainty == "ones" else 0.0
+            rel = Path(r["Path"])
+            p = root / Path(*rel.parts[1:]) if rel.parts and rel.parts[0].startswith("CheXpert-v1.0") else root / rel
+            if not p.exists() and (root.parent / rel).exists():
+                p = root.parent / rel
+            m = re.search(r"patient\d+", r["Path"])
+            paths.append(p)
+            labels.append([value])
+            groups.append(m.group(0) if m else str(p.parent))
+            split.append(part)
+    if not paths:
+        raise ValueError(f"No usable rows in {root}/train.csv and valid.csv for {obs!r} with these options")
+    return Manifest(paths, np.array(labels, np.float32), (obs,), np.array(groups), np.array(split), f"CheXpert {root}")
+
+
+# --- folder and CSV ------------------------------------------------------------------------------
+
+
+def folder(cfg: DataConfig) -> Manifest:
+    """``root/<class>/*`` or ``root/<split>/<class>/*`` with split in train, val, test."""
+    root = _existing(cfg.source, "Image folder")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder: folder: expects one sub-folder per class")
+    split_dirs = [d for d in ("train", "val", "test") if (root / d).is_dir()]
+    tops = [(root / d, d) for d in split_dirs] if "train" in split_dirs else [(root, "")]
+    classes = sorted({c.name for top, _ in tops for c in top.iterdir() if c.is_dir()})
+    if len(classes) < 2:
+        raise ValueError(f"{root} must hold at least two class folders (found {classes or 'none'})")
+    if cfg.finding is None:
+        raise ValueError(f"Choose the positive class of {root} (finding / --finding): one of {', '.join(classes)}")
+    positive = _match(cfg.finding, classes, "class folder")
+    paths, labels, split = [], [], []
+    for top, part in tops:
+        for c in classes:
+            for f in sorted((top / c).rglob("*")) if (top / c).is_dir() else []:
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    paths.append(f)
+                    labels.append([float(c == positive)])
+                    split.append(part)
+    if not paths:
+        raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {root}")
+    return Manifest(paths, np.array(labels, np.float32), (positive,), None, np.array(split) if split_dirs else None, f"folder {root}")
+
+
+def csv_manifest(cfg: DataConfig) -> Manifest:
+    """A CSV with ``path,label`` and optional ``patient_id``, ``split``; paths relative to the CSV."""
+    f = _existing(cfg.source, "CSV manifest")
+    rows = _read_csv(f, required=("path", "label"))
+    values = sorted({r["label"].strip() for r in rows})
+    if set(values) <= {"0", "1", "0.0", "1.0"}:
+        positive, is_pos = "1", lambda v: float(v) == 1
+    else:
+        if cfg.finding is None:
+            raise ValueError(f"{f}: labels are {values}; choose the positive one with finding / --finding")
+        positive = _match(cfg.finding, values, "label value")
+        is_pos = lambda v: v == positive  # noqa: E731
+    has_split = "split" in rows[0]
+    splits = [r["split"].strip().lower() if has_split else "" for r in rows]
+    bad = sorted({s for s in splits if s not in ("train", "val", "test", "")})
+    if bad:
+        raise ValueError(f"{f}: split values must be train, val or test. Got {bad}")
+    paths = [(f.parent / r["path"].strip()) if not Path(r["path"].strip()).is_absolute() else Path(r["path"].strip()) for r in rows]
+    labels = np.array([[float(is_pos(r["label"].strip()))] for r in rows], np.float32)
+    groups = np.array([r["patient_id"] for r in rows]) if "patient_id" in rows[0] else None
+    return Manifest(paths, labels, (positive,), groups, np.array(splits) if has_split else None, f"CSV {f}")
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        missing = [c for c in required if c not in cols]
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {missing}. Found columns: {cols}")
+        rows = list(reader)
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+    return rows
+
+
+def _match(name: str, options, what: str) -> str:
+    norm = lambda s: re.sub(r"[^a-z0-9]", "", str(s).lower())  # noqa: E731
+    for o in options:
+        if norm(o) == norm(name):
+            return o
+    raise ValueError(f"Unknown {what} {name!r}. Choose one of: {', '.join(map(str, options))}")

@@ -1,0 +1,129 @@
+"""Preprocessing cache: decode once, store uint8 arrays keyed by a hash of what produced them.
+
+A cache entry is a folder ``$MEDTL_CACHE/<key>/`` (default ``~/.cache/medtl``) holding
+``images.npy`` (memory-mapped on load, so large sets need not fit in memory) and ``meta.npz``
+(labels, groups, per-image split names, label names). Entries are written to a temporary folder
+and renamed into place, so an interrupted build never leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medtl.data.decode import read_image
+
+Progress = Callable[[int, int, str], None]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MEDTL_CACHE") or Path.home() / ".cache" / "medtl").expanduser()
+
+
+def key_of(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+@dataclass
+class Arrays:
+    """What a cache entry holds."""
+
+    images: np.ndarray  # (N, C, H, W) uint8
+    labels: np.ndarray  # (N, L) float32
+    label_names: tuple[str, ...]
+    groups: np.ndarray | None  # (N,) str
+    split: np.ndarray | None  # (N,) str: train / val / test / "" (unassigned)
+    info: dict
+
+
+def load_or_build(key: object, build: Callable[[], Arrays]) -> Arrays:
+    """The cached arrays for ``key``, building and storing them on first use."""
+    folder = cache_dir() / key_of(key)
+    if (folder / "meta.npz").is_file():
+        meta = np.load(folder / "meta.npz", allow_pickle=False)
+        info = json.loads((folder / "info.json").read_text())
+        return Arrays(
+            np.load(folder / "images.npy", mmap_mode="r"),
+            meta["labels"],
+            tuple(meta["label_names"].tolist()),
+            meta["groups"] if "groups" in meta else None,
+            meta["split"] if "split" in meta else None,
+            {**info, "cached": str(folder)},
+        )
+    arrays = build()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
+    try:
+        np.save(tmp / "images.npy", np.ascontiguousarray(arrays.images))
+        extra = {k: v for k, v in (("groups", arrays.groups), ("split", arrays.split)) if v is not None}
+        np.savez(tmp / "meta.npz", labels=arrays.labels, label_names=np.array(arrays.label_names), **extra)
+        (tmp / "info.json").write_text(json.dumps({**arrays.info, "key": key}, default=str, indent=1))
+        os.replace(tmp, folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (folder / "meta.npz").is_file():
+            raise
+    return load_or_build(key, lambda: arrays)
+
+
+@dataclass
+class Manifest:
+    """Image files and their labels, as an adapter lists them (before decoding)."""
+
+    paths: list[Path]
+    labels: np.ndarray  # (N, L) float32; NaN = uncertain label to ignore
+    label_names: tuple[str, ...]
+    groups: np.ndarray | None = None
+    split: np.ndarray | None = None
+    description: str = ""
+
+    def fingerprint(self) -> list:
+        """Paths with sizes and modification times: an edited file changes the cache key."""
+        out = []
+        for p in self.paths:
+            try:
+                st = p.stat()
+                out.append((str(p), st.st_size, int(st.st_mtime)))
+            except OSError:
+                out.append((str(p), -1, -1))
+        return [out, self.labels.tolist(), list(self.label_names), None if self.split is None else self.split.tolist()]
+
+
+def decode_manifest(m: Manifest, size: int, skip_bad: bool, progress: Progress | None = None) -> Arrays:
+    """Decode every file of a manifest to (N, 1, size, size) uint8, with a progress bar.
+
+    Raises:
+        ValueError / FileNotFoundError: an unreadable file (named), unless ``skip_bad``: then it is
+            left out and counted in ``info["skipped"]``.
+    """
+    from tqdm.auto import tqdm
+
+    images = np.empty((len(m.paths), 1, size, size), np.uint8)
+    ok = np.ones(len(m.paths), bool)
+    bad: list[str] = []
+    bar = tqdm(total=len(m.paths), desc=f"decoding {size}px", unit="img", disable=progress is not None)
+    for i, p in enumerate(m.paths):
+        try:
+            images[i, 0] = read_image(p, size)
+        except (ValueError, FileNotFoundError) as e:
+            if not skip_bad:
+                raise type(e)(f"{e}. Fix or remove the file, or set skip_bad (--skip-bad) to leave unreadable images out") from None
+            ok[i] = False
+            bad.append(str(p))
+        bar.update()
+        if progress and (i % 50 == 0 or i + 1 == len(m.paths)):
+            progress(i + 1, len(m.paths), "decoding images")
+    bar.close()
+    if not ok.any():
+        raise ValueError(f"None of the {len(m.paths)} images could be read (first: {bad[0] if bad else '-'})")
+    sel = lambda a: None if a is None else a[ok]  # noqa: E731
+    info = {"source": m.description, "skipped": len(bad), "skipped_files": bad[:20]}
+    return Arrays(images[ok], m.labels[ok], m.label_names, sel(m.groups), sel(m.split), info)

@@ -1,0 +1,104 @@
+"""Tiny real-format datasets written into a temporary folder (shared by data tests)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_dicom(path: Path, arr: np.ndarray, photometric: str = "MONOCHROME2") -> None:
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "CR", "anon"
+    ds.Rows, ds.Columns = arr.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = arr.astype(np.uint16).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+
+
+def gradient(h: int = 40, w: int = 30, bright: bool = False) -> np.ndarray:
+    base = np.linspace(0, 200, w)[None, :].repeat(h, 0)
+    return (base + (50 if bright else 0)).clip(0, 255).astype(np.uint8)
+
+
+def make_folder(root: Path) -> Path:
+    """root/{normal,pneumonia}/ with PNG, JPEG and DICOM files (pneumonia images brighter)."""
+    for cls, bright in (("normal", False), ("pneumonia", True)):
+        d = root / cls
+        d.mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(gradient(bright=bright)).save(d / f"{cls}{i}.png")
+            Image.fromarray(gradient(bright=bright)).save(d / f"{cls}{i}.jpg")
+        write_dicom(d / f"{cls}.dcm", gradient(bright=bright).astype(np.uint16) * 16)
+    return root
+
+
+def make_csv(root: Path, with_split: bool = True, bad: bool = False) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(30):
+        p = root / "img" / f"{i}.png"
+        p.parent.mkdir(exist_ok=True)
+        Image.fromarray(gradient(bright=i % 3 == 0)).save(p)
+        rows.append({"path": f"img/{i}.png", "label": int(i % 3 == 0), "patient_id": f"p{i // 2}",
+                     "split": ["train", "train", "train", "val", "test"][i % 5]})
+    if bad:
+        (root / "img" / "broken.png").write_bytes(b"not a png")
+        rows.append({"path": "img/broken.png", "label": 0, "patient_id": "px", "split": "train"})
+    f = root / "manifest.csv"
+    with open(f, "w", newline="") as fh:
+        cols = ["path", "label", "patient_id"] + (["split"] if with_split else [])
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return f
+
+
+def make_chexpert(root: Path) -> Path:
+    """A CheXpert-small tree: 28 patients, frontal + lateral views, a -1 (uncertain) label."""
+    base = root / "CheXpert-v1.0-small"
+    header = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "No Finding", "Cardiomegaly", "Pleural Effusion"]
+    for part, n_pat, offset in (("train", 24, 0), ("valid", 4, 100)):
+        rows = []
+        for p in range(n_pat):
+            pid = f"patient{offset + p:05d}"
+            label = ["1.0", "", "0.0", "-1.0"][p % 4]
+            for view in ("frontal", "lateral"):
+                rel = f"CheXpert-v1.0-small/{part}/{pid}/study1/view1_{view}.jpg"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(gradient(bright=label == "1.0")).save(root / rel)
+                rows.append([rel, "Female", "50", view.capitalize(), "PA", "", "", label])
+        with open(base / f"{part}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            w.writerows(rows)
+    return base
+
+
+def make_medmnist(path: Path, multi_label: bool = False, rgb: bool = False) -> Path:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 40), ("val", 10), ("test", 12)):
+        shape = (n, 28, 28, 3) if rgb else (n, 28, 28)
+        arrays[f"{split}_images"] = rng.integers(0, 255, shape, dtype=np.uint8)
+        if multi_label:
+            lab = rng.integers(0, 2, (n, 14))
+            lab[0], lab[1] = 1, 0
+            arrays[f"{split}_labels"] = lab
+        else:
+            arrays[f"{split}_labels"] = (np.arange(n) % 2)[:, None]
+    np.savez(path, **arrays)
+    return path
