@@ -135,7 +135,9 @@ class DataConfig(_Config):
             folder; MedMNIST: a label name or index; CSV: a label value). None = the dataset's default.
         image_size: side of the square images after resizing (aspect kept, padded).
         train_size: None (all), a fraction (0.05 or "5%") or a count (500) of the training split.
-        seed: seed of generated splits and of the data-poor subset.
+        seed: seed of the data-poor subset (a sweep sets it with the training seed).
+        split_seed: seed of generated train/val/test splits: fixed, so every run of a study shares
+            one test split.
         n_images, prevalence, difficulty: SynthCXR's size, target prevalence and difficulty (0-1).
         uncertainty: CheXpert's policy for label -1: ones | zeros | ignore.
         frontal_only: CheXpert: keep frontal views only.
@@ -148,9 +150,10 @@ class DataConfig(_Config):
     image_size: int = 64
     train_size: float | int | str | None = None
     seed: int = 0
+    split_seed: int = 0
     n_images: int = 3000
     prevalence: float = 0.25
-    difficulty: float = 0.5
+    difficulty: float = 0.3
     uncertainty: str = "ones"
     frontal_only: bool = True
     skip_bad: bool = False
@@ -201,7 +204,112 @@ class DataConfig(_Config):
         return f"{name}/{self.finding}" if self.finding else name
 
 
-_NESTED: dict[tuple[str, str], type] = {}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """How the network is trained. Defaults train well on a CPU at 64 px in minutes.
+
+    Attributes:
+        schedule: ``cosine`` (with ``warmup_epochs`` of linear warm-up), ``plateau`` (reduce the
+            rate 10x when validation loss stalls, as sun-umn/TTL) or ``constant``.
+        backbone_lr_mult: the backbone's learning rate relative to the head's (e.g. 0.1 for LWFT).
+        select_by: the checkpoint kept: best ``val_auprc`` (default), ``val_auroc`` or lowest ``val_loss``.
+        patience: stop after this many epochs without improvement (0 = never).
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``mps``.
+        threads: CPU threads for torch (None = torch's default, the core count).
+        bootstrap: resamples for the test-metric confidence intervals.
+    """
+
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    backbone_lr_mult: float = 1.0
+    select_by: str = "val_auprc"
+    patience: int = 5
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    bootstrap: int = 1000
+
+    def __post_init__(self):
+        positive_int = {"epochs": self.epochs, "batch_size": self.batch_size, "bootstrap": self.bootstrap}
+        for name, v in positive_int.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise _bad(name, v, "a whole number of at least 1")
+        if not isinstance(self.lr, int | float) or not 0 < self.lr <= 1:
+            raise _bad("lr", self.lr, "a learning rate in (0, 1]")
+        if self.optimizer not in OPTIMIZERS:
+            raise _bad("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise _bad("schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
+        if self.select_by not in SELECT_BY:
+            raise _bad("select_by", self.select_by, f"one of {', '.join(SELECT_BY)}")
+        if not 0 <= self.weight_decay < 1:
+            raise _bad("weight_decay", self.weight_decay, "in [0, 1)")
+        if not 0 < self.backbone_lr_mult <= 10:
+            raise _bad("backbone_lr_mult", self.backbone_lr_mult, "in (0, 10]")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise _bad("patience", self.patience, "0 (off) or a positive whole number")
+        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
+            raise _bad("warmup_epochs", self.warmup_epochs, "a whole number >= 0")
+        if self.device not in DEVICES:
+            raise _bad("device", self.device, f"one of {', '.join(DEVICES)}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise _bad("threads", self.threads, "None or a positive whole number")
+
+
+@dataclass(frozen=True)
+class RunConfig(_Config):
+    """Everything a run needs; its JSON is ``config.json`` in the run folder."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        from medtl.models.registry import min_input_size
+
+        for name, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise _bad(name, getattr(self, name), f"a {cls.__name__}")
+        cut = self.model.cut if self.model.strategy in ("truncate", "linear") else "full"
+        minimum = min_input_size(self.model.backbone, cut)
+        if self.data.image_size < minimum:
+            raise ValueError(
+                f"image_size {self.data.image_size} is too small for {self.model.backbone} cut at {cut}: "
+                f"it needs at least {minimum} px. Raise image_size or choose a shallower cut"
+            )
+
+    @property
+    def name(self) -> str:
+        """A short human-readable name, e.g. ``synthetic/opacity · resnet50 truncate@layer3 · imagenet · 5% · seed 0``."""
+        size = self.data.train_size
+        size = "100%" if size is None else (f"{float(size):.0%}" if isinstance(size, float) else str(size))
+        return f"{self.data.label} · {self.model.label} · {self.model.init} · {size} · seed {self.train.seed}"
+
+    def key(self) -> str:
+        """A hash of the whole configuration: equal configs are the same experiment."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        return cls.from_dict(load_json(path))
+
+
+_NESTED: dict[tuple[str, str], type] = {
+    ("RunConfig", "data"): DataConfig,
+    ("RunConfig", "model"): ModelConfig,
+    ("RunConfig", "train"): TrainConfig,
+}
 
 
 def load_json(path: str | Path) -> dict[str, Any]:
@@ -215,4 +323,4 @@ def load_json(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p} is not valid JSON: {e}") from None
 
 
-__all__ = ["DataConfig", "ModelConfig", "STRATEGIES", "load_json", "field"]
+__all__ = ["DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "STRATEGIES", "load_json"]

@@ -84,7 +84,7 @@ def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
     fractions["train"] = 1 - sum(fractions.values())
     y = labels if target is None else labels[:, target]
     if split is None or not np.isin(split, SPLITS).any():
-        splits = grouped_split(y, arrays.groups, fractions, cfg.seed)
+        splits = grouped_split(y, arrays.groups, fractions, cfg.split_seed)
     else:
         splits = {s: np.flatnonzero(split == s) for s in SPLITS}
         if splits["test"].size == 0:
@@ -92,7 +92,7 @@ def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
         if splits["val"].size == 0:  # carve validation out of train, grouped by patient
             tr = splits["train"]
             g = None if arrays.groups is None else arrays.groups[tr]
-            part = grouped_split(y[tr], g, {"val": cfg.val_fraction, "train": 1 - cfg.val_fraction}, cfg.seed)
+            part = grouped_split(y[tr], g, {"val": cfg.val_fraction, "train": 1 - cfg.val_fraction}, cfg.split_seed)
             splits["val"], splits["train"] = tr[part["val"]], tr[part["train"]]
     data = ImageSet(arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info))
     for name, c in data.counts().items():

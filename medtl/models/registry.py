@@ -244,7 +244,8 @@ def truncate(model: nn.Module, stage: int) -> nn.Module:
 def min_input_size(name: str, cut: str = "full") -> int:
     """The smallest square input that a backbone cut at ``cut`` accepts (CBR nets shrink fast)."""
     spec = get_spec(name)
-    if spec.family != "cbr":
-        return 32  # five stride-2 stages; smaller inputs still run but the maps collapse to 1x1
     point = get_cut(name, cut)
+    if spec.family != "cbr":
+        # padded convs shrink by ceil(n/2); DenseNet's 2x2 transition pools need at least 2x2 input
+        return point.reduction
     return cbr.min_input_size(name, point.stage + 1)

@@ -1,0 +1,327 @@
+"""The training loop: fit, validate, select, early-stop, evaluate, record.
+
+``run(cfg, store, run_id)`` trains one :class:`~medtl.config.RunConfig` and writes everything the
+run-folder contract asks for. It never raises for a failing run: errors (bad input, out of
+memory, NaN loss) and cancellation are recorded in ``status.json`` with a readable message.
+Progress goes to an optional callback (events as dicts) and, throttled, to ``status.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from medtl import metrics as M
+from medtl.config import RunConfig
+from medtl.data import ImageSet, load
+from medtl.data.augment import AugmentConfig, batches, normalization_stats
+from medtl.models import build, param_groups
+from medtl.models.profile import count_params, latency_ms, macs
+from medtl.runs import RunStore, now
+
+Callback = Callable[[dict], None]
+
+
+class Cancelled(Exception):
+    """The run's cancel event was set; raised between batches."""
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available here; use device 'auto' or 'cpu'")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' is not available here; use device 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device):
+    if device.type != "cuda":
+        return nullcontext(), None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return torch.autocast("cuda", dtype=dtype), scaler
+
+
+def make_optimizer(model, cfg) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.lr, cfg.backbone_lr_mult)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(opt, cfg, steps_per_epoch: int):
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=max(1, cfg.patience // 2))
+    if cfg.schedule == "constant":
+        return None
+    warm = cfg.warmup_epochs * steps_per_epoch
+    total = max(cfg.epochs * steps_per_epoch, warm + 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def binary_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """AUROC and AUPRC (AP); multi-label: the mean over labels that have both classes."""
+    y2, s2 = (y[:, None], score[:, None]) if y.ndim == 1 else (y, score)
+    au, ap = [], []
+    for k in range(y2.shape[1]):
+        if 0 < y2[:, k].sum() < len(y2):
+            au.append(M.auroc(y2[:, k], s2[:, k]))
+            ap.append(M.average_precision(y2[:, k], s2[:, k]))
+    return {"auroc": float(np.mean(au)) if au else float("nan"), "auprc": float(np.mean(ap)) if ap else float("nan")}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: ImageSet, split: str, device, batch_size: int, channels_last=False) -> tuple:
+    """Sigmoid scores, targets and indices for a split (eval mode)."""
+    model.eval()
+    ctx, _ = _autocast(torch.device(device))
+    ys, ss, ix = [], [], []
+    for x, y, idx in batches(data, split, batch_size, device, channels_last=channels_last):
+        with ctx:
+            logits = model(x)
+        ss.append(torch.sigmoid(logits.float()).cpu().numpy())
+        ys.append(y.cpu().numpy())
+        ix.append(idx)
+    score = np.concatenate(ss)
+    y = np.concatenate(ys)
+    return (score[:, 0] if y.ndim == 1 else score), y, np.concatenate(ix)
+
+
+@dataclass
+class _Throttle:
+    every: float = 0.5
+    last: float = 0.0
+
+    def ready(self) -> bool:
+        t = time.monotonic()
+        if t - self.last >= self.every:
+            self.last = t
+            return True
+        return False
+
+
+class Trainer:
+    """One run: builds data and model from the config, trains, evaluates, records."""
+
+    def __init__(self, cfg: RunConfig, store: RunStore, run_id: str, cancel: threading.Event | None = None,
+                 callback: Callback | None = None):
+        self.cfg, self.store, self.run_id = cfg, store, run_id
+        self.cancel = cancel or threading.Event()
+        self.callback = callback or (lambda e: None)
+        self.throttle = _Throttle()
+        self.folder = store.path(run_id)
+
+    def emit(self, event: dict, persist: bool = False) -> None:
+        self.callback(event)
+        if persist or self.throttle.ready():
+            self.store.write_status(self.run_id, progress={k: v for k, v in event.items() if k != "type"})
+
+    def run(self, resume: bool = False) -> dict:
+        """Train and evaluate; returns the final status. Never raises for a failing run."""
+        self.store.write_status(self.run_id, state="running", started=now(), pid=os.getpid(), error=None)
+        self.emit({"type": "status", "state": "running", "phase": "loading data"}, persist=True)
+        try:
+            metrics = self._fit(resume)
+        except Cancelled:
+            return self._finish("cancelled", error="Cancelled by the user")
+        except torch.cuda.OutOfMemoryError:
+            return self._finish("failed", error="Out of GPU memory: lower the batch size or the image size")
+        except NonFiniteLoss as e:
+            return self._finish("failed", error=str(e))
+        except (ValueError, FileNotFoundError, PermissionError, NotADirectoryError) as e:
+            return self._finish("failed", error=str(e))
+        except MemoryError:
+            return self._finish("failed", error="Out of memory: lower the batch size, image size or number of images")
+        except Exception as e:  # noqa: BLE001 - a failing run must never take its caller down
+            msg = str(e)
+            if "out of memory" in msg.lower():
+                return self._finish("failed", error="Out of memory: lower the batch size or the image size")
+            return self._finish("failed", error=f"{type(e).__name__}: {msg}", traceback=traceback.format_exc())
+        return self._finish("done", summary={k: metrics["test"][k] for k in ("auroc", "auprc", "auroc_ci", "auprc_ci")})
+
+    def _finish(self, state: str, **extra) -> dict:
+        status = self.store.write_status(self.run_id, state=state, finished=now(), **extra)
+        self.callback({"type": "status", "state": state, **extra})
+        return status
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def _fit(self, resume: bool) -> dict:
+        cfg, tc = self.cfg, self.cfg.train
+        gen = seed_everything(tc.seed)
+        device = pick_device(tc.device)
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        data = load(cfg.data, progress=lambda d, t, what: self.emit({"type": "data", "phase": what, "done": d, "total": t}))
+        self._check_cancel()
+        n_out = 1 if data.target is not None else len(data.label_names)
+        mcfg = cfg.model if cfg.model.num_outputs == n_out else cfg.model.replace(num_outputs=n_out)
+        norm = None if mcfg.init != "random" else normalization_stats(data)
+        model = build(mcfg, data.image_size, data.channels, norm, runs_dir=self.store.root)
+        channels_last = device.type == "cuda"
+        model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+
+        y_train = data.y(data.splits["train"])
+        pos = np.atleast_1d(y_train.sum(axis=0)).astype(np.float64)
+        neg = len(y_train) - pos
+        pos_weight = torch.tensor(neg / np.maximum(pos, 1), dtype=torch.float32, device=device)
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+        n_train = data.splits["train"].size
+        steps = max(1, n_train // tc.batch_size if n_train > tc.batch_size else 1)  # the last partial batch is dropped
+        opt = make_optimizer(model, tc)
+        sched = make_scheduler(opt, tc, steps)
+        ctx, scaler = _autocast(device)
+        aug = AugmentConfig() if tc.augment else None
+
+        best = {"score": -math.inf, "epoch": -1}
+        start_epoch, seen, train_seconds = 0, 0, 0.0
+        last_ckpt = self.folder / "last.pt"
+        if resume and last_ckpt.is_file():
+            ck = torch.load(last_ckpt, map_location=device, weights_only=True)
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            if sched is not None and ck.get("scheduler"):
+                sched.load_state_dict(ck["scheduler"])
+            gen.set_state(ck["generator"])
+            torch.set_rng_state(ck["torch_rng"])
+            start_epoch, best = int(ck["epoch"]) + 1, {"score": float(ck["best_score"]), "epoch": int(ck["best_epoch"])}
+            seen, train_seconds = int(ck["seen"]), float(ck["train_seconds"])
+            self.store.truncate_history(self.run_id, start_epoch)
+
+        stale = start_epoch - 1 - best["epoch"] if best["epoch"] >= 0 else 0
+        for epoch in range(start_epoch, tc.epochs):
+            model.train()
+            t0, total_loss, n_seen = time.perf_counter(), 0.0, 0
+            for b, (x, y, _) in enumerate(batches(data, "train", tc.batch_size, device, True, gen, aug, True, channels_last)):
+                self._check_cancel()
+                with ctx:
+                    logits = model(x)
+                    loss = loss_fn(logits.float().reshape(y.shape), y)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(
+                        f"The loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: training diverged. "
+                        "Lower the learning rate (e.g. 10x)"
+                    )
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                if sched is not None and not isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step()
+                total_loss += loss.item() * len(x)
+                n_seen += len(x)
+                elapsed = time.perf_counter() - t0
+                ips = n_seen / max(elapsed, 1e-9)
+                left = (steps - b - 1) * elapsed / (b + 1) + (tc.epochs - epoch - 1) * steps * elapsed / (b + 1)
+                self.emit({"type": "batch", "epoch": epoch + 1, "epochs": tc.epochs, "batch": b + 1, "batches": steps,
+                           "loss": total_loss / n_seen, "images_per_s": ips, "eta_s": left})
+            epoch_seconds = time.perf_counter() - t0
+            train_seconds += epoch_seconds
+            seen += n_seen
+            self._check_cancel()
+
+            t_val = time.perf_counter()
+            score, yv, _ = predict(model, data, "val", device, tc.batch_size * 2, channels_last)
+            with torch.no_grad():
+                val_loss = float(loss_fn(torch.logit(torch.from_numpy(score).clamp(1e-6, 1 - 1e-6)).to(device).float().reshape(yv.shape),
+                                         torch.from_numpy(yv).to(device)))
+            vm = binary_metrics(yv, score)
+            record = {"epoch": epoch + 1, "train_loss": total_loss / max(n_seen, 1), "val_loss": val_loss,
+                      "val_auroc": vm["auroc"], "val_auprc": vm["auprc"], "lr": opt.param_groups[-1]["lr"],
+                      "seconds": epoch_seconds, "val_seconds": time.perf_counter() - t_val,
+                      "images_per_s": n_seen / max(epoch_seconds, 1e-9)}
+            self.store.append_history(self.run_id, record)
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(val_loss)
+            sel = -val_loss if tc.select_by == "val_loss" else record[tc.select_by]
+            sel = -math.inf if math.isnan(sel) else sel
+            if sel > best["score"]:
+                best, stale = {"score": sel, "epoch": epoch}, 0
+                torch.save({"state_dict": model.state_dict(), "epoch": epoch + 1, "config": cfg.to_json()}, self.folder / "model.pt")
+            else:
+                stale += 1
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict() if sched is not None else None, "generator": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_score": best["score"],
+                        "best_epoch": best["epoch"], "seen": seen, "train_seconds": train_seconds}, last_ckpt)
+            self.emit({"type": "epoch", **record, "epochs": tc.epochs, "best_epoch": best["epoch"] + 1}, persist=True)
+            if tc.patience and stale >= tc.patience:
+                self.emit({"type": "status", "phase": f"early stop after epoch {epoch + 1}"}, persist=True)
+                break
+
+        return self._evaluate(model, data, device, channels_last, seen, train_seconds, best)
+
+    def _evaluate(self, model, data: ImageSet, device, channels_last, seen, train_seconds, best) -> dict:
+        tc = self.cfg.train
+        self.emit({"type": "status", "phase": "evaluating on the test split"}, persist=True)
+        ck = torch.load(self.folder / "model.pt", map_location=device, weights_only=True)
+        model.load_state_dict(ck["state_dict"])
+        score, y, idx = predict(model, data, "test", device, tc.batch_size * 2, channels_last)
+        self.store.write_predictions(self.run_id, index=idx, y_true=y, y_score=score)
+        yb, sb = (y, score) if y.ndim == 1 else (y.max(1), score.max(1))
+        test = {**binary_metrics(y, score), "n": int(len(y)), "n_pos": int(yb.sum())}
+        if y.ndim == 1:
+            test["auprc_trapezoid"] = M.auprc_trapezoid(y, score)
+            ci = M.bootstrap_ci(y, score, n_boot=tc.bootstrap, seed=tc.seed)
+            test["auroc_ci"], test["auprc_ci"] = list(ci["auroc"]), list(ci["auprc"])
+        else:
+            test["auroc_ci"] = test["auprc_ci"] = [float("nan"), float("nan")]
+        cpu_model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+        y_train = data.y(data.splits["train"])
+        metrics = {
+            "test": test,
+            "val": {"best_epoch": best["epoch"] + 1, "selected_by": tc.select_by},
+            "train": {"n": int(len(y_train)), "n_pos": int((y_train if y_train.ndim == 1 else y_train.max(1)).sum()),
+                      "images_per_s": seen / max(train_seconds, 1e-9), "seconds": train_seconds, "device": str(device)},
+            "model": {**count_params(cpu_model), "macs": macs(cpu_model, data.image_size, data.channels),
+                      "latency_ms": latency_ms(cpu_model, data.image_size, 1, data.channels, repeats=5)},
+            "data": {"image_size": data.image_size, "counts": data.counts()},
+        }
+        self.store.write_metrics(self.run_id, metrics)
+        (self.folder / "last.pt").unlink(missing_ok=True)  # the run is complete; model.pt is what stays
+        return metrics
+
+
+def run(cfg: RunConfig, store: RunStore, run_id: str, cancel=None, callback=None, resume: bool = False) -> dict:
+    """Train run ``run_id`` (already created in ``store``); returns its final status."""
+    return Trainer(cfg, store, run_id, cancel, callback).run(resume)

@@ -1,0 +1,202 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from medtl.cli import main
+from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from medtl.jobs import JobQueue
+from medtl.runs import RunStore
+from medtl import train
+
+CONTRACT = ("config.json", "status.json", "history.jsonl", "metrics.json", "predictions.npz", "model.pt")
+
+
+def tiny(**train_kw) -> RunConfig:
+    t = {"epochs": 2, "batch_size": 16, "bootstrap": 50, **train_kw}
+    return RunConfig(DataConfig(n_images=120, image_size=32), ModelConfig("resnet18", "truncate", "layer1", "random"), TrainConfig(**t))
+
+
+def wait_for(pred, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_tiny_run_end_to_end(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = tiny()
+    rid = store.create(cfg)
+    events = []
+    status = train.run(cfg, store, rid, callback=events.append)
+    assert status["state"] == "done", status
+    for f in CONTRACT:
+        assert (store.path(rid) / f).is_file(), f
+    assert not (store.path(rid) / "last.pt").exists()
+    m = store.metrics(rid)
+    for key in ("auroc", "auprc", "auroc_ci", "auprc_ci", "n", "n_pos"):
+        assert key in m["test"]
+    assert m["test"]["auroc_ci"][0] <= m["test"]["auroc"] <= m["test"]["auroc_ci"][1]
+    for key in ("n", "n_pos", "images_per_s", "seconds"):
+        assert key in m["train"]
+    for key in ("params", "macs", "latency_ms"):
+        assert m["model"][key] > 0
+    assert len(store.history(rid)) == 2
+    assert {e["type"] for e in events} >= {"batch", "epoch", "status"}
+    pred = store.predictions(rid)
+    assert pred["y_score"].shape == pred["y_true"].shape == (m["test"]["n"],)
+    assert store.config(rid) == cfg
+    assert RunConfig.load(store.path(rid) / "config.json") == cfg  # re-runnable from its config
+    table = store.table()
+    assert table.loc[0, "test.auroc"] == m["test"]["auroc"] and table.loc[0, "model.backbone"] == "resnet18"
+
+
+def test_same_seed_same_first_epoch_loss(tmp_path):
+    store = RunStore(tmp_path)
+    losses = []
+    for _ in range(2):
+        rid = store.create(tiny(epochs=1))
+        train.run(store.config(rid), store, rid)
+        losses.append(store.history(rid)[0]["train_loss"])
+    assert losses[0] == losses[1]
+    rid = store.create(tiny(epochs=1, seed=1))
+    train.run(store.config(rid), store, rid)
+    assert store.history(rid)[0]["train_loss"] != losses[0]
+
+
+def test_queue_cancel_mid_epoch_and_failure_isolation(tmp_path):
+    store = RunStore(tmp_path)
+    q = JobQueue(store)
+    try:
+        slow = q.submit(tiny(epochs=50))
+        assert wait_for(lambda: q.snapshot().get(slow, {}).get("batch", 0) >= 2)
+        t = time.time()
+        assert q.cancel(slow)
+        assert wait_for(lambda: store.status(slow)["state"] == "cancelled", 30)
+        assert time.time() - t < 10  # within about one batch
+
+        bad = tiny(epochs=1)
+        bad = bad.replace(model=bad.model.replace(init=f"file:{tmp_path / 'missing.pt'}"))
+        failing, healthy = q.submit(bad), q.submit(tiny(epochs=1))
+        queued = q.submit(tiny(epochs=1, seed=5))
+        q.cancel(queued)  # cancelled while queued: never runs
+        assert q.wait(180)
+        assert store.status(failing)["state"] == "failed"
+        assert "missing.pt does not exist" in store.status(failing)["error"]
+        assert store.status(healthy)["state"] == "done"
+        assert store.status(queued)["state"] == "cancelled"
+    finally:
+        q.shutdown()
+
+
+def test_killed_process_is_interrupted_then_resumed(tmp_path):
+    """A real training process is killed after its first epoch; recovery marks the run interrupted
+    and resume continues from the epoch checkpoint."""
+    store = RunStore(tmp_path)
+    cfg = tiny(epochs=3)
+    rid = store.create(cfg)
+    code = (
+        "import sys; from medtl.runs import RunStore; from medtl import train;"
+        f"s = RunStore({str(tmp_path)!r}); train.run(s.config({rid!r}), s, {rid!r})"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
+    try:
+        assert wait_for(lambda: len(store.history(rid)) >= 1 and (store.path(rid) / "last.pt").exists(), 180)
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert store.status(rid)["state"] == "running"
+    q = JobQueue(store)  # start-up recovery
+    try:
+        assert q.interrupted == [rid]
+        assert store.status(rid)["state"] == "interrupted"
+        q.resume(rid)
+        assert q.wait(180)
+    finally:
+        q.shutdown()
+    assert store.status(rid)["state"] == "done"
+    epochs = [h["epoch"] for h in store.history(rid)]
+    assert epochs == [1, 2, 3]
+
+
+def test_nan_loss_is_a_readable_failure(tmp_path):
+    """A backbone initialised from a file holding a NaN weight makes the first loss NaN."""
+    import torch
+
+    from medtl.models import build
+
+    cfg = tiny(epochs=1)
+    src = build(cfg.model, 32)
+    with torch.no_grad():
+        src.backbone.conv1.weight[0, 0, 0, 0] = float("nan")
+    torch.save(src.state_dict(), tmp_path / "nan.pt")
+    store = RunStore(tmp_path / "runs")
+    bad = cfg.replace(model=cfg.model.replace(init=f"file:{tmp_path / 'nan.pt'}"))
+    rid = store.create(bad)
+    status = train.run(bad, store, rid)
+    assert status["state"] == "failed"
+    assert "The loss became nan at epoch 1, batch 1" in status["error"] and "Lower the learning rate" in status["error"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"epochs": 0}, "epochs must be"), ({"lr": 5}, "lr must be"), ({"optimizer": "lion"}, "optimizer must be one of"),
+     ({"device": "tpu"}, "device must be one of"), ({"select_by": "acc"}, "select_by must be")],
+)
+def test_train_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_run_config_checks_cbr_minimum():
+    with pytest.raises(ValueError, match="at least 91 px"):
+        RunConfig(DataConfig(image_size=64), ModelConfig("cbr_tiny", "finetune", "full", "random"))
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+TINY_FLAGS = ["--n-images", "120", "--image-size", "32", "--epochs", "1", "--batch-size", "16"]
+
+
+def test_cli_train_summary_and_bad_input(tmp_path, capsys):
+    rc = main(["train", "--backbone", "resnet18", "--strategy", "truncate", "--cut", "layer1", "--init", "random",
+               "--runs-dir", str(tmp_path), *TINY_FLAGS])
+    out = capsys.readouterr().out
+    assert rc == 0 and "test AUROC" in out and "AUPRC" in out
+    assert main(["train", "--backbone", "resnet18", "--cut", "layer9", "--runs-dir", str(tmp_path)]) == 2
+    assert "Unknown cut 'layer9'" in capsys.readouterr().err
+    assert main(["train", "--dataset", "folder:/no/such/dir", "--finding", "x", "--runs-dir", str(tmp_path), *TINY_FLAGS]) == 1
+    assert "does not exist" in capsys.readouterr().out
+    assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["state"] for r in rows] == ["done", "failed"]
+
+
+def test_cli_sweep_runs_once_then_skips(tmp_path, capsys):
+    args = ["sweep", "--cut", "layer1,layer2", "--init", "random", "--seed", "0,1", "--runs-dir", str(tmp_path), *TINY_FLAGS]
+    assert main([*args, "--dry-run"]) == 0
+    assert "4 run(s)" in capsys.readouterr().out
+    assert main(args) == 0
+    assert len(RunStore(tmp_path).ids()) == 4
+    capsys.readouterr()
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("skip (done") == 4
+    assert len(RunStore(tmp_path).ids()) == 4
+    assert main([*args, "--emit", str(tmp_path / "emit")]) == 0
+    files = sorted((tmp_path / "emit").glob("*.json"))
+    assert len(files) == 4
+    assert main(["train", "--config", str(files[0]), "--runs-dir", str(tmp_path / "other")]) == 0
+
+
+def test_cli_sweep_invalid_combination_runs_nothing(tmp_path, capsys):
+    rc = main(["sweep", "--backbone", "cbr_tiny", "--cut", "cbr1,cbr4", "--image-size", "64", "--runs-dir", str(tmp_path)])
+    assert rc == 2 and "invalid" in capsys.readouterr().err
+    assert RunStore(tmp_path).ids() == []
