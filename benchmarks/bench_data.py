@@ -31,8 +31,14 @@ class PILFolder(torch.utils.data.Dataset):
         self.files = sorted(root.rglob("*.jpg"))
         self.labels = [float(f.parent.name == "pos") for f in self.files]
         self.tf = T.Compose(
-            [T.Grayscale(), T.Resize(size), T.CenterCrop(size), T.RandomResizedCrop(size, scale=(0.85, 1.0), ratio=(0.9, 1.1)),
-             T.RandomRotation(7), T.ToTensor()]
+            [
+                T.Grayscale(),
+                T.Resize(size),
+                T.CenterCrop(size),
+                T.RandomResizedCrop(size, scale=(0.85, 1.0), ratio=(0.9, 1.1)),
+                T.RandomRotation(7),
+                T.ToTensor(),
+            ]
         )
 
     def __len__(self):

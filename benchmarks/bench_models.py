@@ -35,8 +35,13 @@ def main() -> None:
             for cut, r in results.items():
                 rows.append(
                     [
-                        backbone, size, cut, f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e9:.3f} G",
-                        f"{r['latency_ms_b1']:.1f}", f"{r['latency_ms_b32']:.2f}",
+                        backbone,
+                        size,
+                        cut,
+                        f"{r['params'] / 1e6:.2f} M",
+                        f"{r['macs'] / 1e9:.3f} G",
+                        f"{r['latency_ms_b1']:.1f}",
+                        f"{r['latency_ms_b32']:.2f}",
                         f"{base['latency_ms_b32'] / r['latency_ms_b32']:.1f}x",
                     ]
                 )

@@ -53,5 +53,7 @@ def export_synth_jpegs(folder: Path, n: int, size: tuple[int, int] = (320, 390),
     for i in range(n):
         d = folder / ("pos" if labels[i, col] else "neg")
         d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.asarray(images[i, 0])).resize(size, Image.Resampling.BILINEAR).save(d / f"{i:05d}.jpg", quality=90)
+        Image.fromarray(np.asarray(images[i, 0])).resize(size, Image.Resampling.BILINEAR).save(
+            d / f"{i:05d}.jpg", quality=90
+        )
     return folder

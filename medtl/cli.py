@@ -55,7 +55,9 @@ def _models_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("backbone", nargs="?", help="list this backbone's cut points (omit for the table of backbones)")
     p.add_argument("--image-size", type=int, default=224, help="input size for MACs (default %(default)s)")
     p.add_argument("--level", choices=("block", "all"), default="all", help="block-level cuts only, or all")
-    p.add_argument("--download", metavar="NAME", help="download NAME's ImageNet weights into the torch cache (needs internet)")
+    p.add_argument(
+        "--download", metavar="NAME", help="download NAME's ImageNet weights into the torch cache (needs internet)"
+    )
     p.add_argument("--weights", default="IMAGENET1K_V1", help="weights version for --download (default %(default)s)")
     p.add_argument("--json", action="store_true")
 
@@ -86,7 +88,9 @@ def _models_run(a: argparse.Namespace) -> int:
         else:
             print(f"{'backbone':14}{'family':10}{'cuts':>5}{'min px':>8}  {'ImageNet weights':18}description")
             for r in rows:
-                print(f"{r['backbone']:14}{r['family']:10}{r['cuts']:>5}{r['min_size']:>8}  {r['imagenet']:18}{r['description']}")
+                print(
+                    f"{r['backbone']:14}{r['family']:10}{r['cuts']:>5}{r['min_size']:>8}  {r['imagenet']:18}{r['description']}"
+                )
             print(f"\nImageNet weights are read from {weights.checkpoint_dir()}")
         return 0
     rows = cut_table(a.backbone, a.image_size)
@@ -103,7 +107,12 @@ def _models_run(a: argparse.Namespace) -> int:
 
 
 def _data_configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", nargs="?", default="synthetic", help="synthetic | medmnist:FILE | chexpert:ROOT | folder:ROOT | csv:FILE")
+    p.add_argument(
+        "spec",
+        nargs="?",
+        default="synthetic",
+        help="synthetic | medmnist:FILE | chexpert:ROOT | folder:ROOT | csv:FILE",
+    )
     p.add_argument("--finding", help="target finding / positive class ('all' = multi-label where supported)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--train-size", help="fraction (0.05), percentage (5%%) or count (500) of the training split")
@@ -111,7 +120,9 @@ def _data_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="seed of generated train/val/test splits")
     p.add_argument("--n-images", type=int, default=3000, help="SynthCXR: number of images")
     p.add_argument("--prevalence", type=float, default=0.25, help="SynthCXR: prevalence of the target finding")
-    p.add_argument("--difficulty", type=float, default=0.3, help="SynthCXR: 0 = large, clear findings; 1 = small, faint")
+    p.add_argument(
+        "--difficulty", type=float, default=0.3, help="SynthCXR: 0 = large, clear findings; 1 = small, faint"
+    )
     p.add_argument("--uncertainty", default="ones", help="CheXpert: label -1 as ones | zeros | ignore")
     p.add_argument("--all-views", action="store_true", help="CheXpert: keep lateral views too")
     p.add_argument("--skip-bad", action="store_true", help="leave unreadable images out (counted) instead of failing")
@@ -124,9 +135,18 @@ def data_config_from_args(a: argparse.Namespace):
 
     finding = a.finding if a.finding is not None else ("nodule" if a.spec == "synthetic" else None)
     return DataConfig(
-        dataset=a.spec, finding=finding, image_size=a.image_size, train_size=a.train_size, seed=a.seed, split_seed=a.split_seed,
-        n_images=a.n_images, prevalence=a.prevalence, difficulty=a.difficulty, uncertainty=a.uncertainty,
-        frontal_only=not a.all_views, skip_bad=a.skip_bad,
+        dataset=a.spec,
+        finding=finding,
+        image_size=a.image_size,
+        train_size=a.train_size,
+        seed=a.seed,
+        split_seed=a.split_seed,
+        n_images=a.n_images,
+        prevalence=a.prevalence,
+        difficulty=a.difficulty,
+        uncertainty=a.uncertainty,
+        frontal_only=not a.all_views,
+        skip_bad=a.skip_bad,
     )
 
 
@@ -140,11 +160,20 @@ def _data_run(a: argparse.Namespace) -> int:
     if a.preview:
         save_contact_sheet(ds, a.preview)
     if a.json:
-        out = {"dataset": cfg.dataset, "target": ds.target_name, "labels": list(ds.label_names), "image_size": ds.image_size,
-               "channels": ds.channels, "splits": counts, "skipped": ds.info.get("skipped", 0)}
+        out = {
+            "dataset": cfg.dataset,
+            "target": ds.target_name,
+            "labels": list(ds.label_names),
+            "image_size": ds.image_size,
+            "channels": ds.channels,
+            "splits": counts,
+            "skipped": ds.info.get("skipped", 0),
+        }
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{cfg.label} · {ds.image_size}px · {ds.channels} channel(s) · target {ds.target_name!r} · {ds.info.get('source', '')}")
+    print(
+        f"{cfg.label} · {ds.image_size}px · {ds.channels} channel(s) · target {ds.target_name!r} · {ds.info.get('source', '')}"
+    )
     print(f"{'split':8}{'images':>9}{'positives':>11}{'prevalence':>12}")
     for name, c in counts.items():
         print(f"{name:8}{c['n']:>9}{c['n_pos']:>11}{c['prevalence']:>12.3f}")
@@ -159,14 +188,27 @@ def _data_run(a: argparse.Namespace) -> int:
 
 # flag -> (config part, field, type); every flag defaults to None = "keep the config's value"
 RUN_FLAGS = {
-    "dataset": ("data", "dataset", str), "finding": ("data", "finding", str), "train_size": ("data", "train_size", str),
-    "image_size": ("data", "image_size", int), "n_images": ("data", "n_images", int),
-    "prevalence": ("data", "prevalence", float), "difficulty": ("data", "difficulty", float),
-    "backbone": ("model", "backbone", str), "strategy": ("model", "strategy", str), "cut": ("model", "cut", str),
-    "init": ("model", "init", str), "weights": ("model", "weights", str), "head": ("model", "head", str),
-    "epochs": ("train", "epochs", int), "batch_size": ("train", "batch_size", int), "lr": ("train", "lr", float),
-    "optimizer": ("train", "optimizer", str), "schedule": ("train", "schedule", str), "patience": ("train", "patience", int),
-    "seed": ("train", "seed", int), "device": ("train", "device", str),
+    "dataset": ("data", "dataset", str),
+    "finding": ("data", "finding", str),
+    "train_size": ("data", "train_size", str),
+    "image_size": ("data", "image_size", int),
+    "n_images": ("data", "n_images", int),
+    "prevalence": ("data", "prevalence", float),
+    "difficulty": ("data", "difficulty", float),
+    "backbone": ("model", "backbone", str),
+    "strategy": ("model", "strategy", str),
+    "cut": ("model", "cut", str),
+    "init": ("model", "init", str),
+    "weights": ("model", "weights", str),
+    "head": ("model", "head", str),
+    "epochs": ("train", "epochs", int),
+    "batch_size": ("train", "batch_size", int),
+    "lr": ("train", "lr", float),
+    "optimizer": ("train", "optimizer", str),
+    "schedule": ("train", "schedule", str),
+    "patience": ("train", "patience", int),
+    "seed": ("train", "seed", int),
+    "device": ("train", "device", str),
 }
 SWEEP_AXES = ("backbone", "strategy", "cut", "init", "train_size", "seed")
 
@@ -179,8 +221,13 @@ def _run_flags(p: argparse.ArgumentParser, lists: bool = False) -> None:
     p.add_argument("--config", help="start from this RunConfig JSON (e.g. runs/<id>/config.json); flags override it")
     for flag, (_, field, typ) in RUN_FLAGS.items():
         many = lists and flag in SWEEP_AXES
-        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=str if many else typ, default=None,
-                       help=f"{'comma-separated ' if many else ''}{field}")
+        p.add_argument(
+            "--" + flag.replace("_", "-"),
+            dest=flag,
+            type=str if many else typ,
+            default=None,
+            help=f"{'comma-separated ' if many else ''}{field}",
+        )
     _runs_dir_arg(p)
 
 
@@ -226,12 +273,16 @@ def _progress_printer():
             if bar is None or bar.desc != f"epoch {e['epoch']}/{e['epochs']}":
                 if bar is not None:
                     bar.close()
-                bar = state["bar"] = tqdm(total=e["batches"], desc=f"epoch {e['epoch']}/{e['epochs']}", unit="batch", leave=True)
+                bar = state["bar"] = tqdm(
+                    total=e["batches"], desc=f"epoch {e['epoch']}/{e['epochs']}", unit="batch", leave=True
+                )
             bar.n = e["batch"]
             bar.set_postfix(loss=f"{e['loss']:.4f}", img_s=f"{e['images_per_s']:.0f}", refresh=False)
             bar.refresh()
         elif e.get("type") == "epoch" and bar is not None:
-            bar.set_postfix(loss=f"{e['train_loss']:.4f}", val_auroc=f"{e['val_auroc']:.3f}", val_auprc=f"{e['val_auprc']:.3f}")
+            bar.set_postfix(
+                loss=f"{e['train_loss']:.4f}", val_auroc=f"{e['val_auroc']:.3f}", val_auprc=f"{e['val_auprc']:.3f}"
+            )
             bar.close()
             state["bar"] = None
         elif e.get("type") == "status" and e.get("phase"):
@@ -244,8 +295,10 @@ def _summary(store, run_id: str, status: dict) -> str:
     if status.get("state") != "done":
         return f"{status.get('state')}: {status.get('error')}"
     t = store.metrics(run_id)["test"]
-    return (f"test AUROC {t['auroc']:.3f} [{t['auroc_ci'][0]:.3f}, {t['auroc_ci'][1]:.3f}] · "
-            f"AUPRC {t['auprc']:.3f} [{t['auprc_ci'][0]:.3f}, {t['auprc_ci'][1]:.3f}] · n={t['n']} ({t['n_pos']} positive)")
+    return (
+        f"test AUROC {t['auroc']:.3f} [{t['auroc_ci'][0]:.3f}, {t['auroc_ci'][1]:.3f}] · "
+        f"AUPRC {t['auprc']:.3f} [{t['auprc_ci'][0]:.3f}, {t['auprc_ci'][1]:.3f}] · n={t['n']} ({t['n_pos']} positive)"
+    )
 
 
 def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str, dict]:
@@ -270,7 +323,9 @@ def _train_run(a: argparse.Namespace) -> int:
 def _sweep_configure(p: argparse.ArgumentParser) -> None:
     _run_flags(p, lists=True)
     p.add_argument("--dry-run", action="store_true", help="print the expanded runs and exit")
-    p.add_argument("--emit", metavar="DIR", help="write one config JSON per run into DIR (for a cluster scheduler) and exit")
+    p.add_argument(
+        "--emit", metavar="DIR", help="write one config JSON per run into DIR (for a cluster scheduler) and exit"
+    )
 
 
 def expand_sweep(a: argparse.Namespace) -> list:
@@ -292,7 +347,9 @@ def expand_sweep(a: argparse.Namespace) -> list:
             seen.add(cfg.key())
             configs.append(cfg)
     if errors:
-        raise ValueError(f"{len(errors)} combination(s) of the sweep are invalid, nothing was run:\n  " + "\n  ".join(errors))
+        raise ValueError(
+            f"{len(errors)} combination(s) of the sweep are invalid, nothing was run:\n  " + "\n  ".join(errors)
+        )
     return configs
 
 
@@ -342,8 +399,13 @@ def _runs_run(a: argparse.Namespace) -> int:
     if a.action != "list" and not a.run_id:
         raise ValueError(f"'runs {a.action}' needs a run id (see 'python -m medtl runs')")
     if a.action == "show":
-        out = {"id": a.run_id, "config": store.config(a.run_id).to_dict(), "status": store.status(a.run_id),
-               "metrics": store.metrics(a.run_id), "history": store.history(a.run_id)}
+        out = {
+            "id": a.run_id,
+            "config": store.config(a.run_id).to_dict(),
+            "status": store.status(a.run_id),
+            "metrics": store.metrics(a.run_id),
+            "history": store.history(a.run_id),
+        }
         print(json.dumps(out, indent=2, default=str))
         return 0
     if a.action == "delete":
@@ -360,8 +422,16 @@ def _runs_run(a: argparse.Namespace) -> int:
     for run_id in store.ids():
         st, m = store.status(run_id), store.metrics(run_id) or {}
         t = m.get("test", {})
-        rows.append({"id": run_id, "name": st.get("name"), "state": st.get("state"), "auroc": t.get("auroc"),
-                     "auprc": t.get("auprc"), "error": st.get("error")})
+        rows.append(
+            {
+                "id": run_id,
+                "name": st.get("name"),
+                "state": st.get("state"),
+                "auroc": t.get("auroc"),
+                "auprc": t.get("auprc"),
+                "error": st.get("error"),
+            }
+        )
     if a.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -375,13 +445,54 @@ def _runs_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id")
+    p.add_argument("--n", type=int, default=16, help="positive test images to explain (default %(default)s)")
+    p.add_argument("--out", help="folder for overlay PNGs")
+    p.add_argument("--no-sanity", action="store_true", help="skip the randomised-weights check")
+    p.add_argument("--json", action="store_true")
+    _runs_dir_arg(p)
+
+
+def _explain_run(a: argparse.Namespace) -> int:
+    from medtl.explain import explain_run
+    from medtl.runs import RunStore
+
+    if a.n < 1:
+        raise ValueError(f"--n must be at least 1. Got {a.n}")
+    r = explain_run(RunStore(a.runs_dir), a.run_id, a.n, a.out, sanity=not a.no_sanity)
+    if a.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    if not r.get("n"):
+        print(
+            f"{a.run_id}: no lesion masks for these images, so no pointing-game scores (maps written: {r.get('out', '-')})"
+        )
+        return 0
+    print(f"{a.run_id}: Grad-CAM on {r['n']} positive test images")
+    print(f"  pointing game   {r['pointing_game']:.3f}   (uniform random maps: {r['pointing_game_random']:.3f})")
+    print(f"  energy in mask  {r['energy_in_mask']:.3f}   (uniform random maps: {r['energy_in_mask_random']:.3f})")
+    if "randomized_weights_rank_corr" in r:
+        print(
+            f"  rank correlation with randomised weights: {r['randomized_weights_rank_corr']:.3f} (lower = the maps depend on the weights)"
+        )
+    if r.get("out"):
+        print(f"  overlays: {r['out']}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "toy": ("ROC vs PR on the ranked-classifier imbalance example", _toy_configure, _toy_run),
     "models": ("backbones, their cut points, parameters and MACs", _models_configure, _models_run),
     "data": ("dataset splits, counts and a preview contact sheet", _data_configure, _data_run),
     "train": ("train one run and record it in the runs folder", _train_configure, _train_run),
-    "sweep": ("expand a grid of runs (comma-separated axes) and train them, skipping done ones", _sweep_configure, _sweep_run),
+    "sweep": (
+        "expand a grid of runs (comma-separated axes) and train them, skipping done ones",
+        _sweep_configure,
+        _sweep_run,
+    ),
     "runs": ("list, show, delete or resume recorded runs", _runs_configure, _runs_run),
+    "explain": ("Grad-CAM maps of a run and how well they point at the lesions", _explain_configure, _explain_run),
 }
 
 

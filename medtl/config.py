@@ -111,7 +111,9 @@ class ModelConfig(_Config):
         if self.grayscale not in GRAYSCALE:
             raise _bad("grayscale", self.grayscale, f"one of {', '.join(GRAYSCALE)}")
         if self.slim and (self.strategy != "transfusion" or self.backbone != "resnet50"):
-            raise ValueError("slim=True is defined for strategy 'transfusion' on resnet50 (sun-umn/TTL's slim_resnet50)")
+            raise ValueError(
+                "slim=True is defined for strategy 'transfusion' on resnet50 (sun-umn/TTL's slim_resnet50)"
+            )
 
     @property
     def label(self) -> str:
@@ -165,7 +167,11 @@ class DataConfig(_Config):
 
         kind = self.kind
         if kind not in DATASET_KINDS:
-            raise _bad("dataset", self.dataset, "'synthetic' or one of 'medmnist:', 'chexpert:', 'folder:', 'csv:' followed by a path")
+            raise _bad(
+                "dataset",
+                self.dataset,
+                "'synthetic' or one of 'medmnist:', 'chexpert:', 'folder:', 'csv:' followed by a path",
+            )
         if kind != "synthetic" and not self.source:
             raise ValueError(f"dataset {self.dataset!r} needs a path after '{kind}:'")
         if not isinstance(self.image_size, int) or not 28 <= self.image_size <= 512:
@@ -197,6 +203,11 @@ class DataConfig(_Config):
     @property
     def source(self) -> str:
         return self.dataset.split(":", 1)[1] if ":" in self.dataset else ""
+
+    def test_split_key(self) -> str:
+        """Equal for configs that share images and test split (the data-poor subset and its seed aside)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("train_size", "seed")}
+        return json.dumps(d, sort_keys=True)
 
     @property
     def label(self) -> str:

@@ -118,8 +118,12 @@ class JobQueue:
         for run_id in self.store.orphans():
             st = self.store.status(run_id)
             if st.get("state") == "running":
-                self.store.write_status(run_id, state="interrupted", finished=now(),
-                                        error="The process training this run stopped; resume it to continue from its last epoch")
+                self.store.write_status(
+                    run_id,
+                    state="interrupted",
+                    finished=now(),
+                    error="The process training this run stopped; resume it to continue from its last epoch",
+                )
                 self.interrupted.append(run_id)
             else:
                 self.store.write_status(run_id, pid=None)
@@ -129,7 +133,9 @@ class JobQueue:
         with self._lock:
             live = self._live.setdefault(run_id, {})
             if event.get("type") == "epoch":
-                live.setdefault("epochs_done", []).append({k: event[k] for k in ("epoch", "train_loss", "val_loss", "val_auroc", "val_auprc")})
+                live.setdefault("epochs_done", []).append(
+                    {k: event[k] for k in ("epoch", "train_loss", "val_loss", "val_auroc", "val_auprc")}
+                )
             live.update({k: v for k, v in event.items() if k != "type"})
 
     def _loop(self) -> None:
@@ -151,7 +157,9 @@ class JobQueue:
             except Exception as e:  # noqa: BLE001 - the worker must survive anything a run does
                 log.exception("run %s crashed", job.run_id)
                 try:
-                    self.store.write_status(job.run_id, state="failed", finished=now(), error=f"{type(e).__name__}: {e}")
+                    self.store.write_status(
+                        job.run_id, state="failed", finished=now(), error=f"{type(e).__name__}: {e}"
+                    )
                 except OSError:
                     pass
             finally:

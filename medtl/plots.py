@@ -305,3 +305,92 @@ def toy_bars(results: Mapping) -> go.Figure:
         legend=dict(orientation="h", y=-0.15),
     )
     return fig
+
+
+# --- training and comparison ------------------------------------------------------------------------
+
+
+def training_curves(history: Sequence[Mapping[str, float]], height: int = 220) -> go.Figure:
+    """Loss (left axis) and validation AUROC / AUPRC (right axis) per epoch."""
+    ep = [h["epoch"] for h in history]
+    fig = go.Figure()
+    fig.add_scatter(x=ep, y=[h["train_loss"] for h in history], name="train loss", line=dict(color=PALETTE[0]))
+    fig.add_scatter(x=ep, y=[h["val_loss"] for h in history], name="val loss", line=dict(color=PALETTE[0], dash="dot"))
+    fig.add_scatter(
+        x=ep, y=[h["val_auroc"] for h in history], name="val AUROC", yaxis="y2", line=dict(color=PALETTE[1])
+    )
+    fig.add_scatter(
+        x=ep, y=[h["val_auprc"] for h in history], name="val AUPRC", yaxis="y2", line=dict(color=PALETTE[2])
+    )
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(title="epoch", dtick=1),
+        yaxis=dict(title="loss"),
+        yaxis2=dict(title="val metric", overlaying="y", side="right", range=[0, 1]),
+        legend=dict(orientation="h", y=-0.3),
+    )
+    return fig
+
+
+def truncation_figure(summary, metric_label: str, secondary_label: str | None = None) -> go.Figure:
+    """Metric against cut depth, one line per group (initialisation · size), mean ± std over seeds;
+    optionally a second axis (dashed grey) with parameters or latency per cut."""
+    fig = go.Figure()
+    order = summary.sort_values("depth").drop_duplicates("cut")[["depth", "cut"]]
+    for i, (group, g) in enumerate(summary.groupby("group", sort=True)):
+        g = g.sort_values("depth")
+        fig.add_scatter(
+            x=g["cut"],
+            y=g["mean"],
+            error_y=dict(type="data", array=g["std"], visible=True),
+            mode="lines+markers",
+            name=group,
+            line=dict(color=PALETTE[i % len(PALETTE)], width=2.5),
+            marker=dict(size=9),
+            customdata=np.stack([g["std"], g["count"]], axis=1),
+            hovertemplate="%{x}: %{y:.3f} ± %{customdata[0]:.3f} (n=%{customdata[1]})<extra>" + group + "</extra>",
+        )
+    if secondary_label:
+        sec = summary.sort_values("depth").drop_duplicates("cut")
+        fig.add_scatter(
+            x=sec["cut"],
+            y=sec["secondary"],
+            name=secondary_label,
+            yaxis="y2",
+            mode="lines+markers",
+            line=dict(color="grey", dash="dash", width=1.5),
+            marker=dict(symbol="square", size=7),
+        )
+    fig.update_layout(
+        template="plotly_white",
+        height=460,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=-0.25),
+        xaxis=dict(
+            title="cut point (bottom → top of the network)", categoryorder="array", categoryarray=list(order["cut"])
+        ),
+        yaxis=dict(title=f"test {metric_label}"),
+        yaxis2=dict(title=secondary_label or "", overlaying="y", side="right", showgrid=False, type="log")
+        if secondary_label
+        else None,
+    )
+    return fig
+
+
+def seed_figure(values: Mapping[str, Sequence[float]], metric_label: str) -> go.Figure:
+    """Per configuration, the metric of each seed (points) and their spread (box)."""
+    fig = go.Figure()
+    for i, (label, v) in enumerate(values.items()):
+        fig.add_box(
+            y=list(v), name=label, boxpoints="all", jitter=0.3, pointpos=0, marker_color=PALETTE[i % len(PALETTE)]
+        )
+    fig.update_layout(
+        template="plotly_white",
+        height=380,
+        showlegend=False,
+        yaxis=dict(title=f"test {metric_label}"),
+        margin=dict(l=10, r=10, t=10, b=10),
+    )
+    return fig

@@ -146,7 +146,10 @@ class RunStore:
         return RunConfig.load(self._require(run_id) / "config.json")
 
     def status(self, run_id: str) -> dict:
-        return self._read_json(self._require(run_id) / "status.json") or {"state": "failed", "error": "status.json unreadable"}
+        return self._read_json(self._require(run_id) / "status.json") or {
+            "state": "failed",
+            "error": "status.json unreadable",
+        }
 
     def metrics(self, run_id: str) -> dict | None:
         return self._read_json(self._require(run_id) / "metrics.json")
@@ -206,8 +209,13 @@ class RunStore:
                 cfg = self.config(run_id).to_dict()
             except (ValueError, FileNotFoundError):
                 continue  # a config written by an incompatible version
-            row = {"id": run_id, "name": st.get("name"), "state": st.get("state"), "created": st.get("created"),
-                   "error": st.get("error")}
+            row = {
+                "id": run_id,
+                "name": st.get("name"),
+                "state": st.get("state"),
+                "created": st.get("created"),
+                "error": st.get("error"),
+            }
             for part in ("data", "model", "train"):
                 row.update({f"{part}.{k}": v for k, v in cfg[part].items()})
             row.update(_flatten(self.metrics(run_id) or {}))

@@ -53,8 +53,14 @@ def make_csv(root: Path, with_split: bool = True, bad: bool = False) -> Path:
         p = root / "img" / f"{i}.png"
         p.parent.mkdir(exist_ok=True)
         Image.fromarray(gradient(bright=i % 3 == 0)).save(p)
-        rows.append({"path": f"img/{i}.png", "label": int(i % 3 == 0), "patient_id": f"p{i // 2}",
-                     "split": ["train", "train", "train", "val", "test"][i % 5]})
+        rows.append(
+            {
+                "path": f"img/{i}.png",
+                "label": int(i % 3 == 0),
+                "patient_id": f"p{i // 2}",
+                "split": ["train", "train", "train", "val", "test"][i % 5],
+            }
+        )
     if bad:
         (root / "img" / "broken.png").write_bytes(b"not a png")
         rows.append({"path": "img/broken.png", "label": 0, "patient_id": "px", "split": "train"})

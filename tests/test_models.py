@@ -29,7 +29,9 @@ def test_every_published_cut_matches_a_dry_forward(backbone):
         net = registry.truncate(full, point.stage)
         y = net(x)
         assert y.shape[1] == point.channels, point
-        expected = cbr.output_size(backbone, size, point.stage + 1) if backbone.startswith("cbr") else size // point.reduction
+        expected = (
+            cbr.output_size(backbone, size, point.stage + 1) if backbone.startswith("cbr") else size // point.reduction
+        )
         assert y.shape[-1] == expected, point
         y.mean().backward()  # every cut trains
     # Names are torchvision's: a truncated state dict is a subset of the full one.
@@ -49,7 +51,11 @@ def _representative_cuts(backbone):
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_every_strategy_builds_and_trains(backbone, strategy):
     size = _size(backbone)
-    cuts = ["full"] if strategy == "finetune" else _representative_cuts(backbone) + (["full"] if strategy in ("truncate", "linear") else [])
+    cuts = (
+        ["full"]
+        if strategy == "finetune"
+        else _representative_cuts(backbone) + (["full"] if strategy in ("truncate", "linear") else [])
+    )
     for cut in cuts:
         if strategy in ("truncate", "linear") and size < registry.min_input_size(backbone, cut):
             continue
@@ -63,7 +69,9 @@ def test_every_strategy_builds_and_trains(backbone, strategy):
         trainable = sum(p.numel() for g in groups for p in g["params"])
         assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
         head = sum(p.numel() for p in model.head.parameters())
-        all_frozen = strategy == "freeze" and registry.get_cut(backbone, cut).stage == registry.get_cut(backbone, "full").stage
+        all_frozen = (
+            strategy == "freeze" and registry.get_cut(backbone, cut).stage == registry.get_cut(backbone, "full").stage
+        )
         if strategy == "linear" or all_frozen:
             assert trainable == head
         else:
@@ -71,7 +79,9 @@ def test_every_strategy_builds_and_trains(backbone, strategy):
 
 
 def test_resnet50_published_ttl_sizes():
-    bb = lambda cut: sum(p.numel() for p in build(ModelConfig("resnet50", "truncate", cut, "random")).backbone.parameters())
+    bb = lambda cut: sum(
+        p.numel() for p in build(ModelConfig("resnet50", "truncate", cut, "random")).backbone.parameters()
+    )
     assert bb("layer3") == 8_543_296  # TTL-1: stem + layer1-3
     assert bb("layer3.3") == 6_308_928  # TTL-2: stem + 11 bottlenecks
     full = build(ModelConfig("resnet50", "finetune", "full", "random"), 224, in_channels=3)
@@ -95,7 +105,12 @@ def test_truncated_models_are_smaller_and_faster():
 
 
 def test_cbr_minimum_sizes_and_error():
-    assert [cbr.min_input_size(n) for n in ("cbr_large_t", "cbr_large_w", "cbr_small", "cbr_tiny")] == [217, 121, 121, 91]
+    assert [cbr.min_input_size(n) for n in ("cbr_large_t", "cbr_large_w", "cbr_small", "cbr_tiny")] == [
+        217,
+        121,
+        121,
+        91,
+    ]
     with pytest.raises(ValueError, match="at least 91 px"):
         build(ModelConfig("cbr_tiny", "finetune", "full", "random"), image_size=64)
     build(ModelConfig("cbr_tiny", "truncate", "cbr2", "random"), image_size=64)  # a shallower cut fits
@@ -178,7 +193,9 @@ def test_file_init_and_mismatch_listing(tmp_path):
     path = tmp_path / "src.pt"
     torch.save(src.state_dict(), path)  # a MedTL model: its backbone.* keys are used
     m = build(ModelConfig("resnet18", "truncate", "layer2", f"file:{path}"), 64)
-    assert torch.equal(m.backbone.state_dict()["layer2.0.conv1.weight"], src.backbone.state_dict()["layer2.0.conv1.weight"])
+    assert torch.equal(
+        m.backbone.state_dict()["layer2.0.conv1.weight"], src.backbone.state_dict()["layer2.0.conv1.weight"]
+    )
     with pytest.raises(ValueError, match=r"missing in source .*layer4"):
         build(ModelConfig("resnet18", "truncate", "layer4", f"file:{path}"), 64)
     torch.save(torchvision.models.resnet50().state_dict(), path)

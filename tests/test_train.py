@@ -7,18 +7,22 @@ import time
 
 import pytest
 
+from medtl import train
 from medtl.cli import main
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.jobs import JobQueue
 from medtl.runs import RunStore
-from medtl import train
 
 CONTRACT = ("config.json", "status.json", "history.jsonl", "metrics.json", "predictions.npz", "model.pt")
 
 
 def tiny(**train_kw) -> RunConfig:
     t = {"epochs": 2, "batch_size": 16, "bootstrap": 50, **train_kw}
-    return RunConfig(DataConfig(n_images=120, image_size=32), ModelConfig("resnet18", "truncate", "layer1", "random"), TrainConfig(**t))
+    return RunConfig(
+        DataConfig(n_images=120, image_size=32),
+        ModelConfig("resnet18", "truncate", "layer1", "random"),
+        TrainConfig(**t),
+    )
 
 
 def wait_for(pred, timeout=120):
@@ -148,8 +152,13 @@ def test_nan_loss_is_a_readable_failure(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"epochs": 0}, "epochs must be"), ({"lr": 5}, "lr must be"), ({"optimizer": "lion"}, "optimizer must be one of"),
-     ({"device": "tpu"}, "device must be one of"), ({"select_by": "acc"}, "select_by must be")],
+    [
+        ({"epochs": 0}, "epochs must be"),
+        ({"lr": 5}, "lr must be"),
+        ({"optimizer": "lion"}, "optimizer must be one of"),
+        ({"device": "tpu"}, "device must be one of"),
+        ({"select_by": "acc"}, "select_by must be"),
+    ],
 )
 def test_train_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -167,13 +176,30 @@ TINY_FLAGS = ["--n-images", "120", "--image-size", "32", "--epochs", "1", "--bat
 
 
 def test_cli_train_summary_and_bad_input(tmp_path, capsys):
-    rc = main(["train", "--backbone", "resnet18", "--strategy", "truncate", "--cut", "layer1", "--init", "random",
-               "--runs-dir", str(tmp_path), *TINY_FLAGS])
+    rc = main(
+        [
+            "train",
+            "--backbone",
+            "resnet18",
+            "--strategy",
+            "truncate",
+            "--cut",
+            "layer1",
+            "--init",
+            "random",
+            "--runs-dir",
+            str(tmp_path),
+            *TINY_FLAGS,
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "test AUROC" in out and "AUPRC" in out
     assert main(["train", "--backbone", "resnet18", "--cut", "layer9", "--runs-dir", str(tmp_path)]) == 2
     assert "Unknown cut 'layer9'" in capsys.readouterr().err
-    assert main(["train", "--dataset", "folder:/no/such/dir", "--finding", "x", "--runs-dir", str(tmp_path), *TINY_FLAGS]) == 1
+    assert (
+        main(["train", "--dataset", "folder:/no/such/dir", "--finding", "x", "--runs-dir", str(tmp_path), *TINY_FLAGS])
+        == 1
+    )
     assert "does not exist" in capsys.readouterr().out
     assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -181,7 +207,18 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
 
 
 def test_cli_sweep_runs_once_then_skips(tmp_path, capsys):
-    args = ["sweep", "--cut", "layer1,layer2", "--init", "random", "--seed", "0,1", "--runs-dir", str(tmp_path), *TINY_FLAGS]
+    args = [
+        "sweep",
+        "--cut",
+        "layer1,layer2",
+        "--init",
+        "random",
+        "--seed",
+        "0,1",
+        "--runs-dir",
+        str(tmp_path),
+        *TINY_FLAGS,
+    ]
     assert main([*args, "--dry-run"]) == 0
     assert "4 run(s)" in capsys.readouterr().out
     assert main(args) == 0
@@ -197,6 +234,8 @@ def test_cli_sweep_runs_once_then_skips(tmp_path, capsys):
 
 
 def test_cli_sweep_invalid_combination_runs_nothing(tmp_path, capsys):
-    rc = main(["sweep", "--backbone", "cbr_tiny", "--cut", "cbr1,cbr4", "--image-size", "64", "--runs-dir", str(tmp_path)])
+    rc = main(
+        ["sweep", "--backbone", "cbr_tiny", "--cut", "cbr1,cbr4", "--image-size", "64", "--runs-dir", str(tmp_path)]
+    )
     assert rc == 2 and "invalid" in capsys.readouterr().err
     assert RunStore(tmp_path).ids() == []

@@ -63,7 +63,9 @@ def _target(cfg: DataConfig, names: tuple[str, ...]) -> int | None:
     if cfg.finding.isdigit() and cfg.finding not in names:
         i = int(cfg.finding)
         if i >= len(names):
-            raise ValueError(f"Label index {i} is out of range: the dataset has {len(names)} labels ({', '.join(names)})")
+            raise ValueError(
+                f"Label index {i} is out of range: the dataset has {len(names)} labels ({', '.join(names)})"
+            )
         return i
     return names.index(adapters._match(cfg.finding, names, "label"))
 
@@ -94,7 +96,9 @@ def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
             g = None if arrays.groups is None else arrays.groups[tr]
             part = grouped_split(y[tr], g, {"val": cfg.val_fraction, "train": 1 - cfg.val_fraction}, cfg.split_seed)
             splits["val"], splits["train"] = tr[part["val"]], tr[part["train"]]
-    data = ImageSet(arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info))
+    data = ImageSet(
+        arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info)
+    )
     for name, c in data.counts().items():
         if c["n"] and target is not None and c["n_pos"] in (0, c["n"]):
             cls = "positive" if c["n_pos"] == 0 else "negative"

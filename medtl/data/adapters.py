@@ -18,13 +18,36 @@ from medtl.data.cache import Arrays, Manifest, cache_dir
 from medtl.data.decode import IMAGE_SUFFIXES
 
 CHEXPERT_OBSERVATIONS = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
-    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture",
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
     "Support Devices",
 )
 CHESTMNIST_LABELS = (
-    "atelectasis", "cardiomegaly", "effusion", "infiltration", "mass", "nodule", "pneumonia", "pneumothorax",
-    "consolidation", "edema", "emphysema", "fibrosis", "pleural", "hernia",
+    "atelectasis",
+    "cardiomegaly",
+    "effusion",
+    "infiltration",
+    "mass",
+    "nodule",
+    "pneumonia",
+    "pneumothorax",
+    "consolidation",
+    "edema",
+    "emphysema",
+    "fibrosis",
+    "pleural",
+    "hernia",
 )
 
 
@@ -105,7 +128,9 @@ def medmnist(cfg: DataConfig) -> Arrays:
         if len(classes) == 2:  # binary: the positive class is 1 unless chosen
             lab, names = lab[:, 1:], (names[1],)
     else:
-        names = CHESTMNIST_LABELS if lab.shape[1] == len(CHESTMNIST_LABELS) else tuple(str(i) for i in range(lab.shape[1]))
+        names = (
+            CHESTMNIST_LABELS if lab.shape[1] == len(CHESTMNIST_LABELS) else tuple(str(i) for i in range(lab.shape[1]))
+        )
         lab = lab.astype(np.float32)
     imgs = np.concatenate(images)
     return Arrays(imgs, lab, names, None, np.array(split), {"source": f"MedMNIST {path.name}", "skipped": 0})
@@ -173,7 +198,14 @@ def folder(cfg: DataConfig) -> Manifest:
                     split.append(part)
     if not paths:
         raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {root}")
-    return Manifest(paths, np.array(labels, np.float32), (positive,), None, np.array(split) if split_dirs else None, f"folder {root}")
+    return Manifest(
+        paths,
+        np.array(labels, np.float32),
+        (positive,),
+        None,
+        np.array(split) if split_dirs else None,
+        f"folder {root}",
+    )
 
 
 def csv_manifest(cfg: DataConfig) -> Manifest:
@@ -193,7 +225,10 @@ def csv_manifest(cfg: DataConfig) -> Manifest:
     bad = sorted({s for s in splits if s not in ("train", "val", "test", "")})
     if bad:
         raise ValueError(f"{f}: split values must be train, val or test. Got {bad}")
-    paths = [(f.parent / r["path"].strip()) if not Path(r["path"].strip()).is_absolute() else Path(r["path"].strip()) for r in rows]
+    paths = [
+        (f.parent / r["path"].strip()) if not Path(r["path"].strip()).is_absolute() else Path(r["path"].strip())
+        for r in rows
+    ]
     labels = np.array([[float(is_pos(r["label"].strip()))] for r in rows], np.float32)
     groups = np.array([r["patient_id"] for r in rows]) if "patient_id" in rows[0] else None
     return Manifest(paths, labels, (positive,), groups, np.array(splits) if has_split else None, f"CSV {f}")

@@ -115,7 +115,9 @@ def decode_manifest(m: Manifest, size: int, skip_bad: bool, progress: Progress |
             images[i, 0] = read_image(p, size)
         except (ValueError, FileNotFoundError) as e:
             if not skip_bad:
-                raise type(e)(f"{e}. Fix or remove the file, or set skip_bad (--skip-bad) to leave unreadable images out") from None
+                raise type(e)(
+                    f"{e}. Fix or remove the file, or set skip_bad (--skip-bad) to leave unreadable images out"
+                ) from None
             ok[i] = False
             bad.append(str(p))
         bar.update()

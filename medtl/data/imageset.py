@@ -118,7 +118,9 @@ def parse_train_size(value: float | int | str | None) -> float | int | None:
         try:
             value = int(v) if v.isdigit() else float(v)
         except ValueError:
-            raise ValueError(f"train_size must be a fraction like 0.05, a percentage like 5%, or a count like 500. Got {value!r}") from None
+            raise ValueError(
+                f"train_size must be a fraction like 0.05, a percentage like 5%, or a count like 500. Got {value!r}"
+            ) from None
     if isinstance(value, bool) or value <= 0:
         raise ValueError(f"train_size must be positive. Got {value!r}")
     if isinstance(value, float) and value < 1:

@@ -55,7 +55,11 @@ def contact_sheet(
         names = [n for n, v in zip(data.label_names, data.labels[ix], strict=True) if v > 0]
         caption = f"#{ix} " + (", ".join(names) or "no finding")
         max_chars = size // 6
-        draw.text((x + 2, y0 + size + 1), caption if len(caption) <= max_chars else caption[: max_chars - 1] + "…", fill=(0, 0, 0))
+        draw.text(
+            (x + 2, y0 + size + 1),
+            caption if len(caption) <= max_chars else caption[: max_chars - 1] + "…",
+            fill=(0, 0, 0),
+        )
     return sheet
 
 

@@ -34,14 +34,30 @@ def draw_params(seed: int, index: int, prevalence: dict[str, float], difficulty:
     easy = 1.0 - difficulty  # 1 = large, high-contrast findings; 0 = small, faint ones
     p = {
         # anatomy
-        "thorax_rx": u(0.78, 0.9), "thorax_ry": u(0.86, 0.98), "thorax_cy": u(0.0, 0.1),
-        "lung_cx": u(0.33, 0.42), "lung_cy": u(-0.12, 0.0), "lung_rx": u(0.24, 0.3), "lung_ry": u(0.5, 0.6),
-        "lung_asym": u(-0.03, 0.03), "heart_cx": u(0.05, 0.12), "heart_cy": u(0.28, 0.36),
-        "heart_scale": u(0.95, 1.08), "rib_phase": u(0, 1), "rib_gap": u(0.15, 0.19), "spine_w": u(0.09, 0.12),
-        "clav_y": u(-0.62, -0.52), "soft_tissue": u(0.38, 0.46),
+        "thorax_rx": u(0.78, 0.9),
+        "thorax_ry": u(0.86, 0.98),
+        "thorax_cy": u(0.0, 0.1),
+        "lung_cx": u(0.33, 0.42),
+        "lung_cy": u(-0.12, 0.0),
+        "lung_rx": u(0.24, 0.3),
+        "lung_ry": u(0.5, 0.6),
+        "lung_asym": u(-0.03, 0.03),
+        "heart_cx": u(0.05, 0.12),
+        "heart_cy": u(0.28, 0.36),
+        "heart_scale": u(0.95, 1.08),
+        "rib_phase": u(0, 1),
+        "rib_gap": u(0.15, 0.19),
+        "spine_w": u(0.09, 0.12),
+        "clav_y": u(-0.62, -0.52),
+        "soft_tissue": u(0.38, 0.46),
         # acquisition
-        "rot": u(-5, 5) * np.pi / 180, "shift_u": u(-0.05, 0.05), "shift_v": u(-0.05, 0.05),
-        "gain": u(0.85, 1.1), "gamma": u(0.85, 1.2), "noise": u(0.01, 0.035), "blur": u(0.004, 0.01),
+        "rot": u(-5, 5) * np.pi / 180,
+        "shift_u": u(-0.05, 0.05),
+        "shift_v": u(-0.05, 0.05),
+        "gain": u(0.85, 1.1),
+        "gamma": u(0.85, 1.2),
+        "noise": u(0.01, 0.035),
+        "blur": u(0.004, 0.01),
         "texture_seed": int(r.integers(2**31)),
     }
     for f in FINDINGS:
@@ -51,10 +67,15 @@ def draw_params(seed: int, index: int, prevalence: dict[str, float], difficulty:
     p.update(
         nodule_u=side[0] * p["lung_cx"] + rad * p["lung_rx"] * np.cos(ang),
         nodule_v=p["lung_cy"] + rad * p["lung_ry"] * 0.85 * np.sin(ang),
-        nodule_r=u(0.045, 0.065) * (0.7 + 0.6 * easy), nodule_c=u(0.14, 0.2) * (0.5 + easy),
-        opacity_u=side[1] * (p["lung_cx"] + u(0.0, 0.1)), opacity_v=p["lung_cy"] + u(0.1, 0.35),
-        opacity_r=u(0.16, 0.22) * (0.8 + 0.4 * easy), opacity_c=u(0.12, 0.18) * (0.5 + easy),
-        effusion_side=side[2], effusion_level=u(0.25, 0.45) * (0.7 + 0.6 * easy), effusion_c=u(0.16, 0.22) * (0.6 + easy),
+        nodule_r=u(0.045, 0.065) * (0.7 + 0.6 * easy),
+        nodule_c=u(0.14, 0.2) * (0.5 + easy),
+        opacity_u=side[1] * (p["lung_cx"] + u(0.0, 0.1)),
+        opacity_v=p["lung_cy"] + u(0.1, 0.35),
+        opacity_r=u(0.16, 0.22) * (0.8 + 0.4 * easy),
+        opacity_c=u(0.12, 0.18) * (0.5 + easy),
+        effusion_side=side[2],
+        effusion_level=u(0.25, 0.45) * (0.7 + 0.6 * easy),
+        effusion_c=u(0.16, 0.22) * (0.6 + easy),
         cardio_scale=1.0 + u(0.28, 0.4) * (0.5 + easy),
     )
     return p
@@ -88,7 +109,9 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 def _texture(params: list[dict], size: int) -> torch.Tensor:
     """Smooth unit-variance noise per image: drawn at low resolution (cheap, per-index seeded), upsampled."""
     low = 16
-    noise = np.stack([np.random.default_rng(p["texture_seed"]).standard_normal((low, low), dtype=np.float32) for p in params])
+    noise = np.stack(
+        [np.random.default_rng(p["texture_seed"]).standard_normal((low, low), dtype=np.float32) for p in params]
+    )
     tex = F.interpolate(torch.from_numpy(noise)[:, None], size=(size, size), mode="bicubic", align_corners=False)[:, 0]
     return tex / (tex.std(dim=(1, 2), keepdim=True) + 1e-6)
 
@@ -133,7 +156,9 @@ def render(params: list[dict], size: int) -> tuple[np.ndarray, np.ndarray]:
     if sel:
         ix = torch.tensor(sel)
         Ps = lambda k: P(k)[ix]  # noqa: E731
-        zone = _soft(_ellipse(u[ix], v[ix], Ps("opacity_u"), Ps("opacity_v"), Ps("opacity_r"), Ps("opacity_r") * 0.8), 0.5)
+        zone = _soft(
+            _ellipse(u[ix], v[ix], Ps("opacity_u"), Ps("opacity_v"), Ps("opacity_r"), Ps("opacity_r") * 0.8), 0.5
+        )
         patch = (_texture([params[i] for i in sel], size) * 0.8 + 0.3).clamp(0, 1) * zone * (lungs[ix] > 0.5)
         img[ix] += Ps("opacity_c") * patch * 2
         masks[ix, 1] = patch > 0.15
@@ -149,7 +174,9 @@ def render(params: list[dict], size: int) -> tuple[np.ndarray, np.ndarray]:
 
     img = P("gain") * img.clamp(min=0) ** P("gamma")
     img = _gaussian_blur(img, P("blur").ravel() * size)
-    noise = np.stack([np.random.default_rng(p["texture_seed"] + 1).standard_normal((size, size), dtype=np.float32) for p in params])
+    noise = np.stack(
+        [np.random.default_rng(p["texture_seed"] + 1).standard_normal((size, size), dtype=np.float32) for p in params]
+    )
     img = img + P("noise") * torch.from_numpy(noise)
     return (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy(), masks.numpy()
 

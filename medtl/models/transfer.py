@@ -75,7 +75,9 @@ class TransferNet(nn.Module):
 
 def make_head(channels: int, num_outputs: int, kind: str = "gap", dropout: float = 0.0, map_size: int | None = None):
     if kind == "gap":
-        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_outputs))
+        return nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_outputs)
+        )
     if map_size is None:
         raise ValueError("head 'flatten' needs the image size to size its linear layer")
     return nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * map_size * map_size, num_outputs))
@@ -137,7 +139,9 @@ def build(
     point = registry.get_cut(cfg.backbone, cfg.cut)
     minimum = registry.min_input_size(cfg.backbone, cfg.cut if cfg.strategy in ("truncate", "linear") else "full")
     if image_size < minimum:
-        raise ValueError(f"{cfg.backbone} cut at {cfg.cut} needs images of at least {minimum} px. Got image_size={image_size}")
+        raise ValueError(
+            f"{cfg.backbone} cut at {cfg.cut} needs images of at least {minimum} px. Got image_size={image_size}"
+        )
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB). Got {in_channels}")
 
@@ -198,7 +202,11 @@ def param_groups(model: TransferNet, lr: float, backbone_lr_mult: float = 1.0) -
     """Optimiser parameter groups: trainable backbone parameters (``lr * backbone_lr_mult``) and
     the head (``lr``). Frozen parameters are left out."""
     groups = [
-        {"name": "backbone", "params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": lr * backbone_lr_mult},
+        {
+            "name": "backbone",
+            "params": [p for p in model.backbone.parameters() if p.requires_grad],
+            "lr": lr * backbone_lr_mult,
+        },
         {"name": "head", "params": list(model.head.parameters()), "lr": lr},
     ]
     return [g for g in groups if g["params"]]

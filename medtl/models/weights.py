@@ -138,7 +138,9 @@ def run_state_dict(run_id: str, runs_dir: str | Path | None = None) -> dict[str,
     store = RunStore(runs_dir)
     path = store.path(run_id) / "model.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"Run {run_id!r} has no model.pt in {store.root}: it has not finished, or the id is wrong")
+        raise FileNotFoundError(
+            f"Run {run_id!r} has no model.pt in {store.root}: it has not finished, or the id is wrong"
+        )
     return file_state_dict(path)
 
 
@@ -155,11 +157,17 @@ def load_into(
     if prefixes is not None:
         own = {k: v for k, v in own.items() if any(k.startswith(p + ".") for p in prefixes)}
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    shapes = [f"{k}: source {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: source {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or shapes:
         lines = []
         if missing:
-            lines.append(f"missing in source ({len(missing)}): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+            lines.append(
+                f"missing in source ({len(missing)}): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}"
+            )
         if shapes:
             lines.append(f"shape mismatch ({len(shapes)}): {'; '.join(shapes[:5])}{' ...' if len(shapes) > 5 else ''}")
         raise ValueError(f"Cannot initialise from {source}: " + " | ".join(lines))

@@ -1,0 +1,174 @@
+"""AppTest tests for pages/2_Train.py, pages/3_Compare.py and pages/4_Grad-CAM.py."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from medtl.cli import main
+from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from medtl.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN, COMPARE, GRADCAM = (str(ROOT / "pages" / p) for p in ("2_Train.py", "3_Compare.py", "4_Grad-CAM.py"))
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory):
+    """Four tiny finished runs (2 cuts x 2 seeds) and one failed run."""
+    runs = tmp_path_factory.mktemp("runs")
+    assert (
+        main(
+            [
+                "sweep",
+                "--cut",
+                "layer1,layer2",
+                "--init",
+                "random",
+                "--seed",
+                "0,1",
+                "--n-images",
+                "160",
+                "--image-size",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--runs-dir",
+                str(runs),
+            ]
+        )
+        == 0
+    )
+    store = RunStore(runs)
+    bad = RunConfig(
+        DataConfig(n_images=160, image_size=32),
+        ModelConfig("resnet18", "truncate", "layer1", "file:/no/such.pt"),
+        TrainConfig(epochs=1),
+    )
+    from medtl import train
+
+    rid = store.create(bad)
+    train.run(bad, store, rid)
+    return runs
+
+
+def _app(path: str) -> AppTest:
+    return AppTest.from_file(path, default_timeout=180)
+
+
+def test_train_page_empty_state_and_defaults():
+    at = _app(TRAIN).run()
+    assert not at.exception
+    assert any("No runs yet" in i.value for i in at.info)
+    assert at.button(key="queue_btn").label == "Queue 1 run"
+    assert any("train 2100" in c.value for c in at.caption)  # live split counts
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ({"ds_kind": "folder", "ds_path": "/no/such/folder"}, "does not exist"),
+        ({"backbone": "cbr_tiny", "strategy": "finetune"}, "at least 91 px"),
+        ({"train_size": "0.001"}, "too small"),
+        ({"seeds": "zero"}, "invalid literal"),
+    ],
+)
+def test_train_page_bad_input_is_shown_and_blocks_queueing(setup, message):
+    at = _app(TRAIN).run()
+    for key, value in setup.items():
+        widget = at.selectbox(key=key) if key in ("ds_kind", "backbone", "strategy") else at.text_input(key=key)
+        widget.set_value(value).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="queue_btn").disabled
+
+
+def test_train_page_imagenet_offline_message():
+    at = _app(TRAIN).run()
+    at.selectbox(key="init").set_value("imagenet").run()
+    assert any("not available offline" in e.value and "--download resnet18" in e.value for e in at.error)
+    assert at.button(key="queue_btn").disabled
+
+
+def _tiny_form(at: AppTest, epochs: int) -> AppTest:
+    at.number_input(key="n_images").set_value(120).run()
+    at.number_input(key="image_size").set_value(32).run()
+    at.number_input(key="epochs").set_value(epochs).run()
+    at.number_input(key="batch_size").set_value(16).run()
+    return at
+
+
+def test_train_page_queue_watch_and_cancel(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
+    at = _tiny_form(_app(TRAIN).run(), epochs=200)
+    at.button(key="queue_btn").click().run()
+    store = RunStore(tmp_path / "runs")
+    assert len(store.ids()) == 1
+    rid = store.ids()[0]
+    end = time.time() + 60
+    while store.status(rid).get("state") != "running" and time.time() < end:
+        time.sleep(0.1)
+    at.run()
+    assert any("running" in m.value for m in at.markdown)
+    at.button(key=f"cancel_{rid}").click().run()
+    end = time.time() + 30
+    while store.status(rid)["state"] != "cancelled" and time.time() < end:
+        time.sleep(0.1)
+    assert store.status(rid)["state"] == "cancelled"
+    at.run()
+    assert any(b.key == f"resume_{rid}" for b in at.button)
+
+
+def test_train_page_sweep_counts_runs():
+    at = _app(TRAIN).run()
+    at.toggle(key="sweep").set_value(True).run()
+    at.multiselect(key="cuts").set_value(["layer1", "layer2", "layer3"]).run()
+    at.text_input(key="seeds").set_value("0, 1").run()
+    assert at.button(key="queue_btn").label == "Queue 6 runs"
+
+
+def test_train_page_shows_failed_runs_message(finished_runs, monkeypatch):
+    monkeypatch.setenv("MEDTL_RUNS", str(finished_runs))
+    at = _app(TRAIN).run()
+    assert any("no/such.pt does not exist" in e.value for e in at.error)
+
+
+def test_compare_page_empty_state():
+    at = _app(COMPARE).run()
+    assert not at.exception
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_compare_page_with_runs(finished_runs, monkeypatch):
+    monkeypatch.setenv("MEDTL_RUNS", str(finished_runs))
+    at = _app(COMPARE).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[1].value if len(at.dataframe) > 1 else at.dataframe[0].value
+    assert len(table) == 4 and "AUROC" in table.columns
+    assert len(at.get("plotly_chart")) == 4  # ROC, PR, truncation, seeds
+    at.selectbox(key="metric").set_value("test.auprc").run()
+    at.selectbox(key="secondary").set_value("model.latency_ms").run()
+    at.multiselect(key="f_model.cut").set_value(["layer1"]).run()
+    assert not at.exception
+    at.multiselect(key="f_model.cut").set_value([]).run()
+    assert any("No run matches" in w.value for w in at.warning)
+
+
+def test_gradcam_page(finished_runs, monkeypatch):
+    monkeypatch.setenv("MEDTL_RUNS", str(finished_runs))
+    empty = _app(GRADCAM)
+    monkeypatch.setenv("MEDTL_RUNS", str(finished_runs.parent / "nothing"))
+    empty.run()
+    assert any("No finished runs" in i.value for i in empty.info)
+    monkeypatch.setenv("MEDTL_RUNS", str(finished_runs))
+    at = _app(GRADCAM).run()
+    assert not at.exception, at.exception
+    assert len(at.get("imgs")) >= 1 or len(at.get("image")) >= 1
+    for kind in ("TP", "FN", "all", "by index"):
+        at.selectbox(key="kind").set_value(kind).run()
+        assert not at.exception
+    at.text_input(key="indices").set_value("99999").run()
+    assert any("not in the test split" in e.value for e in at.error)
