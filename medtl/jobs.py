@@ -9,6 +9,7 @@ are queued again, so an app restart loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import queue
@@ -156,12 +157,10 @@ class JobQueue:
                 train.run(cfg, self.store, job.run_id, ev, lambda e, r=job.run_id: self._on_event(r, e), job.resume)
             except Exception as e:  # noqa: BLE001 - the worker must survive anything a run does
                 log.exception("run %s crashed", job.run_id)
-                try:
+                with contextlib.suppress(OSError):
                     self.store.write_status(
                         job.run_id, state="failed", finished=now(), error=f"{type(e).__name__}: {e}"
                     )
-                except OSError:
-                    pass
             finally:
                 with self._lock:
                     self._current = None

@@ -54,8 +54,8 @@ def load_or_build(key: object, build: Callable[[], Arrays]) -> Arrays:
             np.load(folder / "images.npy", mmap_mode="r"),
             meta["labels"],
             tuple(meta["label_names"].tolist()),
-            meta["groups"] if "groups" in meta else None,
-            meta["split"] if "split" in meta else None,
+            meta.get("groups", None),
+            meta.get("split", None),
             {**info, "cached": str(folder)},
         )
     arrays = build()
