@@ -7,7 +7,8 @@ fresh eval-mode model loaded from the run's ``model.pt`` with in-place ReLUs mad
 ``torch.inference_mode`` (gradients are needed).
 
 Where lesion masks exist (SynthCXR) two scores say whether a map looks at the lesion:
-the *pointing game* (the map's maximum lies in the mask, within a small tolerance) and
+the *pointing game* (the map's maximum lies in the mask, within 15 px at 224 px as in Zhang et
+al. 2016, scaled to the image) and
 *energy-in-mask* (the share of positive saliency inside the mask); both are also played by
 uniform random maps as the chance level. The randomised-weights check (Adebayo et al., 2018)
 recomputes maps with re-initialised weights: a faithful map must change.
@@ -68,9 +69,15 @@ def gradcam(
     return np.concatenate(out)
 
 
-def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: int = 2) -> np.ndarray:
-    """1 where the map's maximum lies in the mask dilated by ``tolerance`` pixels, else 0
-    (an all-zero map points nowhere: a miss)."""
+def default_tolerance(size: int) -> int:
+    """The pointing game's tolerance: 15 px at 224 px (Zhang et al., ECCV 2016), scaled to the image."""
+    return max(1, round(15 / 224 * size))
+
+
+def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: int | None = None) -> np.ndarray:
+    """1 where the map's maximum lies in the mask dilated by ``tolerance`` pixels (default:
+    :func:`default_tolerance`), else 0 (an all-zero map points nowhere: a miss)."""
+    tolerance = default_tolerance(masks.shape[-1]) if tolerance is None else tolerance
     hits = np.zeros(len(maps))
     for i, (m, k) in enumerate(zip(maps, masks, strict=True)):
         if m.max() <= 0:
@@ -89,7 +96,9 @@ def energy_in_mask(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
 
 
-def random_baseline(masks: np.ndarray, tolerance: int = 2, draws: int = 20, seed: int = 0) -> dict[str, float]:
+def random_baseline(
+    masks: np.ndarray, tolerance: int | None = None, draws: int = 20, seed: int = 0
+) -> dict[str, float]:
     """The same games played by uniform random maps: the chance level for these masks."""
     rng = np.random.default_rng(seed)
     pg, em = [], []
@@ -219,7 +228,7 @@ def explain(model: TransferNet, data: ImageSet, indices: np.ndarray) -> Explanat
     )
 
 
-def scores(e: Explanation, tolerance: int = 2) -> dict[str, float]:
+def scores(e: Explanation, tolerance: int | None = None) -> dict[str, float]:
     """Pointing game and energy-in-mask over images with a non-empty mask, with the random-map chance level."""
     if e.masks is None:
         return {"n": 0}

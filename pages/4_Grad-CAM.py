@@ -69,7 +69,7 @@ scores = pd.DataFrame(rows).set_index("run")
 if "pointing_game" in scores:
     st.dataframe(scores.style.format("{:.3f}", subset=[c for c in scores.columns if c != "n"]), key="scores")
     st.caption(
-        "Pointing game: the map's maximum lies on the lesion (±2 px). Energy in mask: share of saliency on the lesion. "
+        "Pointing game: the map's maximum lies on the lesion (within 15 px at 224 px, scaled). Energy in mask: share of saliency on the lesion. "
         "'_random' columns: the same scores for uniform random maps (chance)."
     )
 

@@ -12,7 +12,7 @@ from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.data.synth import FINDINGS
 from medtl.models import registry
 from medtl.models.weights import weights_status
-from ui.state import cut_table, data_summary, get_store
+from ui.state import cut_table, data_summary, get_store, preview_png
 
 KINDS = {
     "synthetic": "SynthCXR (embedded, offline)",
@@ -115,6 +115,8 @@ def data_feedback(d: dict, sizes: list[str], res: FormResult) -> None:
     )
     if tr["n_pos"] < 20:
         st.warning(f"Only {tr['n_pos']} positive training images: expect noisy results; compare several seeds.")
+    with st.expander("Preview test images"):
+        st.image(preview_png(cfg.to_json(), n=8), width="stretch")
 
 
 def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str], list[str]]:
