@@ -158,6 +158,30 @@ def data_share(data_cfg, epoch_seconds: float) -> float:
     return (time.perf_counter() - t) / epoch_seconds
 
 
+def compare_row(
+    source: str, mcfg, dcfg, size: int, train_ds, val_ds, pos_weight: float, n_train: int, peak: float
+) -> list:
+    """Train with MedTL and with the reference loop (0 and 2 workers); one table row."""
+    ours, _ = medtl_epochs(dcfg, mcfg)
+    ref = {w: reference_epochs(mcfg, size, train_ds, val_ds, pos_weight, w) for w in (0, 2)}
+    best_w = min(ref, key=lambda w: ref[w][-1])
+    later = float(np.mean(ours[1:]))
+    flops = step_flops(build(mcfg, size, 1), size, 1) * (n_train // BATCH) / later
+    row = [
+        source,
+        f"{mcfg.backbone}@{mcfg.cut}",
+        size,
+        f"{ref[best_w][-1]:.1f} ({best_w}w)",
+        f"{ours[0]:.1f}",
+        f"{later:.1f}",
+        f"{ref[best_w][-1] / later:.1f}x",
+        f"{data_share(dcfg, later):.0%}",
+        f"{flops / 1e9 / peak:.0%}",
+    ]
+    print(row, file=sys.stderr)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=600, help="JPEG images for source (a)")
@@ -172,40 +196,23 @@ def main() -> None:
 
     # (a) JPEG folder at CheXpert-small size
     root = export_synth_jpegs(work / f"jpeg{a.n}", a.n)
+    files = sorted(root.rglob("*.jpg"))
+    labels = [float(f.parent.name == "pos") for f in files]
+    order = np.random.default_rng(0).permutation(len(files))
+    pw = (1 - np.mean(labels)) / np.mean(labels)
+
+    def pick(idx):
+        return [files[i] for i in idx], [labels[i] for i in idx]
+
     for backbone, cut in models[:1] if a.quick else models:
         for size in sizes:
             mcfg = ModelConfig(backbone, "truncate", cut, "random")
             dcfg = DataConfig(dataset=f"folder:{root}", finding="pos", image_size=size)
-            ours, _ = medtl_epochs(dcfg, mcfg)
-            ds = load(dcfg)
-            files = sorted(root.rglob("*.jpg"))
-            labels = [float(f.parent.name == "pos") for f in files]
-            rng = np.random.default_rng(0)
-            order = rng.permutation(len(files))
+            ds = load(dcfg)  # the same numbers of training and validation images for the reference
             ntr, nva = ds.splits["train"].size, ds.splits["val"].size
-            tr = JPEGDataset([files[i] for i in order[:ntr]], [labels[i] for i in order[:ntr]], size, True)
-            va = JPEGDataset(
-                [files[i] for i in order[ntr : ntr + nva]], [labels[i] for i in order[ntr : ntr + nva]], size, False
-            )
-            pw = (1 - np.mean(labels)) / np.mean(labels)
-            ref = {w: reference_epochs(mcfg, size, tr, va, pw, w) for w in (0, 2)}
-            best_w = min(ref, key=lambda w: ref[w][-1])
-            later = float(np.mean(ours[1:]))
-            flops = step_flops(build(mcfg, size, 1), size, 1) * (ntr // BATCH) / later
-            rows.append(
-                [
-                    "(a) JPEG 320x390",
-                    f"{backbone}@{cut}",
-                    size,
-                    f"{ref[best_w][-1]:.1f} ({best_w}w)",
-                    f"{ours[0]:.1f}",
-                    f"{later:.1f}",
-                    f"{ref[best_w][-1] / later:.1f}x",
-                    f"{data_share(dcfg, later):.0%}",
-                    f"{flops / 1e9 / peak:.0%}",
-                ]
-            )
-            print(rows[-1], file=sys.stderr)
+            tr = JPEGDataset(*pick(order[:ntr]), size, True)
+            va = JPEGDataset(*pick(order[ntr : ntr + nva]), size, False)
+            rows.append(compare_row("(a) JPEG 320x390", mcfg, dcfg, size, tr, va, pw, ntr, peak))
 
     # (b) in-memory MedMNIST-style array at 28 px
     from medtl.data import synth
@@ -227,27 +234,9 @@ def main() -> None:
     for backbone, cut in models[:1] if a.quick else models:
         mcfg = ModelConfig(backbone, "truncate", cut, "random")
         dcfg = DataConfig(dataset=f"medmnist:{npz}", finding=None, image_size=28)
-        ours, _ = medtl_epochs(dcfg, mcfg)
         tr = ArrayDataset(images[:cut1], y[:cut1], True)
         va = ArrayDataset(images[cut1:cut2], y[cut1:cut2], False)
-        ref = {w: reference_epochs(mcfg, 28, tr, va, float((1 - y.mean()) / y.mean()), w) for w in (0, 2)}
-        best_w = min(ref, key=lambda w: ref[w][-1])
-        later = float(np.mean(ours[1:]))
-        flops = step_flops(build(mcfg, 28, 1), 28, 1) * (cut1 // BATCH) / later
-        rows.append(
-            [
-                "(b) array 28px",
-                f"{backbone}@{cut}",
-                28,
-                f"{ref[best_w][-1]:.1f} ({best_w}w)",
-                f"{ours[0]:.1f}",
-                f"{later:.1f}",
-                f"{ref[best_w][-1] / later:.1f}x",
-                f"{data_share(dcfg, later):.0%}",
-                f"{flops / 1e9 / peak:.0%}",
-            ]
-        )
-        print(rows[-1], file=sys.stderr)
+        rows.append(compare_row("(b) array 28px", mcfg, dcfg, 28, tr, va, float((1 - y.mean()) / y.mean()), cut1, peak))
 
     header = [
         "source",

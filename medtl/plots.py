@@ -69,6 +69,35 @@ def _marker(fig: go.Figure, x: float, y: float, color: str, label: str) -> None:
     )
 
 
+def _curve_figure(curves, x: str, y: str, shape: str, chance: tuple[list, list, str], markers, bands) -> go.Figure:
+    """Curves (one trace per entry, ``pts[x]`` vs ``pts[y]``) over a dashed chance line, with
+    optional shaded bands and threshold markers: the shared body of ROC and PR figures."""
+    fig = go.Figure()
+    cx, cy, label = chance
+    fig.add_scatter(
+        x=cx, y=cy, mode="lines", line=dict(dash="dash", color="grey", width=1), name=label, hoverinfo="skip"
+    )
+    for i, (name, pts) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        short = name.split(" ")[0]
+        if bands and name in bands:
+            b = bands[name]
+            _band(fig, b["x"], b["lo"], b["hi"], color, f"{short} 95% band", shape)
+        fig.add_scatter(
+            x=pts[x],
+            y=pts[y],
+            mode="lines",
+            name=name,
+            line=dict(color=color, width=2, shape=shape),
+            customdata=_custom(pts, name),
+            hovertemplate=_HOVER,
+        )
+        if markers and name in markers:
+            j = markers[name]
+            _marker(fig, pts[x][j], pts[y][j], color, f"{short} at threshold")
+    return fig
+
+
 def roc_figure(
     curves: Mapping[str, Mapping[str, np.ndarray]],
     markers: Mapping[str, int] | None = None,
@@ -82,27 +111,7 @@ def roc_figure(
         markers: legend name -> index into that curve's points to mark (a chosen threshold).
         bands: legend name -> ``{"x", "lo", "hi"}`` arrays drawn as a shaded band.
     """
-    fig = go.Figure()
-    fig.add_scatter(
-        x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey", width=1), name="chance", hoverinfo="skip"
-    )
-    for i, (name, pts) in enumerate(curves.items()):
-        color = PALETTE[i % len(PALETTE)]
-        if bands and name in bands:
-            b = bands[name]
-            _band(fig, b["x"], b["lo"], b["hi"], color, f"{name.split(' ')[0]} 95% band", "linear")
-        fig.add_scatter(
-            x=pts["fpr"],
-            y=pts["tpr"],
-            mode="lines",
-            name=name,
-            line=dict(color=color, width=2),
-            customdata=_custom(pts, name),
-            hovertemplate=_HOVER,
-        )
-        if markers and name in markers:
-            j = markers[name]
-            _marker(fig, pts["fpr"][j], pts["tpr"][j], color, f"{name.split(' ')[0]} at threshold")
+    fig = _curve_figure(curves, "fpr", "tpr", "linear", ([0, 1], [0, 1], "chance"), markers, bands)
     return _square(fig, "False positive rate (1 − specificity)", "True positive rate (sensitivity)", title)
 
 
@@ -120,32 +129,8 @@ def pr_figure(
         prevalence: share of positives; a random classifier's precision.
         markers, bands: as in :func:`roc_figure`.
     """
-    fig = go.Figure()
-    fig.add_scatter(
-        x=[0, 1],
-        y=[prevalence, prevalence],
-        mode="lines",
-        line=dict(dash="dash", color="grey", width=1),
-        name=f"chance (prevalence {prevalence:.3g})",
-        hoverinfo="skip",
-    )
-    for i, (name, pts) in enumerate(curves.items()):
-        color = PALETTE[i % len(PALETTE)]
-        if bands and name in bands:
-            b = bands[name]
-            _band(fig, b["x"], b["lo"], b["hi"], color, f"{name.split(' ')[0]} 95% band", "hv")
-        fig.add_scatter(
-            x=pts["recall"],
-            y=pts["precision"],
-            mode="lines",
-            name=name,
-            line=dict(color=color, width=2, shape="hv"),
-            customdata=_custom(pts, name),
-            hovertemplate=_HOVER,
-        )
-        if markers and name in markers:
-            j = markers[name]
-            _marker(fig, pts["recall"][j], pts["precision"][j], color, f"{name.split(' ')[0]} at threshold")
+    chance = ([0, 1], [prevalence, prevalence], f"chance (prevalence {prevalence:.3g})")
+    fig = _curve_figure(curves, "recall", "precision", "hv", chance, markers, bands)
     return _square(fig, "Recall (sensitivity)", "Precision (PPV)", title)
 
 
