@@ -1,0 +1,70 @@
+"""Command line: ``python -m medtl {toy,...}`` (also installed as ``medtl``).
+
+Each subcommand is a ``(configure, run)`` pair in ``COMMANDS``. User errors (bad values, missing
+files) print one clear line on stderr and exit with status 2, never a traceback; set
+``MEDTL_DEBUG=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from medtl import __version__
+from medtl.cli import explore, runs
+
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, KeyError)
+
+
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "toy": ("ROC vs PR on the ranked-classifier imbalance example", explore.toy_configure, explore.toy_run),
+    "models": ("backbones, their cut points, parameters and MACs", explore.models_configure, explore.models_run),
+    "data": ("dataset splits, counts and a preview contact sheet", explore.data_configure, explore.data_run),
+    "train": ("train one run and record it in the runs folder", runs.train_configure, runs.train_run),
+    "sweep": (
+        "expand a grid of runs (comma-separated axes) and train them, skipping done ones",
+        runs.sweep_configure,
+        runs.sweep_run,
+    ),
+    "runs": ("list, show, delete or resume recorded runs", runs.runs_configure, runs.runs_run),
+    "explain": (
+        "Grad-CAM maps of a run and how well they point at the lesions",
+        runs.explain_configure,
+        runs.explain_run,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medtl", description="MedTL Studio: transfer learning for medical images.")
+    parser.add_argument("--version", action="version", version=f"medtl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_, configure, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        configure(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return args._run(args)
+    except USER_ERRORS as e:
+        if os.environ.get("MEDTL_DEBUG"):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"medtl {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (kept open until exit)
+        return 0
+    except KeyboardInterrupt:
+        print(f"medtl {args.command}: interrupted", file=sys.stderr)
+        return 130
