@@ -1,9 +1,16 @@
 """MedTL Studio home: the idea of the study, a map of the pages, and what this machine offers."""
 
+from collections import Counter
+
 import pandas as pd
 import streamlit as st
 
 from medtl import __version__, plots, system, toy
+from medtl.config import DataConfig
+from medtl.models.registry import BACKBONES
+from medtl.models.weights import checkpoint_dir
+from ui.nav import link
+from ui.state import get_store, preview_png, weights_label
 
 st.set_page_config(page_title="MedTL Studio", page_icon="🩻", layout="wide")
 st.title("MedTL Studio")
@@ -46,11 +53,35 @@ with c3:
     )
 
 st.divider()
-st.subheader("Pages")
-st.page_link("pages/1_ROC_vs_PRC.py", label="ROC vs PRC — the imbalance toy example, interactive", icon="📈")
-st.markdown(
-    "Train, Compare and Grad-CAM pages arrive as the library grows; the command line is `python -m medtl --help`."
-)
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("SynthCXR: the embedded dataset")
+    st.markdown(
+        "Procedural chest radiographs with four findings at different feature levels — **nodule** (red), **opacity** "
+        "(green), **effusion** (blue), **cardiomegaly** (yellow) — and their masks. Everything runs offline on it; "
+        "bring real data (MedMNIST, CheXpert, folders, CSV, DICOM) on the Train page."
+    )
+    gallery = DataConfig(finding="all", n_images=200, image_size=96, prevalence=0.5)
+    st.image(preview_png(gallery.to_json(), n=8), width="stretch")
+with right:
+    st.subheader("Pages")
+    link("pages/1_ROC_vs_PRC.py", "ROC vs PRC — the imbalance toy example", "📈")
+    link("pages/2_Train.py", "Train — queue runs and sweeps, watch them live", "🏋️")
+    link("pages/3_Compare.py", "Compare — curves, truncation plots, seeds", "📊")
+    link("pages/4_Grad-CAM.py", "Grad-CAM — what each truncation level looks at", "🔥")
+    store = get_store()
+    counts = Counter(store.status(r).get("state") for r in store.ids())
+    st.subheader("Runs")
+    if counts:
+        st.markdown(" · ".join(f"**{n}** {state}" for state, n in counts.most_common()) + f"  \n`{store.root}`")
+    else:
+        st.markdown(f"No runs yet in `{store.root}`.")
+    st.subheader("ImageNet weights")
+    rows = [{"backbone": b, "weights": weights_label(b).removeprefix("imagenet").strip(" ()")} for b in BACKBONES]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(
+        f"Read from `{checkpoint_dir()}`; `python -m medtl models --download NAME` fetches them where there is internet."
+    )
 
 with st.expander("System status", expanded=False):
     st.dataframe(pd.Series(system.status(), name="value"), width="stretch")

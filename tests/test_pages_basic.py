@@ -14,6 +14,12 @@ def test_home_renders():
     assert not at.exception
     assert at.title[0].value == "MedTL Studio"
     assert any("System status" in e.label for e in at.expander)
+    headers = [h.value for h in at.subheader]
+    assert {"SynthCXR: the embedded dataset", "Runs", "ImageNet weights"} <= set(headers)
+    weights = at.dataframe[0].value
+    assert list(weights["backbone"])[:2] == ["resnet18", "resnet50"]
+    assert set(weights["weights"]) == {"✗ not downloaded", "none exist for this backbone"}  # offline, nothing cached
+    assert len(at.get("imgs")) == 1  # the SynthCXR gallery
 
 
 def test_roc_page_defaults():

@@ -12,7 +12,7 @@ from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.data.synth import FINDINGS
 from medtl.models import registry
 from medtl.models.weights import weights_status
-from ui.state import cut_table, data_summary, get_store, preview_png
+from ui.state import cut_table, data_summary, get_store, preview_png, weights_label
 
 KINDS = {
     "synthetic": "SynthCXR (embedded, offline)",
@@ -155,10 +155,14 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
     if not cuts:
         res.errors["cut"] = "Choose at least one cut point"
     w = weights_status(backbone)
-    imagenet = "imagenet" + ("" if w["file"] is None else (" ✓" if w["available"] else " ✗ not downloaded"))
     finished = [r for r in get_store().ids() if get_store().status(r).get("state") == "done"]
     options = ["random", "imagenet", "file:", "run:"]
-    label = {"random": "random", "imagenet": imagenet, "file:": "file: a state dict", "run:": "run: a finished run"}
+    label = {
+        "random": "random",
+        "imagenet": weights_label(backbone),
+        "file:": "file: a state dict",
+        "run:": "run: a finished run",
+    }
     picked = (
         st.multiselect("Initialisations", options, default=["random"], key="inits", format_func=label.get)
         if sweep

@@ -98,15 +98,6 @@ def stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
     raise TypeError(f"No stage layout for {type(model).__name__}")
 
 
-def _stem_size(model: nn.Module) -> int:
-    """How many leading stages form the stem (never a cut point of their own except 'stem')."""
-    if isinstance(model, ResNet):
-        return 4
-    if isinstance(model, DenseNet):
-        return 4  # conv0, norm0, relu0, pool0
-    return 0
-
-
 def _block_out_channels(block: nn.Module) -> int:
     if isinstance(block, Bottleneck):
         return block.bn3.num_features
