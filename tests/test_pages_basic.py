@@ -19,7 +19,7 @@ def test_home_renders():
     weights = at.dataframe[0].value
     assert list(weights["backbone"])[:2] == ["resnet18", "resnet50"]
     assert set(weights["weights"]) == {"✗ not downloaded", "none exist for this backbone"}  # offline, nothing cached
-    assert len(at.get("imgs")) == 1  # the SynthCXR gallery
+    assert len(at.get("image")) == 1  # the SynthCXR gallery
 
 
 def test_roc_page_defaults():
