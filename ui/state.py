@@ -34,10 +34,7 @@ def cut_table(backbone: str, image_size: int) -> list[dict]:
 @st.cache_data(show_spinner="Loading the dataset (cached after the first time)…", max_entries=16)
 def data_summary(data_json: str) -> dict:
     """Split counts of a DataConfig (as JSON, so it hashes); raises the library's clear errors."""
-    from medtl import data as D
-    from medtl.config import DataConfig
-
-    ds = D.load(DataConfig.from_dict(json.loads(data_json)))
+    ds = load_data(data_json)
     return {
         "counts": ds.counts(),
         "target": ds.target_name,
@@ -51,11 +48,9 @@ def data_summary(data_json: str) -> dict:
 def preview_png(data_json: str, n: int = 8) -> bytes:
     import io
 
-    from medtl import data as D
-    from medtl.config import DataConfig
     from medtl.data.preview import contact_sheet
 
-    ds = D.load(DataConfig.from_dict(json.loads(data_json)))
+    ds = load_data(data_json)
     buf = io.BytesIO()
     contact_sheet(ds, n=n, cols=n, scale=max(1, 96 // ds.image_size)).save(buf, format="PNG")
     return buf.getvalue()
