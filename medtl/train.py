@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch import nn
 
 from medtl import metrics as M
@@ -105,19 +106,17 @@ def binary_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
 
 @torch.no_grad()
 def predict(model: nn.Module, data: ImageSet, split: str, device, batch_size: int, channels_last=False) -> tuple:
-    """Sigmoid scores, targets and indices for a split (eval mode)."""
+    """Logits, targets and indices for a split (eval mode); ``expit(logits)`` are the scores."""
     model.eval()
     ctx, _ = _autocast(torch.device(device))
-    ys, ss, ix = [], [], []
+    ys, ls, ix = [], [], []
     for x, y, idx in batches(data, split, batch_size, device, channels_last=channels_last):
         with ctx:
-            logits = model(x)
-        ss.append(torch.sigmoid(logits.float()).cpu().numpy())
+            ls.append(model(x).float().cpu().numpy())
         ys.append(y.cpu().numpy())
         ix.append(idx)
-    score = np.concatenate(ss)
-    y = np.concatenate(ys)
-    return (score[:, 0] if y.ndim == 1 else score), y, np.concatenate(ix)
+    logits, y = np.concatenate(ls), np.concatenate(ys)
+    return (logits[:, 0] if y.ndim == 1 else logits), y, np.concatenate(ix)
 
 
 @dataclass
@@ -284,15 +283,10 @@ class Trainer:
             self._check_cancel()
 
             t_val = time.perf_counter()
-            score, yv, _ = predict(model, data, "val", device, tc.batch_size * 2, channels_last)
+            logits, yv, _ = predict(model, data, "val", device, tc.batch_size * 2, channels_last)
             with torch.no_grad():
-                val_loss = float(
-                    loss_fn(
-                        torch.logit(torch.from_numpy(score).clamp(1e-6, 1 - 1e-6)).to(device).float().reshape(yv.shape),
-                        torch.from_numpy(yv).to(device),
-                    )
-                )
-            vm = binary_metrics(yv, score)
+                val_loss = float(loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(yv).to(device)))
+            vm = binary_metrics(yv, expit(logits))
             record = {
                 "epoch": epoch + 1,
                 "train_loss": total_loss / max(n_seen, 1),
@@ -344,7 +338,8 @@ class Trainer:
         self.emit({"type": "status", "phase": "evaluating on the test split"}, persist=True)
         ck = torch.load(self.folder / "model.pt", map_location=device, weights_only=True)
         model.load_state_dict(ck["state_dict"])
-        score, y, idx = predict(model, data, "test", device, tc.batch_size * 2, channels_last)
+        logits, y, idx = predict(model, data, "test", device, tc.batch_size * 2, channels_last)
+        score = expit(logits)
         self.store.write_predictions(self.run_id, index=idx, y_true=y, y_score=score)
         yb, sb = (y, score) if y.ndim == 1 else (y.max(1), score.max(1))
         test = {**binary_metrics(y, score), "n": int(len(y)), "n_pos": int(yb.sum())}
