@@ -48,9 +48,7 @@ if kind == "by index":
         st.error("Indices must be whole numbers separated by commas.")
         st.stop()
 try:
-    picked = explain.pick_images(
-        data, store.predictions(runs[0]), "positives" if indices else kind.replace("by index", "all"), n, indices
-    )
+    picked = explain.pick_images(data, store.predictions(runs[0]), "all" if kind == "by index" else kind, n, indices)
 except ValueError as e:
     st.error(str(e))
     st.stop()

@@ -44,20 +44,20 @@ class Arrays:
     info: dict
 
 
+def _read(folder: Path) -> Arrays:
+    with np.load(folder / "meta.npz", allow_pickle=False) as meta:
+        labels, names = meta["labels"], tuple(meta["label_names"].tolist())
+        groups, split = meta.get("groups", None), meta.get("split", None)
+    info = json.loads((folder / "info.json").read_text())
+    images = np.load(folder / "images.npy", mmap_mode="r")  # memory-mapped: large sets need not fit in memory
+    return Arrays(images, labels, names, groups, split, {**info, "cached": str(folder)})
+
+
 def load_or_build(key: object, build: Callable[[], Arrays]) -> Arrays:
     """The cached arrays for ``key``, building and storing them on first use."""
     folder = cache_dir() / key_of(key)
     if (folder / "meta.npz").is_file():
-        meta = np.load(folder / "meta.npz", allow_pickle=False)
-        info = json.loads((folder / "info.json").read_text())
-        return Arrays(
-            np.load(folder / "images.npy", mmap_mode="r"),
-            meta["labels"],
-            tuple(meta["label_names"].tolist()),
-            meta.get("groups", None),
-            meta.get("split", None),
-            {**info, "cached": str(folder)},
-        )
+        return _read(folder)
     arrays = build()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
@@ -69,9 +69,9 @@ def load_or_build(key: object, build: Callable[[], Arrays]) -> Arrays:
         os.replace(tmp, folder)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (folder / "meta.npz").is_file():
+        if not (folder / "meta.npz").is_file():  # another process may have built the same entry meanwhile
             raise
-    return load_or_build(key, lambda: arrays)
+    return _read(folder)
 
 
 @dataclass
