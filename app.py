@@ -62,7 +62,7 @@ with left:
         "bring real data (MedMNIST, CheXpert, folders, CSV, DICOM) on the Train page."
     )
     gallery = DataConfig(finding="all", n_images=200, image_size=96, prevalence=0.5)
-    st.image(preview_png(gallery.to_json(), n=8), width="stretch")
+    st.image(preview_png(gallery.to_json(), n=8, cols=4, px=192), width="stretch")
 with right:
     st.subheader("Pages")
     link("pages/1_ROC_vs_PRC.py", "ROC vs PRC — the imbalance toy example", "📈")

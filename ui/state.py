@@ -45,14 +45,15 @@ def data_summary(data_json: str) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def preview_png(data_json: str, n: int = 8) -> bytes:
+def preview_png(data_json: str, n: int = 8, cols: int | None = None, px: int = 96) -> bytes:
+    """A contact sheet of ``n`` test images, ``cols`` per row, each shown at about ``px`` pixels."""
     import io
 
     from medtl.data.preview import contact_sheet
 
     ds = load_data(data_json)
     buf = io.BytesIO()
-    contact_sheet(ds, n=n, cols=n, scale=max(1, 96 // ds.image_size)).save(buf, format="PNG")
+    contact_sheet(ds, n=n, cols=cols or n, scale=max(1, px // ds.image_size)).save(buf, format="PNG")
     return buf.getvalue()
 
 

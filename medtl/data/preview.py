@@ -39,7 +39,7 @@ def contact_sheet(
         pos = idx[(y if y.ndim == 1 else y.max(1)) > 0]
         neg = idx[(y if y.ndim == 1 else y.max(1)) == 0]
         rng = np.random.default_rng(seed)
-        k = min(pos.size, (n + 1) // 2)
+        k = min(pos.size, max((n + 1) // 2, n - neg.size))  # half positives, more if negatives run short
         indices = np.r_[rng.choice(pos, k, replace=False), rng.choice(neg, min(neg.size, n - k), replace=False)]
     indices = np.sort(np.asarray(indices))[:n]
     masks = data.masks(indices)
