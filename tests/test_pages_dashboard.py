@@ -122,6 +122,21 @@ def test_train_page_queue_watch_and_cancel(tmp_path, monkeypatch):
     assert any(b.key == f"resume_{rid}" for b in at.button)
 
 
+def test_train_page_compile_option_reaches_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
+    at = _tiny_form(_app(TRAIN).run(), epochs=1)
+    at.checkbox(key="compile").check().run()
+    at.button(key="queue_btn").click().run()
+    store = RunStore(tmp_path / "runs")
+    rid = store.ids()[0]
+    assert store.config(rid).train.compile is True
+    end = time.time() + 300
+    while store.status(rid).get("state") not in ("done", "failed", "cancelled") and time.time() < end:
+        time.sleep(0.2)
+    assert store.status(rid)["state"] == "done", store.status(rid).get("error")
+    assert store.metrics(rid)["train"]["compiled"] is True
+
+
 def test_train_page_sweep_counts_runs():
     at = _app(TRAIN).run()
     at.toggle(key="sweep").set_value(True).run()

@@ -211,6 +211,14 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
         "batch_size": int(c2.number_input("Batch size", 2, 1024, 32, key="batch_size")),
         "lr": float(c1.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f", key="lr")),
         "device": c2.selectbox("Device", ["auto", "cpu", "cuda"], key="device"),
+        "compile": st.checkbox(
+            "Compile the training step (torch.compile)",
+            False,
+            key="compile",
+            help="A one-off compilation on the first batch (20-40 s on a 2-core CPU; cancelling waits for it), "
+            "then faster steps: 1.1x at 64 px and 1.36x at 128 px on CPU for ResNet18@layer2, usually more on a GPU. "
+            "Worth it for long runs; evaluation stays uncompiled.",
+        ),
     }
     seeds = _split_list(
         st.text_input("Seeds", "0", key="seeds", help="comma-separated: one run per seed"), "seed", res.errors, "seeds"

@@ -29,6 +29,7 @@ RUN_FLAGS = {
     "patience": ("train", "patience", int),
     "seed": ("train", "seed", int),
     "device": ("train", "device", str),
+    "compile": ("train", "compile", bool),
 }
 SWEEP_AXES = ("backbone", "strategy", "cut", "init", "train_size", "seed")
 
@@ -40,6 +41,16 @@ def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
 def _run_flags(p: argparse.ArgumentParser, lists: bool = False) -> None:
     p.add_argument("--config", help="start from this RunConfig JSON (e.g. runs/<id>/config.json); flags override it")
     for flag, (_, field, typ) in RUN_FLAGS.items():
+        if typ is bool:  # a switch: present = True, absent = keep the config's value
+            p.add_argument(
+                "--" + flag.replace("_", "-"),
+                dest=flag,
+                action="store_const",
+                const=True,
+                default=None,
+                help="torch.compile the training step: a one-off compile on the first batch, faster steps after",
+            )
+            continue
         many = lists and flag in SWEEP_AXES
         p.add_argument(
             "--" + flag.replace("_", "-"),
