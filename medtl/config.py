@@ -232,8 +232,8 @@ class TrainConfig(_Config):
         threads: CPU threads for torch (None = torch's default, the core count).
         bootstrap: resamples for the test-metric confidence intervals.
         compile: run the training step through ``torch.compile`` (inductor). The first batch pays a
-            one-off compilation (about 40 s on a 2-core CPU for ResNet18@layer2 at 128 px), then
-            each step is faster (1.36x measured there; more on a GPU). Evaluation stays eager.
+            one-off compilation (25-60 s on a 2-core CPU), then steps are 1.03-1.13x faster there
+            (ResNet18/50, 28-128 px, benchmarks/bench_compile.py); meant for long runs on a GPU. Evaluation stays eager.
     """
 
     epochs: int = 5
@@ -282,6 +282,10 @@ class TrainConfig(_Config):
             raise _bad("compile", self.compile, "true or false")
 
 
+# TrainConfig fields that say where and how fast a run executes, not what the experiment is
+EXECUTION_FIELDS = ("device", "threads", "compile")
+
+
 @dataclass(frozen=True)
 class RunConfig(_Config):
     """Everything a run needs; its JSON is ``config.json`` in the run folder."""
@@ -312,10 +316,14 @@ class RunConfig(_Config):
         return f"{self.data.label} · {self.model.label} · {self.model.init} · {size} · seed {self.train.seed}"
 
     def key(self) -> str:
-        """A hash of the whole configuration: equal configs are the same experiment."""
+        """A hash of the experiment: every setting except where and how fast it runs
+        (``train.device``, ``train.threads``, ``train.compile``), so a sweep re-run on another
+        machine or with ``--compile`` skips what is already done."""
         import hashlib
 
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        d = self.to_dict()
+        d["train"] = {k: v for k, v in d["train"].items() if k not in EXECUTION_FIELDS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:

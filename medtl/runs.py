@@ -180,11 +180,20 @@ class RunStore:
         return sorted(d.name for d in self.root.iterdir() if (d / "config.json").is_file())
 
     def find(self, cfg: RunConfig, states: tuple[str, ...] = ("done",)) -> str | None:
-        """The newest run with the same configuration in one of ``states``."""
+        """The newest run of the same experiment (equal :meth:`RunConfig.key`) in one of ``states``.
+
+        Keys are recomputed from each run's ``config.json``, so runs recorded before a change to
+        what the key covers still match."""
         key = cfg.key()
         for run_id in reversed(self.ids()):
             st = self.status(run_id)
-            if st.get("key") == key and st.get("state") in states:
+            if st.get("state") not in states:
+                continue
+            try:
+                their = self.config(run_id).key()
+            except (OSError, ValueError, TypeError, KeyError):
+                their = st.get("key")
+            if their == key:
                 return run_id
         return None
 

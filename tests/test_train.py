@@ -272,6 +272,10 @@ def test_cli_sweep_runs_once_then_skips(tmp_path, capsys):
     assert main(args) == 0
     assert capsys.readouterr().out.count("skip (done") == 4
     assert len(RunStore(tmp_path).ids()) == 4
+    # where and how fast a run executes is not part of the experiment: still nothing to do
+    assert main([*args, "--device", "cpu", "--compile"]) == 0
+    assert capsys.readouterr().out.count("skip (done") == 4
+    assert len(RunStore(tmp_path).ids()) == 4
     assert main([*args, "--emit", str(tmp_path / "emit")]) == 0
     files = sorted((tmp_path / "emit").glob("*.json"))
     assert len(files) == 4

@@ -215,8 +215,8 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
             "Compile the training step (torch.compile)",
             False,
             key="compile",
-            help="A one-off compilation on the first batch (20-40 s on a 2-core CPU; cancelling waits for it), "
-            "then faster steps: 1.1x at 64 px and 1.36x at 128 px on CPU for ResNet18@layer2, usually more on a GPU. "
+            help="A one-off compilation on the first batch (25-60 s on a 2-core CPU; cancelling waits for it), "
+            "then faster steps: only 1.03-1.13x on a 2-core CPU, usually more on a GPU. "
             "Worth it for long runs; evaluation stays uncompiled.",
         ),
     }
