@@ -13,7 +13,7 @@ store = get_store()
 table = store.table()
 if table.empty:
     st.info("No runs yet. Queue some on the Train page, or point `MEDTL_RUNS` at a runs folder from a GPU server.")
-    link("pages/2_Train.py", "Train a model", "🏋️")
+    link("pages/2_Train.py", "Train a model")
     st.stop()
 failed = table[table["state"] == "failed"]
 if not failed.empty:

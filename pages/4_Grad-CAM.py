@@ -16,7 +16,7 @@ store = get_store()
 done = [r for r in store.ids() if store.status(r).get("state") == "done"]
 if not done:
     st.info("No finished runs yet: train some on the Train page, then come back to see what they look at.")
-    link("pages/2_Train.py", "Train a model", "🏋️")
+    link("pages/2_Train.py", "Train a model")
     st.stop()
 
 names = {r: store.status(r).get("name", r) for r in done}

@@ -17,8 +17,12 @@ def test_home_and_roc_page_update(server, page):
     page.get_by_role("heading", name="MedTL Studio").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     screenshot(page, "home")
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_role("link", name=re.compile("Home")).wait_for()  # not the entry file's name, "app"
+    assert not nav.get_by_role("link", name=re.compile(r"^\W*app$")).count()
 
-    page.goto(server["url"] + "/ROC_vs_PRC")
+    nav.get_by_role("link", name=re.compile("ROC vs PRC")).click()  # the sidebar leads to the page's URL
+    page.wait_for_url(re.compile("/ROC_vs_PRC$"))
     page.get_by_role("heading", name=re.compile("ROC vs precision")).wait_for()
     page.locator(".js-plotly-plot .legendtext", has_text="A (top 12)").first.wait_for()
     before = _legend_text(page)

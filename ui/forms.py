@@ -209,10 +209,10 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
     t = {
         "epochs": int(c1.number_input("Epochs", 1, 500, 5, key="epochs")),
         "batch_size": int(c2.number_input("Batch size", 2, 1024, 32, key="batch_size")),
-        "lr": float(c1.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f", key="lr")),
+        "lr": float(c1.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%g", key="lr")),
         "device": c2.selectbox("Device", ["auto", "cpu", "cuda"], key="device"),
         "compile": st.checkbox(
-            "Compile the training step (torch.compile)",
+            "Compile (torch.compile)",
             False,
             key="compile",
             help="A one-off compilation on the first batch (25-60 s on a 2-core CPU; cancelling waits for it), "

@@ -91,6 +91,6 @@ def render(queue: JobQueue, limit: int = 12) -> None:
         show_all = st.toggle(f"Show all {len(ids)} runs", False, key="show_all") if len(ids) > limit else False
         for run_id in active + rest[: None if show_all else max(0, limit - len(active))]:
             _run_card(queue, run_id, live.get(run_id, {}))
-        link("pages/3_Compare.py", "Compare finished runs", "📊")
+        link("pages/3_Compare.py", "Compare finished runs")
 
     panel()
