@@ -214,7 +214,8 @@ def explain(model: TransferNet, data: ImageSet, indices: np.ndarray) -> Explanat
     indices = np.sort(indices)
     x = torch.from_numpy(images).float() / 255
     with torch.no_grad():
-        probs = torch.sigmoid(model(x)[:, 0]).numpy()
+        logits = model(x)
+        probs = (torch.softmax(logits, dim=1) if data.exclusive else torch.sigmoid(logits))[:, 0].numpy()
     maps = gradcam(model, x)
     masks = data.masks(indices)
     target = data.target if data.target is not None else 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.special import expit
+from scipy.special import expit, softmax
 from torch import nn
 
 from medtl import metrics as M
@@ -127,9 +127,32 @@ def binary_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return {"auroc": float(np.mean(au)) if au else float("nan"), "auprc": float(np.mean(ap)) if ap else float("nan")}
 
 
+def scores(logits: np.ndarray, exclusive: bool) -> np.ndarray:
+    """Probabilities from logits: softmax over classes for a multi-class task, else a sigmoid per output."""
+    return softmax(logits, axis=1) if exclusive else expit(logits)
+
+
+def make_loss(y_train: np.ndarray, exclusive: bool, device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The imbalance-aware loss for ``(logits, targets)``.
+
+    Binary / multi-label: BCE-with-logits, ``pos_weight`` = negatives / positives per label in the
+    training split. Multi-class (one of 3+ classes per image): cross-entropy with class weights
+    n / (K * count), so that every class weighs as much in total."""
+    if exclusive:
+        counts = np.maximum(y_train.sum(axis=0), 1)
+        weight = torch.tensor(len(y_train) / (len(counts) * counts), dtype=torch.float32, device=device)
+        ce = nn.CrossEntropyLoss(weight=weight)
+        return lambda logits, y: ce(logits, y.argmax(dim=1))
+    pos = np.atleast_1d(y_train.sum(axis=0)).astype(np.float64)
+    neg = len(y_train) - pos
+    pos_weight = torch.tensor(neg / np.maximum(pos, 1), dtype=torch.float32, device=device)
+    bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    return lambda logits, y: bce(logits.reshape(y.shape), y)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, data: ImageSet, split: str, device, batch_size: int, channels_last=False) -> tuple:
-    """Logits, targets and indices for a split (eval mode); ``expit(logits)`` are the scores."""
+    """Logits, targets and indices for a split (eval mode); :func:`scores` turns logits into probabilities."""
     model.eval()
     ctx, _ = _autocast(torch.device(device))
     ys, ls, ix = [], [], []
@@ -232,11 +255,7 @@ class Trainer:
         # evaluation and checkpoints use the eager module, whose parameters the compiled one shares
         forward = torch.compile(model) if tc.compile else model
 
-        y_train = data.y(data.splits["train"])
-        pos = np.atleast_1d(y_train.sum(axis=0)).astype(np.float64)
-        neg = len(y_train) - pos
-        pos_weight = torch.tensor(neg / np.maximum(pos, 1), dtype=torch.float32, device=device)
-        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        loss_fn = make_loss(data.y(data.splits["train"]), data.exclusive, device)
 
         n_train = data.splits["train"].size
         steps = max(1, n_train // tc.batch_size if n_train > tc.batch_size else 1)  # the last partial batch is dropped
@@ -273,7 +292,7 @@ class Trainer:
                 with _compile_errors(tc.compile and b == 0 and epoch == start_epoch):
                     with ctx:
                         logits = forward(x)
-                        loss = loss_fn(logits.float().reshape(y.shape), y)
+                        loss = loss_fn(logits.float(), y)
                     if not torch.isfinite(loss):
                         raise NonFiniteLoss(
                             f"The loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: training diverged. "
@@ -315,7 +334,7 @@ class Trainer:
             logits, yv, _ = predict(model, data, "val", device, tc.batch_size * 2, channels_last)
             with torch.no_grad():
                 val_loss = float(loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(yv).to(device)))
-            vm = binary_metrics(yv, expit(logits))
+            vm = binary_metrics(yv, scores(logits, data.exclusive))
             record = {
                 "epoch": epoch + 1,
                 "train_loss": total_loss / max(n_seen, 1),
@@ -368,7 +387,7 @@ class Trainer:
         ck = torch.load(self.folder / "model.pt", map_location=device, weights_only=True)
         model.load_state_dict(ck["state_dict"])
         logits, y, idx = predict(model, data, "test", device, tc.batch_size * 2, channels_last)
-        score = expit(logits)
+        score = scores(logits, data.exclusive)
         self.store.write_predictions(self.run_id, index=idx, y_true=y, y_score=score)
         yb, sb = (y, score) if y.ndim == 1 else (y.max(1), score.max(1))
         test = {**binary_metrics(y, score), "n": int(len(y)), "n_pos": int(yb.sum())}
@@ -390,6 +409,7 @@ class Trainer:
                 "seconds": train_seconds,
                 "device": str(device),
                 "compiled": tc.compile,
+                "loss": "cross_entropy" if data.exclusive else "bce",
             },
             "model": {
                 **count_params(cpu_model),

@@ -94,7 +94,7 @@ def make_chexpert(root: Path) -> Path:
     return base
 
 
-def make_medmnist(path: Path, multi_label: bool = False, rgb: bool = False) -> Path:
+def make_medmnist(path: Path, multi_label: bool = False, rgb: bool = False, classes: int = 2) -> Path:
     rng = np.random.default_rng(0)
     arrays = {}
     for split, n in (("train", 40), ("val", 10), ("test", 12)):
@@ -105,6 +105,6 @@ def make_medmnist(path: Path, multi_label: bool = False, rgb: bool = False) -> P
             lab[0], lab[1] = 1, 0
             arrays[f"{split}_labels"] = lab
         else:
-            arrays[f"{split}_labels"] = (np.arange(n) % 2)[:, None]
+            arrays[f"{split}_labels"] = (np.arange(n) % classes)[:, None]
     np.savez(path, **arrays)
     return path

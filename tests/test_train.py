@@ -210,6 +210,45 @@ def test_compile_failure_is_a_readable_failure(tmp_path, monkeypatch):
     assert "Train without compile" in status["error"] and "\n" not in status["error"]
 
 
+def test_multiclass_dataset_trains_with_weighted_cross_entropy(tmp_path):
+    """A MedMNIST class-id file with 3 classes and finding=all: one softmax over the classes."""
+    import numpy as np
+    from data_fixtures import make_medmnist
+
+    from medtl.data import load
+
+    f = make_medmnist(tmp_path / "bloodmnist.npz", classes=3)
+    data_cfg = DataConfig(dataset=f"medmnist:{f}", finding="all", image_size=28)
+    assert load(data_cfg).exclusive
+    assert not load(data_cfg.replace(finding=None)).exclusive  # class 0 vs the rest: binary
+    store = RunStore(tmp_path / "runs")
+    cfg = RunConfig(data_cfg, ModelConfig("resnet18", "truncate", "layer1", "random"), TrainConfig(epochs=1, batch_size=8))
+    rid = store.create(cfg)
+    status = train.run(cfg, store, rid)
+    assert status["state"] == "done", status
+    m = store.metrics(rid)
+    assert m["train"]["loss"] == "cross_entropy"
+    pred = store.predictions(rid)
+    assert pred["y_score"].shape == pred["y_true"].shape == (12, 3)
+    np.testing.assert_allclose(pred["y_score"].sum(axis=1), 1, rtol=1e-5)
+    assert 0 <= m["test"]["auroc"] <= 1
+
+
+def test_loss_weights_balance_the_classes():
+    import numpy as np
+    import torch
+
+    y = np.array([[1, 0, 0]] * 6 + [[0, 1, 0]] * 3 + [[0, 0, 1]] * 1, dtype=np.float32)
+    ce = train.make_loss(y, True, "cpu")
+    logits = torch.zeros(10, 3)
+    # uniform logits: every image costs log 3, whatever the class weights
+    assert float(ce(logits, torch.from_numpy(y))) == pytest.approx(np.log(3), rel=1e-6)
+    yb = np.array([1, 0, 0, 0], dtype=np.float32)
+    bce = train.make_loss(yb, False, "cpu")
+    # pos_weight 3: a positive at logit 0 costs 3 log 2, a negative log 2
+    assert float(bce(torch.zeros(4), torch.from_numpy(yb))) == pytest.approx((3 + 3) * np.log(2) / 4, rel=1e-6)
+
+
 def test_run_config_checks_cbr_minimum():
     with pytest.raises(ValueError, match="at least 91 px"):
         RunConfig(DataConfig(image_size=64), ModelConfig("cbr_tiny", "finetune", "full", "random"))

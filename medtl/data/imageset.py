@@ -52,6 +52,12 @@ class ImageSet:
     def target_name(self) -> str:
         return "all" if self.target is None else self.label_names[self.target]
 
+    @property
+    def exclusive(self) -> bool:
+        """All labels at once (``target`` None) of a multi-class dataset: exactly one of 3+ classes per
+        image (e.g. a MedMNIST class-id file with ``finding="all"``). Trained with softmax cross-entropy."""
+        return self.target is None and self.labels.shape[1] > 2 and bool(np.all(self.labels.sum(axis=1) == 1))
+
     def y(self, indices: np.ndarray | None = None) -> np.ndarray:
         """Targets: (n,) for a binary task, (n, L) for multi-label."""
         lab = self.labels if indices is None else self.labels[indices]
