@@ -10,6 +10,7 @@ resample, and agree with scikit-learn (tested to 1e-9).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -24,6 +25,7 @@ __all__ = [
     "average_precision",
     "auprc_trapezoid",
     "bootstrap_ci",
+    "bootstrap_ci_labels",
     "confusion_at",
     "check_binary",
 ]
@@ -230,6 +232,47 @@ def bootstrap_ci(
         aps.append(c.average_precision())
     q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
     lo_hi = lambda a: tuple(float(v) for v in np.percentile(np.concatenate(a), q))  # noqa: E731
+    return {"auroc": lo_hi(aurocs), "auprc": lo_hi(aps)}
+
+
+def bootstrap_ci_labels(
+    y_true, y_score, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0, chunk: int = 250
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals for the mean AUROC and average precision over labels
+    (multi-label or multi-class, ``(N, L)`` 0/1 targets and scores).
+
+    Images are resampled (all labels together, so their correlation is kept) as multinomial
+    counts; each label's curves for all resamples come from :func:`weighted_curves`. A label is
+    averaged over only where it has both classes, in the data and in the resample.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1. Got {n_boot}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1). Got {alpha}")
+    y, s = np.asarray(y_true, dtype=np.float64), np.asarray(y_score, dtype=np.float64)
+    if y.ndim != 2 or y.shape != s.shape:
+        raise ValueError(f"y_true and y_score must both be (N, L). Got {y.shape} and {s.shape}")
+    labels = [k for k in range(y.shape[1]) if 0 < y[:, k].sum() < len(y)]
+    if not labels:
+        raise ValueError("No label has both positives and negatives: ROC and precision-recall are undefined")
+    orders = {k: np.argsort(-s[:, k], kind="stable") for k in labels}
+    rng = np.random.default_rng(seed)
+    aurocs, aps = [], []
+    for start in range(0, n_boot, chunk):
+        w = _resample_counts(rng, min(chunk, n_boot - start), len(y)).astype(np.float64)
+        au, ap = [], []
+        for k, o in orders.items():
+            yk, wk = y[o, k], w[:, o]
+            c = weighted_curves(s[o, k], wk * yk, wk * (1 - yk))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                au.append(c.auroc())
+                ap.append(c.average_precision())
+        with warnings.catch_warnings():  # a resample where no label has both classes: NaN, dropped below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            aurocs.append(np.nanmean(au, axis=0))
+            aps.append(np.nanmean(ap, axis=0))
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    lo_hi = lambda a: tuple(float(v) for v in np.nanpercentile(np.concatenate(a), q))  # noqa: E731
     return {"auroc": lo_hi(aurocs), "auprc": lo_hi(aps)}
 
 

@@ -395,8 +395,10 @@ class Trainer:
             test["auprc_trapezoid"] = M.auprc_trapezoid(y, score)
             ci = M.bootstrap_ci(y, score, n_boot=tc.bootstrap, seed=tc.seed)
             test["auroc_ci"], test["auprc_ci"] = list(ci["auroc"]), list(ci["auprc"])
-        else:
-            test["auroc_ci"] = test["auprc_ci"] = [float("nan"), float("nan")]
+        else:  # the mean over labels, with images resampled for its interval
+            ci = M.bootstrap_ci_labels(y, score, n_boot=tc.bootstrap, seed=tc.seed)
+            test["auroc_ci"], test["auprc_ci"] = list(ci["auroc"]), list(ci["auprc"])
+            test["labels"] = list(data.label_names)
         cpu_model = model.to("cpu", memory_format=torch.contiguous_format).eval()
         y_train = data.y(data.splits["train"])
         metrics = {

@@ -83,6 +83,26 @@ def test_bootstrap_interval_contains_estimate():
     assert ci == M.bootstrap_ci(y, s, n_boot=400, seed=3)  # deterministic per seed
 
 
+def test_label_bootstrap_matches_sklearn_loop():
+    """Mean over labels per resample (images resampled together) equals scikit-learn with
+    sample weights on the same resamples; a rare label missing from a resample is left out."""
+    rng = np.random.default_rng(0)
+    n, L, B = 120, 3, 40
+    y = (rng.random((n, L)) < [0.5, 0.3, 0.04]).astype(float)
+    s = np.round(rng.normal(size=(n, L)) + y, 1)
+    ci = M.bootstrap_ci_labels(y, s, n_boot=B, seed=5, alpha=0.2)
+    w = M._resample_counts(np.random.default_rng(5), B, n)
+    au, ap = [], []
+    for b in range(B):
+        ok = [k for k in range(L) if 0 < (w[b] * y[:, k]).sum() < w[b].sum()]
+        au.append(np.mean([sk.roc_auc_score(y[:, k], s[:, k], sample_weight=w[b]) for k in ok]))
+        ap.append(np.mean([sk.average_precision_score(y[:, k], s[:, k], sample_weight=w[b]) for k in ok]))
+    assert ci["auroc"] == pytest.approx(tuple(np.percentile(au, [10, 90])), abs=1e-9)
+    assert ci["auprc"] == pytest.approx(tuple(np.percentile(ap, [10, 90])), abs=1e-9)
+    with pytest.raises(ValueError, match="No label has both"):
+        M.bootstrap_ci_labels(np.ones((5, 2)), np.zeros((5, 2)))
+
+
 def test_confusion_at_threshold():
     y = np.array([1, 1, 0, 0, 0])
     s = np.array([0.9, 0.4, 0.6, 0.2, 0.1])

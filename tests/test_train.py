@@ -222,7 +222,9 @@ def test_multiclass_dataset_trains_with_weighted_cross_entropy(tmp_path):
     assert load(data_cfg).exclusive
     assert not load(data_cfg.replace(finding=None)).exclusive  # class 0 vs the rest: binary
     store = RunStore(tmp_path / "runs")
-    cfg = RunConfig(data_cfg, ModelConfig("resnet18", "truncate", "layer1", "random"), TrainConfig(epochs=1, batch_size=8))
+    cfg = RunConfig(
+        data_cfg, ModelConfig("resnet18", "truncate", "layer1", "random"), TrainConfig(epochs=1, batch_size=8)
+    )
     rid = store.create(cfg)
     status = train.run(cfg, store, rid)
     assert status["state"] == "done", status
@@ -231,7 +233,8 @@ def test_multiclass_dataset_trains_with_weighted_cross_entropy(tmp_path):
     pred = store.predictions(rid)
     assert pred["y_score"].shape == pred["y_true"].shape == (12, 3)
     np.testing.assert_allclose(pred["y_score"].sum(axis=1), 1, rtol=1e-5)
-    assert 0 <= m["test"]["auroc"] <= 1
+    assert 0 <= m["test"]["auroc"] <= 1 and m["test"]["labels"] == ["0", "1", "2"]
+    assert all(np.isfinite(m["test"]["auroc_ci"] + m["test"]["auprc_ci"]))  # a mean-over-labels interval
 
 
 def test_loss_weights_balance_the_classes():

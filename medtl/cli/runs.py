@@ -126,9 +126,11 @@ def _summary(store, run_id: str, status: dict) -> str:
     if status.get("state") != "done":
         return f"{status.get('state')}: {status.get('error')}"
     t = store.metrics(run_id)["test"]
+    labels = t.get("labels")
+    what = f"mean over {len(labels)} labels" if labels else f"{t['n_pos']} positive"
     return (
         f"test AUROC {t['auroc']:.3f} [{t['auroc_ci'][0]:.3f}, {t['auroc_ci'][1]:.3f}] · "
-        f"AUPRC {t['auprc']:.3f} [{t['auprc_ci'][0]:.3f}, {t['auprc_ci'][1]:.3f}] · n={t['n']} ({t['n_pos']} positive)"
+        f"AUPRC {t['auprc']:.3f} [{t['auprc_ci'][0]:.3f}, {t['auprc_ci'][1]:.3f}] · n={t['n']} ({what})"
     )
 
 
