@@ -6,30 +6,43 @@ import argparse
 import json
 import sys
 
-# flag -> (config part, field, type); every flag defaults to None = "keep the config's value"
+from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, RunConfig
+
+# flag -> (config part, field, type, help); every flag defaults to None = "keep the config's value"
 RUN_FLAGS = {
-    "dataset": ("data", "dataset", str),
-    "finding": ("data", "finding", str),
-    "train_size": ("data", "train_size", str),
-    "image_size": ("data", "image_size", int),
-    "n_images": ("data", "n_images", int),
-    "prevalence": ("data", "prevalence", float),
-    "difficulty": ("data", "difficulty", float),
-    "backbone": ("model", "backbone", str),
-    "strategy": ("model", "strategy", str),
-    "cut": ("model", "cut", str),
-    "init": ("model", "init", str),
-    "weights": ("model", "weights", str),
-    "head": ("model", "head", str),
-    "epochs": ("train", "epochs", int),
-    "batch_size": ("train", "batch_size", int),
-    "lr": ("train", "lr", float),
-    "optimizer": ("train", "optimizer", str),
-    "schedule": ("train", "schedule", str),
-    "patience": ("train", "patience", int),
-    "seed": ("train", "seed", int),
-    "device": ("train", "device", str),
-    "compile": ("train", "compile", bool),
+    "dataset": (
+        "data",
+        "dataset",
+        str,
+        "synthetic, medmnist:<file.npz|name@size>, chexpert:<root>, folder:<root> or csv:<file>",
+    ),
+    "finding": ("data", "finding", str, "the target: a finding, class or label name, or 'all' (every label at once)"),
+    "train_size": (
+        "data",
+        "train_size",
+        str,
+        "training-set size: 5%, 0.05 or a count (stratified, nested; default: all)",
+    ),
+    "image_size": ("data", "image_size", int, "image side in pixels"),
+    "n_images": ("data", "n_images", int, "SynthCXR: number of images"),
+    "prevalence": ("data", "prevalence", float, "SynthCXR: share of images with the target finding"),
+    "difficulty": ("data", "difficulty", float, "SynthCXR: 0 (obvious) to 1 (subtle)"),
+    "backbone": ("model", "backbone", str, "network (list: python -m medtl models)"),
+    "strategy": ("model", "strategy", str, "one of " + ", ".join(STRATEGIES)),
+    "cut": ("model", "cut", str, "where to cut: a layer or block name, or full (list: python -m medtl models NAME)"),
+    "init": ("model", "init", str, "random, imagenet, file:<state_dict.pt> or run:<id>"),
+    "weights": ("model", "weights", str, "torchvision weights name, for imagenet"),
+    "head": ("model", "head", str, "one of " + ", ".join(HEADS)),
+    "epochs": ("train", "epochs", int, "training epochs"),
+    "batch_size": ("train", "batch_size", int, "images per step"),
+    "lr": ("train", "lr", float, "learning rate"),
+    "optimizer": ("train", "optimizer", str, "one of " + ", ".join(OPTIMIZERS)),
+    "schedule": ("train", "schedule", str, "one of " + ", ".join(SCHEDULES)),
+    "patience": ("train", "patience", int, "early stopping: epochs without improvement (0 = off)"),
+    "seed": ("train", "seed", int, "seed of training and of the training-set subset"),
+    "device": ("train", "device", str, "one of " + ", ".join(DEVICES)),
+    "threads": ("train", "threads", int, "CPU threads for torch (default: torch's, the core count)"),
+    "compile": ("train", "compile", bool, "torch.compile the training step: a one-off compile, faster steps after"),
 }
 SWEEP_AXES = ("backbone", "strategy", "cut", "init", "train_size", "seed")
 
@@ -40,25 +53,16 @@ def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def _run_flags(p: argparse.ArgumentParser, lists: bool = False) -> None:
     p.add_argument("--config", help="start from this RunConfig JSON (e.g. runs/<id>/config.json); flags override it")
-    for flag, (_, field, typ) in RUN_FLAGS.items():
+    defaults = RunConfig().to_dict()
+    for flag, (part, field, typ, text) in RUN_FLAGS.items():
+        name = "--" + flag.replace("_", "-")
         if typ is bool:  # a switch: present = True, absent = keep the config's value
-            p.add_argument(
-                "--" + flag.replace("_", "-"),
-                dest=flag,
-                action="store_const",
-                const=True,
-                default=None,
-                help="torch.compile the training step: a one-off compile on the first batch, faster steps after",
-            )
+            p.add_argument(name, dest=flag, action="store_const", const=True, default=None, help=text)
             continue
         many = lists and flag in SWEEP_AXES
-        p.add_argument(
-            "--" + flag.replace("_", "-"),
-            dest=flag,
-            type=str if many else typ,
-            default=None,
-            help=f"{'comma-separated ' if many else ''}{field}",
-        )
+        default = defaults[part].get(field)
+        text = f"{'comma-separated: ' if many else ''}{text}" + ("" if default is None else f" (default {default})")
+        p.add_argument(name, dest=flag, type=str if many else typ, default=None, help=text.replace("%", "%%"))
     _runs_dir_arg(p)
 
 
@@ -76,7 +80,7 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
     values = {k: getattr(a, k) for k in RUN_FLAGS if getattr(a, k, None) is not None}
     values.update(overrides or {})
     for flag, v in values.items():
-        part, field, typ = RUN_FLAGS[flag]
+        part, field, typ, _ = RUN_FLAGS[flag]
         d[part][field] = _coerce(v, typ) if isinstance(v, str) else v
     if "seed" in values:  # one seed: training and the data-poor subset
         d["data"]["seed"] = d["train"]["seed"]
