@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class ImageSet:
     def target_name(self) -> str:
         return "all" if self.target is None else self.label_names[self.target]
 
-    @property
+    @cached_property
     def exclusive(self) -> bool:
         """All labels at once (``target`` None) of a multi-class dataset: exactly one of 3+ classes per
         image (e.g. a MedMNIST class-id file with ``finding="all"``). Trained with softmax cross-entropy."""
