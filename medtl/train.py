@@ -310,9 +310,13 @@ class Trainer:
                     sched.step()
                 total_loss += loss.item() * len(x)
                 n_seen += len(x)
-                elapsed = time.perf_counter() - t0
-                ips = n_seen / max(elapsed, 1e-9)
-                left = (steps - b - 1) * elapsed / (b + 1) + (tc.epochs - epoch - 1) * steps * elapsed / (b + 1)
+                now = time.perf_counter()
+                if b == 0:  # the first batch carries one-off costs (compilation, warm-up): rates start after it
+                    t_first, per_batch = now, now - t0
+                else:
+                    per_batch = (now - t_first) / b
+                ips = len(x) / max(per_batch, 1e-9)
+                left = ((steps - b - 1) + (tc.epochs - epoch - 1) * steps) * per_batch
                 self.emit(
                     {
                         "type": "batch",
