@@ -232,7 +232,7 @@ class TrainConfig(_Config):
         threads: CPU threads for torch (None = torch's default, the core count).
         bootstrap: resamples for the test-metric confidence intervals.
         compile: run the training step through ``torch.compile`` (inductor). The first batch pays a
-            one-off compilation (25-60 s on a 2-core CPU), then steps are 1.03-1.13x faster there
+            one-off compilation (20-70 s on a 2-core CPU), then steps are 0.98-1.17x as fast there
             (ResNet18/50, 28-128 px, benchmarks/bench_compile.py); meant for long runs on a GPU. Evaluation stays eager.
     """
 

@@ -215,8 +215,8 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
             "Compile (torch.compile)",
             False,
             key="compile",
-            help="A one-off compilation on the first batch (25-60 s on a 2-core CPU; cancelling waits for it), "
-            "then faster steps: only 1.03-1.13x on a 2-core CPU, usually more on a GPU. "
+            help="A one-off compilation on the first batch (20-70 s on a 2-core CPU; cancelling waits for it), "
+            "then faster steps: only 0.98-1.17x on a 2-core CPU, usually more on a GPU. "
             "Worth it for long runs; evaluation stays uncompiled.",
         ),
     }
