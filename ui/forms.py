@@ -216,7 +216,7 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
             False,
             key="compile",
             help="A one-off compilation on the first batch (20-70 s on a 2-core CPU; cancelling waits for it), "
-            "then faster steps: only 0.98-1.17x on a 2-core CPU, usually more on a GPU. "
+            "then steps at 0.98-1.17x the uncompiled speed on a 2-core CPU (usually faster on a GPU). "
             "Worth it for long runs; evaluation stays uncompiled.",
         ),
     }
