@@ -217,7 +217,7 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
             key="compile",
             help="A one-off compilation on the first batch (20-70 s on a 2-core CPU; cancelling waits for it), "
             "then steps at 0.98-1.17x the uncompiled speed on a 2-core CPU (usually faster on a GPU). "
-            "Worth it for long runs; evaluation stays uncompiled.",
+            "Meant for long runs on a GPU; evaluation stays uncompiled.",
         ),
     }
     seeds = _split_list(
