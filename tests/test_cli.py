@@ -35,3 +35,10 @@ def test_page_and_cli_agree(capsys):
     out = json.loads(capsys.readouterr().out)
     res = toy.compare(**{k: v for k, v in toy.DEFAULTS.items()})
     assert out["B"]["auprc"] == float(res["B"].metrics["auprc"].mean())
+
+
+def test_building_the_parser_does_not_import_torch():
+    """Help and light commands stay instant: torch is imported only by the commands that train or explain."""
+    code = "import sys; from medtl.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

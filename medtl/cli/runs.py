@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
-from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, RunConfig
+from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, DataConfig, ModelConfig, TrainConfig
 
 # flag -> (config part, field, type, help); every flag defaults to None = "keep the config's value"
 RUN_FLAGS = {
@@ -51,9 +52,17 @@ def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", help="runs folder (default $MEDTL_RUNS or ./runs)")
 
 
+def _field_defaults(cls) -> dict:
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
 def _run_flags(p: argparse.ArgumentParser, lists: bool = False) -> None:
     p.add_argument("--config", help="start from this RunConfig JSON (e.g. runs/<id>/config.json); flags override it")
-    defaults = RunConfig().to_dict()
+    # field defaults read off the dataclasses: building a RunConfig would import torch for every command
+    defaults = {
+        part: _field_defaults(cls)
+        for part, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
+    }
     for flag, (part, field, typ, text) in RUN_FLAGS.items():
         name = "--" + flag.replace("_", "-")
         if typ is bool:  # a switch: present = True, absent = keep the config's value
