@@ -211,10 +211,7 @@ def bootstrap_ci(
     Returns:
         ``{"auroc": (lo, hi), "auprc": (lo, hi)}``.
     """
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1. Got {n_boot}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1). Got {alpha}")
+    _check_bootstrap(n_boot, alpha)
     y, s = check_binary(y_true, y_score)
     order = np.argsort(-s, kind="stable")
     y, s = y[order], s[order]
@@ -230,9 +227,7 @@ def bootstrap_ci(
         c = weighted_curves(s, pw, nw)
         aurocs.append(c.auroc())
         aps.append(c.average_precision())
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
-    lo_hi = lambda a: tuple(float(v) for v in np.percentile(np.concatenate(a), q))  # noqa: E731
-    return {"auroc": lo_hi(aurocs), "auprc": lo_hi(aps)}
+    return {"auroc": _interval(aurocs, alpha), "auprc": _interval(aps, alpha)}
 
 
 def bootstrap_ci_labels(
@@ -245,10 +240,7 @@ def bootstrap_ci_labels(
     counts; each label's curves for all resamples come from :func:`weighted_curves`. A label is
     averaged over only where it has both classes, in the data and in the resample.
     """
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1. Got {n_boot}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1). Got {alpha}")
+    _check_bootstrap(n_boot, alpha)
     y, s = np.asarray(y_true, dtype=np.float64), np.asarray(y_score, dtype=np.float64)
     if y.ndim != 2 or y.shape != s.shape:
         raise ValueError(f"y_true and y_score must both be (N, L). Got {y.shape} and {s.shape}")
@@ -271,9 +263,20 @@ def bootstrap_ci_labels(
             warnings.simplefilter("ignore", RuntimeWarning)
             aurocs.append(np.nanmean(au, axis=0))
             aps.append(np.nanmean(ap, axis=0))
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
-    lo_hi = lambda a: tuple(float(v) for v in np.nanpercentile(np.concatenate(a), q))  # noqa: E731
-    return {"auroc": lo_hi(aurocs), "auprc": lo_hi(aps)}
+    return {"auroc": _interval(aurocs, alpha), "auprc": _interval(aps, alpha)}
+
+
+def _check_bootstrap(n_boot: int, alpha: float) -> None:
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1. Got {n_boot}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1). Got {alpha}")
+
+
+def _interval(chunks: list[np.ndarray], alpha: float) -> tuple[float, float]:
+    """The percentile interval of the resampled values (NaN resamples left out)."""
+    lo, hi = np.nanpercentile(np.concatenate(chunks), [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(lo), float(hi)
 
 
 def _resample_counts(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
