@@ -179,23 +179,22 @@ class RunStore:
             return []
         return sorted(d.name for d in self.root.iterdir() if (d / "config.json").is_file())
 
-    def find(self, cfg: RunConfig, states: tuple[str, ...] = ("done",)) -> str | None:
-        """The newest run of the same experiment (equal :meth:`RunConfig.key`) in one of ``states``.
+    def experiments(self, states: tuple[str, ...] = ("done",)) -> dict[str, str]:
+        """Experiment key (:meth:`RunConfig.key`) -> the newest run in one of ``states``.
 
         Keys are recomputed from each run's ``config.json``, so runs recorded before a change to
-        what the key covers still match."""
-        key = cfg.key()
-        for run_id in reversed(self.ids()):
+        what the key covers still match. One pass over the folder: build it once per sweep."""
+        out: dict[str, str] = {}
+        for run_id in self.ids():  # oldest first: a newer run of the same experiment overwrites
             st = self.status(run_id)
             if st.get("state") not in states:
                 continue
             try:
-                their = self.config(run_id).key()
+                key = self.config(run_id).key()
             except (OSError, ValueError, TypeError, KeyError):
-                their = st.get("key")
-            if their == key:
-                return run_id
-        return None
+                key = st.get("key")
+            out[key] = run_id
+        return out
 
     def orphans(self) -> list[str]:
         """Runs left ``running`` or ``queued`` by a process on this host that no longer exists."""

@@ -218,9 +218,10 @@ def sweep_run(a: argparse.Namespace) -> int:
         print(f"wrote {len(configs)} config(s) to {out}; run each with: python -m medtl train --config FILE")
         return 0
     store = RunStore(a.runs_dir)
+    done_runs = store.experiments()
     failed = 0
     for i, c in enumerate(configs, 1):
-        done = store.find(c)
+        done = done_runs.get(c.key())
         if done:
             print(f"[{i}/{len(configs)}] skip (done as {done}): {c.name}")
             continue
