@@ -283,14 +283,22 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
     assert rc == 0 and "test AUROC" in out and "AUPRC" in out
     assert main(["train", "--backbone", "resnet18", "--cut", "layer9", "--runs-dir", str(tmp_path)]) == 2
     assert "Unknown cut 'layer9'" in capsys.readouterr().err
+    # a mistyped path is bad input: exit 2, one line, no run recorded
     assert (
         main(["train", "--dataset", "folder:/no/such/dir", "--finding", "x", "--runs-dir", str(tmp_path), *TINY_FLAGS])
-        == 1
+        == 2
     )
-    assert "does not exist" in capsys.readouterr().out
+    assert "Image folder /no/such/dir does not exist" in capsys.readouterr().err
+    # what only loading finds (here: a folder with one class) is a failed run, recorded with its reason
+    (tmp_path / "oneclass" / "pos").mkdir(parents=True)
+    bad = ["--dataset", f"folder:{tmp_path / 'oneclass'}", "--finding", "pos"]
+    assert main(["train", *bad, "--runs-dir", str(tmp_path / "r"), *TINY_FLAGS]) == 1
+    assert "at least two class folders" in capsys.readouterr().out
+    assert main(["runs", "--runs-dir", str(tmp_path / "r"), "--json"]) == 0
+    assert [r["state"] for r in json.loads(capsys.readouterr().out)] == ["failed"]
     assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["state"] for r in rows] == ["done", "failed"]
+    assert [r["state"] for r in rows] == ["done"]
 
 
 def test_cli_sweep_runs_once_then_skips(tmp_path, capsys):
@@ -329,4 +337,7 @@ def test_cli_sweep_invalid_combination_runs_nothing(tmp_path, capsys):
         ["sweep", "--backbone", "cbr_tiny", "--cut", "cbr1,cbr4", "--image-size", "64", "--runs-dir", str(tmp_path)]
     )
     assert rc == 2 and "invalid" in capsys.readouterr().err
+    assert RunStore(tmp_path).ids() == []
+    rc = main(["sweep", "--dataset", "csv:/no/such.csv", "--cut", "layer1,layer2", "--runs-dir", str(tmp_path)])
+    assert rc == 2 and "CSV manifest /no/such.csv does not exist" in capsys.readouterr().err
     assert RunStore(tmp_path).ids() == []

@@ -158,10 +158,12 @@ def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str, dict]:
 
 
 def train_run(a: argparse.Namespace) -> int:
+    from medtl.data.adapters import check_source
     from medtl.runs import RunStore
 
     store = RunStore(a.runs_dir)
     cfg = run_config_from_args(a)
+    check_source(cfg.data)  # a mistyped path is bad input (exit 2), not a failed run left in the folder
     _, status = _train_one(store, cfg)
     return 0 if status.get("state") == "done" else 1
 
@@ -217,6 +219,10 @@ def sweep_run(a: argparse.Namespace) -> int:
             (out / f"{c.key()}.json").write_text(c.to_json())
         print(f"wrote {len(configs)} config(s) to {out}; run each with: python -m medtl train --config FILE")
         return 0
+    from medtl.data.adapters import check_source
+
+    for data in {c.data for c in configs}:  # before anything runs (emitted configs may run where paths differ)
+        check_source(data)
     store = RunStore(a.runs_dir)
     done_runs = store.experiments()
     failed = 0

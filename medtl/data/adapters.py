@@ -61,11 +61,32 @@ def _existing(path: str, what: str) -> Path:
 # --- MedMNIST ------------------------------------------------------------------------------------
 
 
+SOURCE_LABELS = {
+    "chexpert": "CheXpert folder",
+    "folder": "Image folder",
+    "csv": "CSV manifest",
+    "medmnist": "MedMNIST file",
+}
+
+
+def check_source(cfg: DataConfig) -> None:
+    """Cheap pre-flight before a run is recorded: a dataset path that does not exist raises
+    FileNotFoundError with the same message loading would give. Contents are checked by loading."""
+    if cfg.kind == "medmnist" and not _is_path(cfg.source):
+        return  # a MedMNIST name: resolved (or its absence explained) when loading
+    if cfg.kind in SOURCE_LABELS:
+        _existing(cfg.source, SOURCE_LABELS[cfg.kind])
+
+
+def _is_path(source: str) -> bool:
+    return source.endswith(".npz") or "/" in source
+
+
 def _medmnist_file(source: str) -> Path:
     """A local .npz path, or ``name[@size]`` resolved in the cache (downloaded through the
     ``medmnist`` package when it is installed and a network exists)."""
-    if source.endswith(".npz") or "/" in source:
-        return _existing(source, "MedMNIST file")
+    if _is_path(source):
+        return _existing(source, SOURCE_LABELS["medmnist"])
     name, _, size = source.partition("@")
     fname = f"{name}.npz" if not size or size == "28" else f"{name}_{size}.npz"
     local = cache_dir() / "medmnist" / fname
@@ -141,7 +162,7 @@ def medmnist(cfg: DataConfig) -> Arrays:
 
 def chexpert(cfg: DataConfig) -> Manifest:
     """CheXpert: ``train.csv`` / ``valid.csv``; the official validation set is the test split."""
-    root = _existing(cfg.source, "CheXpert folder")
+    root = _existing(cfg.source, SOURCE_LABELS["chexpert"])
     obs = _match(cfg.finding or "Pleural Effusion", CHEXPERT_OBSERVATIONS, "CheXpert observation")
     paths, labels, groups, split = [], [], [], []
     for fname, part in (("train.csv", "train"), ("valid.csv", "test")):
@@ -177,7 +198,7 @@ def chexpert(cfg: DataConfig) -> Manifest:
 
 def folder(cfg: DataConfig) -> Manifest:
     """``root/<class>/*`` or ``root/<split>/<class>/*`` with split in train, val, test."""
-    root = _existing(cfg.source, "Image folder")
+    root = _existing(cfg.source, SOURCE_LABELS["folder"])
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder: folder: expects one sub-folder per class")
     split_dirs = [d for d in ("train", "val", "test") if (root / d).is_dir()]
@@ -210,7 +231,7 @@ def folder(cfg: DataConfig) -> Manifest:
 
 def csv_manifest(cfg: DataConfig) -> Manifest:
     """A CSV with ``path,label`` and optional ``patient_id``, ``split``; paths relative to the CSV."""
-    f = _existing(cfg.source, "CSV manifest")
+    f = _existing(cfg.source, SOURCE_LABELS["csv"])
     rows = _read_csv(f, required=("path", "label"))
     values = sorted({r["label"].strip() for r in rows})
     if set(values) <= {"0", "1", "0.0", "1.0"}:
