@@ -1,8 +1,11 @@
 """Frozen, validated configuration dataclasses with a JSON round trip.
 
 A :class:`RunConfig` (data + model + training) is the reproducible artefact: every run folder
-starts with its ``config.json`` and can be re-run from it. Validation happens on construction and
-errors name the field, the bad value and what is allowed.
+starts with its ``config.json`` and can be re-run from it. Types, choices (``Literal``) and value
+rules (declared with each field) are checked on construction by :func:`medtl.fields.check_fields`;
+errors name the field, the bad value and what is allowed. This module imports no torch: names that
+live in the model registry (backbone, cut, weights, minimum input size) are checked by
+:meth:`RunConfig.check`, which the RunStore calls before anything is recorded.
 """
 
 from __future__ import annotations
@@ -11,25 +14,40 @@ import dataclasses
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
-STRATEGIES = ("finetune", "truncate", "freeze", "transfusion", "linear")
-HEADS = ("gap", "flatten")
-GRAYSCALE = ("replicate", "fold")
-FINDINGS = ("nodule", "opacity", "effusion", "cardiomegaly")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("cosine", "plateau", "constant")
-SELECT_BY = ("val_auprc", "val_auroc", "val_loss")
+from medtl import datasets
+from medtl.datasets import option_default, parse_spec, parse_train_size
+from medtl.fields import Rule, bad, between, check_fields, one_of, setting
+from medtl.strategies import STRATEGIES as _STRATEGY_RECORDS
+from medtl.strategies import get_strategy
+
+Head = Literal["gap", "flatten"]
+Grayscale = Literal["replicate", "fold"]
+Optimizer = Literal["adam", "adamw", "sgd"]
+Schedule = Literal["cosine", "plateau", "constant"]
+SelectBy = Literal["val_auprc", "val_auroc", "val_loss"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Uncertainty = Literal["ones", "zeros", "ignore"]
+
+STRATEGIES = tuple(_STRATEGY_RECORDS)
+HEADS = get_args(Head)
+GRAYSCALE = get_args(Grayscale)
+OPTIMIZERS = get_args(Optimizer)
+SCHEDULES = get_args(Schedule)
+SELECT_BY = get_args(SelectBy)
+DEVICES = get_args(Device)
+UNCERTAINTY = get_args(Uncertainty)
+DATASET_KINDS = tuple(datasets.KINDS)
 
 T = TypeVar("T", bound="_Config")
 
 
-def _bad(field_name: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"{field_name} must be {allowed}. Got {value!r}")
-
-
 class _Config:
-    """JSON round trip shared by the config dataclasses."""
+    """JSON round trip and field checks shared by the config dataclasses."""
+
+    def __post_init__(self):
+        check_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -55,13 +73,19 @@ class _Config:
         return dataclasses.replace(self, **changes)
 
 
+_INIT = Rule(
+    lambda v: v in ("random", "imagenet") or v.startswith(("file:", "run:")),
+    "'random', 'imagenet', 'file:<path>' or 'run:<id>'",
+)
+
+
 @dataclass(frozen=True)
 class ModelConfig(_Config):
     """What network is built and what of it is trained.
 
     Attributes:
-        backbone: a registry name (``medtl.models.registry.BACKBONES``).
-        strategy: finetune | truncate | freeze | transfusion | linear (see ``medtl.models.transfer``).
+        backbone: a registry name (``medtl.models.registry.BACKBONES``; checked by :meth:`check`).
+        strategy: a record of ``medtl.strategies`` (finetune | truncate | freeze | transfusion | linear).
         cut: a published cut point of the backbone (``layer3``, ``layer3.2``, ``features.denseblock2``,
             ``cbr3``, ``full``).
         init: ``random``, ``imagenet``, ``file:<path>`` or ``run:<id>``.
@@ -74,55 +98,44 @@ class ModelConfig(_Config):
     """
 
     backbone: str = "resnet18"
-    strategy: str = "truncate"
+    strategy: str = setting("truncate", rule=one_of(lambda: _STRATEGY_RECORDS))
     cut: str = "layer2"
-    init: str = "random"
+    init: str = setting("random", rule=_INIT)
     weights: str = "IMAGENET1K_V1"
-    head: str = "gap"
-    dropout: float | None = None
-    num_outputs: int = 1
-    grayscale: str = "replicate"
+    head: Head = "gap"
+    dropout: float | None = setting(None, rule=between(0, 1, hi_open=True))
+    num_outputs: int = setting(1, rule=between(1))
+    grayscale: Grayscale = "replicate"
     slim: bool = False
 
     def __post_init__(self):
+        check_fields(self)
+        strategy = get_strategy(self.strategy)
+        strategy.check_cut(self.cut)
+        # slim re-initialises the layers above the cut at half width: only a strategy that re-initialises them
+        if self.slim and not (strategy.reinit_above and self.backbone == "resnet50"):
+            raise ValueError(
+                "slim=True is defined for strategy 'transfusion' on resnet50 (sun-umn/TTL's slim_resnet50). "
+                f"Got strategy={self.strategy!r}, backbone={self.backbone!r}"
+            )
+
+    def check(self) -> None:
+        """Check the names that live in the model registry (imports it, and so torch)."""
         from medtl.models.registry import get_cut, get_spec
 
         spec = get_spec(self.backbone)
-        if self.strategy not in STRATEGIES:
-            raise _bad("strategy", self.strategy, f"one of {', '.join(STRATEGIES)}")
         get_cut(self.backbone, self.cut)
-        if self.strategy == "finetune" and self.cut != "full":
-            raise ValueError(
-                f"strategy 'finetune' trains the whole network, so cut must be 'full'. Got cut={self.cut!r}; "
-                "use strategy 'truncate' to cut the network"
-            )
-        if self.strategy in ("freeze", "transfusion") and self.cut == "full":
-            raise ValueError(f"strategy {self.strategy!r} needs a cut below 'full' (what is frozen / kept pretrained)")
-        if not (self.init in ("random", "imagenet") or self.init.startswith(("file:", "run:"))):
-            raise _bad("init", self.init, "'random', 'imagenet', 'file:<path>' or 'run:<id>'")
         if self.init == "imagenet" and spec.weights is None:
             raise ValueError(f"init 'imagenet' is not available for {self.backbone}: it has no ImageNet weights")
-        if self.head not in HEADS:
-            raise _bad("head", self.head, f"one of {', '.join(HEADS)}")
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise _bad("dropout", self.dropout, "in [0, 1)")
-        if not isinstance(self.num_outputs, int) or self.num_outputs < 1:
-            raise _bad("num_outputs", self.num_outputs, "a positive integer")
-        if self.grayscale not in GRAYSCALE:
-            raise _bad("grayscale", self.grayscale, f"one of {', '.join(GRAYSCALE)}")
-        if self.slim and (self.strategy != "transfusion" or self.backbone != "resnet50"):
-            raise ValueError(
-                "slim=True is defined for strategy 'transfusion' on resnet50 (sun-umn/TTL's slim_resnet50)"
-            )
 
     @property
     def label(self) -> str:
-        where = "" if self.strategy == "finetune" else f"@{self.cut}"
-        return f"{self.backbone} {self.strategy}{where}"
+        return f"{self.backbone} {get_strategy(self.strategy).short(self.cut)}"
 
 
-DATASET_KINDS = ("synthetic", "medmnist", "chexpert", "folder", "csv")
-UNCERTAINTY = ("ones", "zeros", "ignore")
+def _train_size_ok(v) -> bool:
+    parse_train_size(v)  # raises with its own message (fraction, percentage or count)
+    return True
 
 
 @dataclass(frozen=True)
@@ -131,10 +144,11 @@ class DataConfig(_Config):
 
     Attributes:
         dataset: ``synthetic`` | ``medmnist:<file.npz or name[@size]>`` | ``chexpert:<root>`` |
-            ``folder:<root>`` | ``csv:<file>``.
+            ``folder:<root>`` | ``csv:<file>`` (the kinds of ``medtl.datasets``).
         finding: the positive class / target label (SynthCXR: nodule, opacity, effusion,
             cardiomegaly or ``all`` for multi-label; CheXpert: an observation; folder: a class
-            folder; MedMNIST: a label name or index; CSV: a label value). None = the dataset's default.
+            folder; MedMNIST: a label name or index; CSV: a label value). None = the dataset's
+            default (a kind with a fixed set of targets stores it; others choose it from the data).
         image_size: side of the square images after resizing (aspect kept, padded).
         train_size: None (all), a fraction (0.05 or "5%") or a count (500) of the training split.
         seed: seed of the data-poor subset (a sweep sets it with the training seed).
@@ -145,56 +159,39 @@ class DataConfig(_Config):
         frontal_only: CheXpert: keep frontal views only.
         skip_bad: skip unreadable images (counted in the data info) instead of failing.
         val_fraction, test_fraction: of generated splits.
+
+    The kind-specific fields (n_images ... frontal_only) take their defaults, help and value rules
+    from their kind's record in ``medtl.datasets``; they stay flat here so that every config.json
+    keeps its keys and every experiment its key.
     """
 
     dataset: str = "synthetic"
-    finding: str | None = "nodule"
-    image_size: int = 64
-    train_size: float | int | str | None = None
+    finding: str | None = None
+    image_size: int = setting(64, rule=between(28, 512), help="image side in pixels")
+    train_size: float | int | str | None = setting(None, rule=Rule(_train_size_ok, "a fraction, percentage or count"))
     seed: int = 0
     split_seed: int = 0
-    n_images: int = 3000
-    prevalence: float = 0.25
-    difficulty: float = 0.3
-    uncertainty: str = "ones"
-    frontal_only: bool = True
+    n_images: int = option_default("n_images")
+    prevalence: float = option_default("prevalence")
+    difficulty: float = option_default("difficulty")
+    uncertainty: Uncertainty = option_default("uncertainty")
+    frontal_only: bool = option_default("frontal_only")
     skip_bad: bool = False
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    val_fraction: float = setting(0.15, rule=between(0, 0.5, lo_open=True, hi_open=True))
+    test_fraction: float = setting(0.15, rule=between(0, 0.5, lo_open=True, hi_open=True))
 
     def __post_init__(self):
-        from medtl.data.imageset import parse_train_size
-
-        kind = self.kind
-        if kind not in DATASET_KINDS:
-            raise _bad(
-                "dataset",
-                self.dataset,
-                "'synthetic' or one of 'medmnist:', 'chexpert:', 'folder:', 'csv:' followed by a path",
-            )
-        if kind != "synthetic" and not self.source:
-            raise ValueError(f"dataset {self.dataset!r} needs a path after '{kind}:'")
-        if not isinstance(self.image_size, int) or not 28 <= self.image_size <= 512:
-            raise _bad("image_size", self.image_size, "a whole number of pixels from 28 to 512")
-        parse_train_size(self.train_size)
-        if kind == "synthetic":
-            from medtl.data.synth import FINDINGS, MAX_SIZE
-
-            if self.finding not in (*FINDINGS, "all", None):
-                raise _bad("finding", self.finding, f"one of {', '.join(FINDINGS)} or 'all' for SynthCXR")
-            if self.image_size > MAX_SIZE:
-                raise _bad("image_size", self.image_size, f"at most {MAX_SIZE} px for SynthCXR")
-            if not isinstance(self.n_images, int) or self.n_images < 20:
-                raise _bad("n_images", self.n_images, "a whole number of at least 20")
-            if not 0 < self.prevalence < 1:
-                raise _bad("prevalence", self.prevalence, "in (0, 1)")
-            if not 0 <= self.difficulty <= 1:
-                raise _bad("difficulty", self.difficulty, "in [0, 1]")
-        if self.uncertainty not in UNCERTAINTY:
-            raise _bad("uncertainty", self.uncertainty, f"one of {', '.join(UNCERTAINTY)}")
-        for name in ("val_fraction", "test_fraction"):
-            if not 0 < getattr(self, name) < 0.5:
-                raise _bad(name, getattr(self, name), "in (0, 0.5)")
+        check_fields(self)
+        kind, _ = parse_spec(self.dataset)
+        if self.finding is None and kind.findings is not None:  # a fixed set of targets: store its default
+            object.__setattr__(self, "finding", kind.default_finding)
+        kind.check_finding(self.finding)
+        if kind.max_image_size is not None and self.image_size > kind.max_image_size:
+            raise bad("image_size", self.image_size, f"at most {kind.max_image_size} px for {kind.label}")
+        for option in kind.options:
+            value = getattr(self, option.name)
+            if option.rule is not None and not option.rule.ok(value):
+                raise bad(option.name, value, option.rule.allowed)
 
     @property
     def kind(self) -> str:
@@ -215,9 +212,6 @@ class DataConfig(_Config):
         return f"{name}/{self.finding}" if self.finding else name
 
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
 @dataclass(frozen=True)
 class TrainConfig(_Config):
     """How the network is trained. Defaults train well on a CPU at 64 px in minutes.
@@ -236,50 +230,22 @@ class TrainConfig(_Config):
             (ResNet18/50, 28-128 px, benchmarks/bench_compile.py); meant for long runs on a GPU. Evaluation stays eager.
     """
 
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 1e-3
-    optimizer: str = "adamw"
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_epochs: int = 0
-    backbone_lr_mult: float = 1.0
-    select_by: str = "val_auprc"
-    patience: int = 5
+    epochs: int = setting(5, rule=between(1))
+    batch_size: int = setting(32, rule=between(1))
+    lr: float = setting(1e-3, rule=between(0, 1, lo_open=True))
+    optimizer: Optimizer = "adamw"
+    weight_decay: float = setting(1e-4, rule=between(0, 1, hi_open=True))
+    schedule: Schedule = "cosine"
+    warmup_epochs: int = setting(0, rule=between(0))
+    backbone_lr_mult: float = setting(1.0, rule=between(0, 10, lo_open=True))
+    select_by: SelectBy = "val_auprc"
+    patience: int = setting(5, rule=between(0))
     augment: bool = True
     seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    bootstrap: int = 1000
+    device: Device = "auto"
+    threads: int | None = setting(None, rule=between(1))
+    bootstrap: int = setting(1000, rule=between(1))
     compile: bool = False
-
-    def __post_init__(self):
-        positive_int = {"epochs": self.epochs, "batch_size": self.batch_size, "bootstrap": self.bootstrap}
-        for name, v in positive_int.items():
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise _bad(name, v, "a whole number of at least 1")
-        if not isinstance(self.lr, int | float) or not 0 < self.lr <= 1:
-            raise _bad("lr", self.lr, "a learning rate in (0, 1]")
-        if self.optimizer not in OPTIMIZERS:
-            raise _bad("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise _bad("schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
-        if self.select_by not in SELECT_BY:
-            raise _bad("select_by", self.select_by, f"one of {', '.join(SELECT_BY)}")
-        if not 0 <= self.weight_decay < 1:
-            raise _bad("weight_decay", self.weight_decay, "in [0, 1)")
-        if not 0 < self.backbone_lr_mult <= 10:
-            raise _bad("backbone_lr_mult", self.backbone_lr_mult, "in (0, 10]")
-        if not isinstance(self.patience, int) or self.patience < 0:
-            raise _bad("patience", self.patience, "0 (off) or a positive whole number")
-        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
-            raise _bad("warmup_epochs", self.warmup_epochs, "a whole number >= 0")
-        if self.device not in DEVICES:
-            raise _bad("device", self.device, f"one of {', '.join(DEVICES)}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise _bad("threads", self.threads, "None or a positive whole number")
-        if not isinstance(self.compile, bool):
-            raise _bad("compile", self.compile, "true or false")
 
 
 # TrainConfig fields that say where and how fast a run executes, not what the experiment is
@@ -294,19 +260,20 @@ class RunConfig(_Config):
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self):
+    def check(self) -> RunConfig:
+        """Check the names that live in the model registry (backbone, cut, weights) and that the
+        images are large enough for the kept network; imports the registry (torch). Returns self."""
         from medtl.models.registry import min_input_size
 
-        for name, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
-            if not isinstance(getattr(self, name), cls):
-                raise _bad(name, getattr(self, name), f"a {cls.__name__}")
-        cut = self.model.cut if self.model.strategy in ("truncate", "linear") else "full"
+        self.model.check()
+        cut = get_strategy(self.model.strategy).kept_cut(self.model.cut)
         minimum = min_input_size(self.model.backbone, cut)
         if self.data.image_size < minimum:
             raise ValueError(
                 f"image_size {self.data.image_size} is too small for {self.model.backbone} cut at {cut}: "
                 f"it needs at least {minimum} px. Raise image_size or choose a shallower cut"
             )
+        return self
 
     @property
     def name(self) -> str:

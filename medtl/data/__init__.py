@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from medtl.config import DataConfig
-from medtl.data import adapters, synth
-from medtl.data.cache import Arrays, Progress, decode_manifest, load_or_build
+from medtl.data import adapters
+from medtl.data.cache import Arrays, Manifest, Progress, decode_manifest, load_or_build
 from medtl.data.imageset import SPLITS, ImageSet, apply_regime, grouped_split
+from medtl.datasets import get_kind
 
 __all__ = ["ImageSet", "load", "SPLITS"]
 
 OTHER_PREVALENCE = 0.15  # SynthCXR findings other than the target
 
 
-def _synthetic(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, callable]:
-    target = cfg.finding or "nodule"
+def synthetic_arrays(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, Callable]:
+    """SynthCXR's images (generated once, cached) and a function drawing their lesion masks."""
+    from medtl.data import synth
+
+    target = cfg.finding or get_kind("synthetic").default_finding
     prev = {f: (cfg.prevalence if target in (f, "all") else OTHER_PREVALENCE) for f in synth.FINDINGS}
     kw = dict(size=cfg.image_size, seed=0, prevalence=prev, difficulty=cfg.difficulty)
 
@@ -41,24 +47,28 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _arrays(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, callable | None]:
-    if cfg.kind == "synthetic":
-        return _synthetic(cfg, progress)
-    if cfg.kind == "medmnist":
-        raw = adapters.medmnist(cfg)
-        if raw.images.shape[-1] != cfg.image_size:
-            key = {"kind": "medmnist", "source": cfg.source, "size": cfg.image_size, "n": len(raw.images)}
-            raw = load_or_build(key, lambda: Arrays(**{**raw.__dict__, "images": _resize(raw.images, cfg.image_size)}))
-        return raw, None
-    manifest = {"chexpert": adapters.chexpert, "folder": adapters.folder, "csv": adapters.csv_manifest}[cfg.kind](cfg)
-    key = {"kind": cfg.kind, "size": cfg.image_size, "skip_bad": cfg.skip_bad, "files": manifest.fingerprint()}
-    return load_or_build(key, lambda: decode_manifest(manifest, cfg.image_size, cfg.skip_bad, progress)), None
+def _arrays(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, Callable | None]:
+    """What the kind's loader gives, decoded / resized to ``cfg.image_size`` and cached."""
+    got = get_kind(cfg.kind).load_function()(cfg, progress)
+    if isinstance(got, tuple):  # (arrays, mask function): the loader cached them itself
+        return got
+    if isinstance(got, Manifest):
+        key = {"kind": cfg.kind, "size": cfg.image_size, "skip_bad": cfg.skip_bad, "files": got.fingerprint()}
+        arrays = load_or_build(key, lambda: decode_manifest(got, cfg.image_size, cfg.skip_bad, progress))
+        arrays.info["target_note"] = got.note
+        return arrays, None
+    if got.images.shape[-1] != cfg.image_size:  # arrays at their own size (MedMNIST)
+        key = {"kind": cfg.kind, "source": cfg.source, "size": cfg.image_size, "n": len(got.images)}
+        raw = got
+        got = load_or_build(key, lambda: Arrays(**{**raw.__dict__, "images": _resize(raw.images, cfg.image_size)}))
+        got.info["target_note"] = raw.info.get("target_note", "")
+    return got, None
 
 
 def _target(cfg: DataConfig, names: tuple[str, ...]) -> int | None:
     if cfg.finding == "all":
         return None
-    if cfg.finding is None or cfg.kind in ("folder", "csv", "chexpert"):
+    if cfg.finding is None or len(names) == 1:  # one label: the loader has applied the finding
         return 0
     if cfg.finding.isdigit() and cfg.finding not in names:
         i = int(cfg.finding)

@@ -16,6 +16,7 @@ import numpy as np
 from medtl.config import DataConfig
 from medtl.data.cache import Arrays, Manifest, cache_dir
 from medtl.data.decode import IMAGE_SUFFIXES
+from medtl.datasets import KINDS, get_kind, parse_spec, pick_positive
 
 CHEXPERT_OBSERVATIONS = (
     "No Finding",
@@ -61,21 +62,25 @@ def _existing(path: str, what: str) -> Path:
 # --- MedMNIST ------------------------------------------------------------------------------------
 
 
-SOURCE_LABELS = {
-    "chexpert": "CheXpert folder",
-    "folder": "Image folder",
-    "csv": "CSV manifest",
-    "medmnist": "MedMNIST file",
-}
+SOURCE_LABELS = {k.name: k.source for k in KINDS.values() if k.source}
 
 
-def check_source(cfg: DataConfig) -> None:
+def check_source(cfg: DataConfig) -> str:
     """Cheap pre-flight before a run is recorded: a dataset path that does not exist raises
-    FileNotFoundError with the same message loading would give. Contents are checked by loading."""
-    if cfg.kind == "medmnist" and not _is_path(cfg.source):
-        return  # a MedMNIST name: resolved (or its absence explained) when loading
-    if cfg.kind in SOURCE_LABELS:
-        _existing(cfg.source, SOURCE_LABELS[cfg.kind])
+    FileNotFoundError, and a target that cannot be chosen ValueError, with the messages loading
+    would give. Returns the note on the chosen positive class ("" when there is none to make).
+    Image contents are checked by loading."""
+    kind, source = parse_spec(cfg.dataset)
+    if kind.name == "medmnist" and not _is_path(source):
+        return ""  # a MedMNIST name: resolved (or its absence explained) when loading
+    if kind.source:
+        _existing(source, kind.source)
+    if cfg.finding is None and kind.name == "folder":
+        return _folder_positive(cfg)[1]
+    if cfg.finding is None and kind.name == "csv":
+        f = Path(source).expanduser()
+        return _csv_positive(cfg, f, _read_csv(f, required=("path", "label")))[1]
+    return ""
 
 
 def _is_path(source: str) -> bool:
@@ -118,7 +123,30 @@ def _download_medmnist(name: str, size: int, local: Path) -> Path:
     return local
 
 
-def medmnist(cfg: DataConfig) -> Arrays:
+def _class_names(path: Path, ids: list[str]) -> list[str]:
+    """Class names from the medmnist package's INFO where it is installed (``pneumonia``), else the ids."""
+    try:
+        from medmnist import INFO
+    except ImportError:
+        return ids
+    labels = INFO.get(re.sub(r"_\d+$", "", path.stem.lower()), {}).get("label", {})
+    return [labels.get(i, i) for i in ids]
+
+
+def _binary(cfg: DataConfig, lab: np.ndarray, names: list[str]) -> tuple[np.ndarray, tuple[str], str]:
+    """One column for a two-class file: class 1 unless ``finding`` names class 0 (by id or name)."""
+    pos = 1
+    if cfg.finding not in (None, "all"):
+        pos = int(cfg.finding) if cfg.finding in ("0", "1") else names.index(_match(cfg.finding, names, "class"))
+    note = (
+        ""
+        if cfg.finding is not None
+        else f"positive class {names[1]!r} (class 1 of the binary labels; class 0 is {names[0]!r})"
+    )
+    return lab[:, pos : pos + 1], (names[pos],), note
+
+
+def medmnist(cfg: DataConfig, progress=None) -> Arrays:
     """MedMNIST arrays: official splits; class ids -> one-vs-rest, multi-hot -> a label or all."""
     path = _medmnist_file(cfg.source)
     try:
@@ -142,28 +170,31 @@ def medmnist(cfg: DataConfig) -> Arrays:
         labels.append(lab.reshape(len(lab), -1))
         split += [s] * len(im)
     lab = np.concatenate(labels)
+    note = ""
     if lab.shape[1] == 1:  # class ids
         classes = np.unique(lab)
-        names = tuple(str(int(c)) for c in classes)
+        names = tuple(_class_names(path, [str(int(c)) for c in classes]))
         lab = (lab == classes[None, :]).astype(np.float32)
         if len(classes) == 2:  # binary: the positive class is 1 unless chosen
-            lab, names = lab[:, 1:], (names[1],)
+            lab, names, note = _binary(cfg, lab, list(names))
     else:
         names = (
             CHESTMNIST_LABELS if lab.shape[1] == len(CHESTMNIST_LABELS) else tuple(str(i) for i in range(lab.shape[1]))
         )
         lab = lab.astype(np.float32)
     imgs = np.concatenate(images)
-    return Arrays(imgs, lab, names, None, np.array(split), {"source": f"MedMNIST {path.name}", "skipped": 0})
+    info = {"source": f"MedMNIST {path.name}", "skipped": 0, "target_note": note}
+    return Arrays(imgs, lab, names, None, np.array(split), info)
 
 
 # --- CheXpert ------------------------------------------------------------------------------------
 
 
-def chexpert(cfg: DataConfig) -> Manifest:
+def chexpert(cfg: DataConfig, progress=None) -> Manifest:
     """CheXpert: ``train.csv`` / ``valid.csv``; the official validation set is the test split."""
     root = _existing(cfg.source, SOURCE_LABELS["chexpert"])
-    obs = _match(cfg.finding or "Pleural Effusion", CHEXPERT_OBSERVATIONS, "CheXpert observation")
+    finding = cfg.finding or get_kind("chexpert").default_finding
+    obs = _match(finding, CHEXPERT_OBSERVATIONS, "CheXpert observation")
     paths, labels, groups, split = [], [], [], []
     for fname, part in (("train.csv", "train"), ("valid.csv", "test")):
         f = root / fname
@@ -196,8 +227,7 @@ def chexpert(cfg: DataConfig) -> Manifest:
 # --- folder and CSV ------------------------------------------------------------------------------
 
 
-def folder(cfg: DataConfig) -> Manifest:
-    """``root/<class>/*`` or ``root/<split>/<class>/*`` with split in train, val, test."""
+def _folder_classes(cfg: DataConfig) -> tuple[Path, list[str], list[tuple[Path, str]], list[str]]:
     root = _existing(cfg.source, SOURCE_LABELS["folder"])
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder: folder: expects one sub-folder per class")
@@ -206,9 +236,21 @@ def folder(cfg: DataConfig) -> Manifest:
     classes = sorted({c.name for top, _ in tops for c in top.iterdir() if c.is_dir()})
     if len(classes) < 2:
         raise ValueError(f"{root} must hold at least two class folders (found {classes or 'none'})")
+    return root, classes, tops, split_dirs
+
+
+def _folder_positive(cfg: DataConfig) -> tuple[str, str]:
+    """The positive class folder and a note when it was chosen from the class names."""
+    root, classes, _, _ = _folder_classes(cfg)
     if cfg.finding is None:
-        raise ValueError(f"Choose the positive class of {root} (finding / --finding): one of {', '.join(classes)}")
-    positive = _match(cfg.finding, classes, "class folder")
+        return pick_positive(classes, str(root))
+    return _match(cfg.finding, classes, "class folder"), ""
+
+
+def folder(cfg: DataConfig, progress=None) -> Manifest:
+    """``root/<class>/*`` or ``root/<split>/<class>/*`` with split in train, val, test."""
+    root, classes, tops, split_dirs = _folder_classes(cfg)
+    positive, note = _folder_positive(cfg)
     paths, labels, split = [], [], []
     for top, part in tops:
         for c in classes:
@@ -226,20 +268,28 @@ def folder(cfg: DataConfig) -> Manifest:
         None,
         np.array(split) if split_dirs else None,
         f"folder {root}",
+        note,
     )
 
 
-def csv_manifest(cfg: DataConfig) -> Manifest:
+def _csv_positive(cfg: DataConfig, f: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
+    """The positive label value and a note when it was chosen from the values."""
+    values = sorted({r["label"].strip() for r in rows})
+    if set(values) <= {"0", "1", "0.0", "1.0"}:
+        return "1", ""
+    if cfg.finding is None:
+        return pick_positive(values, f"{f} (label values)")
+    return _match(cfg.finding, values, "label value"), ""
+
+
+def csv_manifest(cfg: DataConfig, progress=None) -> Manifest:
     """A CSV with ``path,label`` and optional ``patient_id``, ``split``; paths relative to the CSV."""
     f = _existing(cfg.source, SOURCE_LABELS["csv"])
     rows = _read_csv(f, required=("path", "label"))
-    values = sorted({r["label"].strip() for r in rows})
-    if set(values) <= {"0", "1", "0.0", "1.0"}:
-        positive, is_pos = "1", lambda v: float(v) == 1
+    positive, note = _csv_positive(cfg, f, rows)
+    if positive == "1" and not note:
+        is_pos = lambda v: float(v) == 1  # noqa: E731
     else:
-        if cfg.finding is None:
-            raise ValueError(f"{f}: labels are {values}; choose the positive one with finding / --finding")
-        positive = _match(cfg.finding, values, "label value")
         is_pos = lambda v: v == positive  # noqa: E731
     has_split = "split" in rows[0]
     splits = [r["split"].strip().lower() if has_split else "" for r in rows]
@@ -252,7 +302,7 @@ def csv_manifest(cfg: DataConfig) -> Manifest:
     ]
     labels = np.array([[float(is_pos(r["label"].strip()))] for r in rows], np.float32)
     groups = np.array([r["patient_id"] for r in rows]) if "patient_id" in rows[0] else None
-    return Manifest(paths, labels, (positive,), groups, np.array(splits) if has_split else None, f"CSV {f}")
+    return Manifest(paths, labels, (positive,), groups, np.array(splits) if has_split else None, f"CSV {f}", note)
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:

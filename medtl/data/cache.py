@@ -84,6 +84,7 @@ class Manifest:
     groups: np.ndarray | None = None
     split: np.ndarray | None = None
     description: str = ""
+    note: str = ""  # how the target was chosen, when the data chose it (shown, not cached)
 
     def fingerprint(self) -> list:
         """Paths with sizes and modification times: an edited file changes the cache key."""

@@ -15,6 +15,8 @@ from functools import cached_property
 
 import numpy as np
 
+from medtl.datasets import parse_train_size
+
 SPLITS = ("train", "val", "test")
 
 
@@ -112,31 +114,6 @@ def grouped_split(
             assign[g[lo:hi]] = i
     per_image = assign[inverse]
     return {k: np.flatnonzero(per_image == i) for i, k in enumerate(names)}
-
-
-def parse_train_size(value: float | int | str | None) -> float | int | None:
-    """``None``/``1``/``"100%"`` = all; a float in (0, 1) = fraction; an integer > 1 = count."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        v = value.strip()
-        if v.endswith("%"):
-            return parse_train_size(float(v[:-1]) / 100)
-        try:
-            value = int(v) if v.isdigit() else float(v)
-        except ValueError:
-            raise ValueError(
-                f"train_size must be a fraction like 0.05, a percentage like 5%, or a count like 500. Got {value!r}"
-            ) from None
-    if isinstance(value, bool) or value <= 0:
-        raise ValueError(f"train_size must be positive. Got {value!r}")
-    if isinstance(value, float) and value < 1:
-        return value
-    if value == 1:
-        return None
-    if float(value) != int(value):
-        raise ValueError(f"train_size above 1 is a count and must be a whole number. Got {value!r}")
-    return int(value)
 
 
 def nested_subsample(indices: np.ndarray, labels: np.ndarray, size: float | int, seed: int) -> np.ndarray:

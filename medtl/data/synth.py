@@ -22,8 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FINDINGS = ("nodule", "opacity", "effusion", "cardiomegaly")
-MIN_SIZE, MAX_SIZE = 28, 256
+from medtl.datasets import KINDS
+from medtl.datasets import SYNTH_FINDINGS as FINDINGS
+
+MIN_SIZE, MAX_SIZE = 28, KINDS["synthetic"].max_image_size
 VERSION = 2  # bump when rendering changes: caches are keyed by it
 
 

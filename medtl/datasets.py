@@ -1,0 +1,273 @@
+"""Dataset kinds as records: options, defaults, help, spec parsing and the loader of each kind.
+
+One :class:`DatasetKind` per kind (``synthetic``, ``medmnist``, ``chexpert``, ``folder``, ``csv``).
+Validation (``medtl.config``), the command line, the Train form and ``python -m medtl data`` read
+these records; ``medtl.data.load`` calls the record's loader. Adding a dataset kind = one record
+here + its loader function. This module imports no torch (``medtl.config`` uses it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from medtl.fields import Rule, between
+
+# SynthCXR's findings, in label order (the generator draws them, medtl.data.synth)
+SYNTH_FINDINGS = ("nodule", "opacity", "effusion", "cardiomegaly")
+# class names taken as the negative class of a two-class set (compared after normalising case)
+NEGATIVE_NAMES = ("normal", "negative", "healthy", "no_finding", "no finding", "0")
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting that belongs to one dataset kind; stored as the ``DataConfig`` field ``name``.
+
+    Attributes:
+        name: the DataConfig field (and the CLI flag ``--name``, the form widget key).
+        default: the value when not given.
+        label: the form label.
+        help: one line for the CLI and the form.
+        rule: the allowed values beyond the field's type (checked when the kind is used).
+        step: the form's step for numbers.
+        switch: for a bool, the CLI switch that sets the non-default value when it is not ``--name``
+            (``all_views`` sets ``frontal_only`` to False).
+    """
+
+    name: str
+    default: Any
+    label: str
+    help: str
+    rule: Rule | None = None
+    step: float | None = None
+    switch: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """What a dataset kind is, which settings it has and how it loads.
+
+    Attributes:
+        name: the prefix of ``DataConfig.dataset`` (``folder`` in ``folder:/data/xr``).
+        title: the dataset's name in messages (``SynthCXR``).
+        label: the form's label.
+        description: one sentence for forms and help.
+        source: what follows ``name:`` (``"CheXpert folder"``); None = the kind takes no source.
+        source_hint: the syntax of the source, for help (``<file.npz|name@size>``).
+        target_help: what ``finding`` means for this kind, and its default.
+        findings: a closed set of targets (SynthCXR), else None (any label of the data).
+        default_finding: the target when none is given; None = chosen from the data.
+        options: the kind's own settings.
+        max_image_size: the largest image side the kind can produce (None = any).
+        loader: ``"module:function"`` taking ``(cfg, progress)`` and returning ``Arrays``, a
+            ``Manifest`` (decoded and cached by ``medtl.data``) or ``(Arrays, mask_fn)``.
+    """
+
+    name: str
+    title: str
+    label: str
+    description: str
+    source: str | None
+    source_hint: str
+    target_help: str
+    loader: str
+    findings: tuple[str, ...] | None = None
+    default_finding: str | None = None
+    options: tuple[Option, ...] = ()
+    max_image_size: int | None = None
+
+    @property
+    def spec(self) -> str:
+        """The dataset syntax, e.g. ``folder:<root>``."""
+        return self.name if self.source is None else f"{self.name}:{self.source_hint}"
+
+    def load_function(self) -> Callable:
+        """The loader, imported on first use (it may need torch)."""
+        module, _, fn = self.loader.partition(":")
+        return getattr(importlib.import_module(module), fn)
+
+    def check_finding(self, finding: str | None) -> None:
+        """Raise ValueError when ``finding`` is not a target of a kind with a closed set of targets."""
+        if self.findings is not None and finding not in (*self.findings, "all", None):
+            raise ValueError(
+                f"finding must be one of {', '.join(self.findings)} or 'all' for {self.title}. Got {finding!r}"
+            )
+
+
+KINDS: dict[str, DatasetKind] = {
+    k.name: k
+    for k in (
+        DatasetKind(
+            "synthetic",
+            "SynthCXR",
+            "SynthCXR (embedded, offline)",
+            "procedurally generated chest-radiograph-like images with findings of known location",
+            None,
+            "",
+            "a finding (" + ", ".join(SYNTH_FINDINGS) + ") or 'all' for one multi-label model",
+            "medtl.data:synthetic_arrays",
+            findings=SYNTH_FINDINGS,
+            default_finding="nodule",
+            max_image_size=256,
+            options=(
+                Option("n_images", 3000, "Images", "SynthCXR: number of images", between(20), step=500),
+                Option(
+                    "prevalence",
+                    0.25,
+                    "Prevalence",
+                    "SynthCXR: share of images with the target finding",
+                    between(0, 1, lo_open=True, hi_open=True),
+                    step=0.05,
+                ),
+                Option(
+                    "difficulty",
+                    0.3,
+                    "Difficulty",
+                    "SynthCXR: 0 (large, clear findings) to 1 (small, faint)",
+                    between(0, 1),
+                    step=0.05,
+                ),
+            ),
+        ),
+        DatasetKind(
+            "medmnist",
+            "MedMNIST",
+            "MedMNIST .npz file",
+            "MedMNIST arrays with their official splits (PneumoniaMNIST, ChestMNIST, ...)",
+            "MedMNIST file",
+            "<file.npz|name@size>",
+            "a label name or class index (default: class 1 of a binary file, else label 0)",
+            "medtl.data.adapters:medmnist",
+        ),
+        DatasetKind(
+            "chexpert",
+            "CheXpert",
+            "CheXpert folder",
+            "CheXpert (train.csv, valid.csv and images); the official validation set is the test split",
+            "CheXpert folder",
+            "<root>",
+            "a CheXpert observation (default: Pleural Effusion)",
+            "medtl.data.adapters:chexpert",
+            default_finding="Pleural Effusion",
+            options=(
+                Option(
+                    "uncertainty",
+                    "ones",
+                    "Uncertain labels (-1)",
+                    "CheXpert: label -1 as ones | zeros | ignore",
+                ),
+                Option(
+                    "frontal_only",
+                    True,
+                    "Frontal views only",
+                    "CheXpert: keep frontal views only (--all-views keeps lateral views too)",
+                    switch="all_views",
+                ),
+            ),
+        ),
+        DatasetKind(
+            "folder",
+            "image folder",
+            "Image folder (one sub-folder per class)",
+            "root/<class>/* or root/<split>/<class>/*",
+            "Image folder",
+            "<root>",
+            "the positive class folder (default: with two classes, the one that is not normal/negative/healthy)",
+            "medtl.data.adapters:folder",
+        ),
+        DatasetKind(
+            "csv",
+            "CSV manifest",
+            "CSV manifest (path,label)",
+            "a CSV with path,label and optional patient_id, split; paths relative to the CSV",
+            "CSV manifest",
+            "<file>",
+            "the positive label value (default: 1, or with two values the one that is not normal/negative)",
+            "medtl.data.adapters:csv_manifest",
+        ),
+    )
+}
+
+
+def get_kind(name: str) -> DatasetKind:
+    """The record for ``name``; unknown names raise with the list of valid ones."""
+    try:
+        return KINDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"Unknown dataset kind {name!r}. Valid kinds: {', '.join(KINDS)}") from None
+
+
+def parse_spec(spec: str) -> tuple[DatasetKind, str]:
+    """``"folder:/data/xr"`` -> (the folder record, ``"/data/xr"``), with messages naming the value."""
+    name, sep, source = str(spec).partition(":")
+    if name not in KINDS:
+        with_source = ", ".join(f"'{k.name}:'" for k in KINDS.values() if k.source)
+        plain = ", ".join(f"'{k.name}'" for k in KINDS.values() if not k.source)
+        raise ValueError(f"dataset must be {plain} or one of {with_source} followed by a path. Got {spec!r}")
+    kind = KINDS[name]
+    if kind.source and not source.strip():
+        raise ValueError(f"dataset {spec!r} needs a path after '{name}:' ({kind.source} {kind.source_hint})")
+    if not kind.source and sep:
+        raise ValueError(f"dataset {name!r} takes no path. Got {spec!r}")
+    return kind, source
+
+
+def options() -> dict[str, tuple[DatasetKind, Option]]:
+    """Every kind's options by field name."""
+    return {o.name: (k, o) for k in KINDS.values() for o in k.options}
+
+
+def option_default(name: str) -> Any:
+    """The default of the kind option ``name`` (the DataConfig field default reads it from here)."""
+    return options()[name][1].default
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[\s_-]+", " ", str(s).strip().lower())
+
+
+def pick_positive(classes: Iterable[str], where: str) -> tuple[str, str]:
+    """The positive class of a two-class set when none is chosen, and a note saying which.
+
+    The positive class is the one that is not a common negative name (``NEGATIVE_NAMES``); a set
+    with more classes, or where that does not single one out, asks for a choice (ValueError).
+    """
+    classes = list(classes)
+    negatives = {_norm(n) for n in NEGATIVE_NAMES}
+    if len(classes) == 2:
+        neg = [c for c in classes if _norm(c) in negatives]
+        if len(neg) == 1:
+            pos = next(c for c in classes if c != neg[0])
+            return (
+                pos,
+                f"positive class {pos!r} ({neg[0]!r} is the negative class; choose another with finding / --finding)",
+            )
+    raise ValueError(
+        f"Choose the positive class of {where} (finding / --finding): one of {', '.join(map(str, classes))}"
+    )
+
+
+def parse_train_size(value: float | int | str | None) -> float | int | None:
+    """``None``/``1``/``"100%"`` = all; a float in (0, 1) = fraction; an integer > 1 = count."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        v = value.strip()
+        try:
+            value = float(v[:-1]) / 100 if v.endswith("%") else int(v) if v.isdigit() else float(v)
+        except ValueError:
+            raise ValueError(
+                f"train_size must be a fraction like 0.05, a percentage like 5%, or a count like 500. Got {value!r}"
+            ) from None
+    if isinstance(value, bool) or value <= 0:
+        raise ValueError(f"train_size must be positive. Got {value!r}")
+    if isinstance(value, float) and value < 1:
+        return value
+    if value == 1:
+        return None
+    if float(value) != int(value):
+        raise ValueError(f"train_size above 1 is a count and must be a whole number. Got {value!r}")
+    return int(value)
