@@ -46,6 +46,16 @@ def make_folder(root: Path) -> Path:
     return root
 
 
+def make_class_folders(root: Path, classes: tuple[str, ...] = ("normal", "abnormal"), n: int = 10) -> Path:
+    """root/<class>/ with ``n`` small PNGs each (the last class brighter)."""
+    for k, cls in enumerate(classes):
+        d = root / cls
+        d.mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(gradient(28, 28, bright=k == len(classes) - 1)).save(d / f"{cls}{i}.png")
+    return root
+
+
 def make_csv(root: Path, with_split: bool = True, bad: bool = False) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     rows = []

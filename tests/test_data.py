@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from data_fixtures import make_chexpert, make_csv, make_folder, make_medmnist, write_dicom
+from data_fixtures import make_chexpert, make_class_folders, make_csv, make_folder, make_medmnist, write_dicom
 
 from medtl.cli import main
 from medtl.config import DataConfig
 from medtl.data import load, synth
+from medtl.datasets import pick_positive
 from medtl.data.augment import AugmentConfig, augment, batches, normalization_stats
 from medtl.data.decode import read_image
 from medtl.data.imageset import grouped_split, nested_subsample, parse_train_size
@@ -117,7 +118,8 @@ def test_medmnist_binary_and_multilabel(tmp_path):
     f = make_medmnist(tmp_path / "pneumoniamnist.npz")
     ds = load(DataConfig(dataset=f"medmnist:{f}", finding=None, image_size=28))
     assert ds.counts()["test"]["n"] == 12 and ds.counts()["train"]["n"] == 40  # official splits
-    assert ds.label_names == ("1",)
+    assert ds.label_names == ("1",) and "class 1" in ds.info["target_note"]  # class 1 without a finding
+    assert load(DataConfig(dataset=f"medmnist:{f}", finding="0", image_size=28)).label_names == ("0",)
     up = load(DataConfig(dataset=f"medmnist:{f}", finding=None, image_size=64))
     assert up.images.shape[-1] == 64
     ml = make_medmnist(tmp_path / "chestmnist.npz", multi_label=True)
@@ -178,8 +180,51 @@ def test_folder_png_jpeg_dicom(tmp_path):
     assert len(ds.labels) == 26 and ds.labels.sum() == 13
     with pytest.raises(ValueError, match="Choose one of: normal, pneumonia"):
         load(DataConfig(dataset=f"folder:{root}", finding="covid", image_size=32))
-    with pytest.raises(ValueError, match="Choose the positive class"):
+    # without a finding the class that is not a common negative name is positive, and the data says so
+    chosen = load(DataConfig(dataset=f"folder:{root}", finding=None, image_size=32))
+    assert chosen.target_name == "pneumonia" and np.array_equal(chosen.labels, ds.labels)
+    assert "positive class 'pneumonia'" in chosen.info["target_note"] and "'normal'" in chosen.info["target_note"]
+    (root / "covid").mkdir()
+    (root / "covid" / "c.png").write_bytes((root / "normal" / "normal0.png").read_bytes())
+    with pytest.raises(ValueError, match="Choose the positive class .*: one of covid, normal, pneumonia"):
         load(DataConfig(dataset=f"folder:{root}", finding=None, image_size=32))
+
+
+@pytest.mark.parametrize(
+    "classes, positive",
+    [
+        (["normal", "abnormal"], "abnormal"),
+        (["PNEUMONIA", "NORMAL"], "PNEUMONIA"),
+        (["No Finding", "effusion"], "effusion"),
+        (["no_finding", "mass"], "mass"),
+        (["0", "tumour"], "tumour"),
+        (["Healthy", "sick"], "sick"),
+        (["negative", "positive"], "positive"),
+    ],
+)
+def test_pick_positive(classes, positive):
+    assert pick_positive(classes, "x")[0] == positive
+
+
+@pytest.mark.parametrize("classes", [["cat", "dog"], ["normal", "healthy"], ["normal", "a", "b"], ["a"]])
+def test_pick_positive_asks_when_ambiguous(classes):
+    with pytest.raises(ValueError, match="Choose the positive class of x .*one of " + ", ".join(classes)):
+        pick_positive(classes, "x")
+
+
+def test_csv_with_named_labels_picks_the_positive(tmp_path):
+    import csv
+
+    root = make_class_folders(tmp_path / "imgs", n=8)
+    f = tmp_path / "m.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label"])
+        for p in sorted(root.rglob("*.png")):
+            w.writerow([p.relative_to(tmp_path), p.parent.name])
+    ds = load(DataConfig(dataset=f"csv:{f}", finding=None, image_size=28))
+    assert ds.target_name == "abnormal" and ds.labels.sum() == 8
+    assert "positive class 'abnormal'" in ds.info["target_note"]
 
 
 def test_dicom_monochrome1_is_inverted(tmp_path):
