@@ -101,6 +101,14 @@ def _allowed(tp: Any, rule: Rule | None) -> str:
     return text + (" or None" if len(some) < len(args) else "")
 
 
+def flag_type(cls: type, name: str) -> type:
+    """The type a command-line value of a field is parsed as (``Literal`` and ``X | None``: its base type)."""
+    tp = _hints(cls)[name]
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType, Literal) else (tp,)
+    some = [a if isinstance(a, type) else type(a) for a in args if a is not type(None)]
+    return some[0] if len({*some}) == 1 else str
+
+
 def choices(cls: type, name: str) -> tuple:
     """The ``Literal`` choices of a field (for forms and flags)."""
     return typing.get_args(_hints(cls)[name])

@@ -90,7 +90,13 @@ class RunStore:
     # --- writing ----------------------------------------------------------------------------------
 
     def create(self, cfg: RunConfig, state: str = "queued") -> str:
-        """A new run folder with ``config.json`` and ``status.json``; returns its id."""
+        """A new run folder with ``config.json`` and ``status.json``; returns its id.
+
+        Raises:
+            ValueError: a name the model registry does not know (backbone, cut, weights) or images
+                too small for the network: nothing is recorded (:meth:`RunConfig.check`).
+        """
+        cfg.check()
         t = dt.datetime.now()
         run_id = f"{t:%Y%m%d-%H%M%S}-{t.microsecond // 1000:03d}{secrets.token_hex(2)}"  # sorts by creation time
         p = self.path(run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 
@@ -95,47 +96,29 @@ def models_run(a: argparse.Namespace) -> int:
 
 
 def data_configure(p: argparse.ArgumentParser) -> None:
+    from medtl import datasets
+    from medtl.cli.runs import RUN_FLAGS, add_flags
+    from medtl.config import DataConfig
+
+    p.add_argument("spec", nargs="?", default="synthetic", help=" | ".join(k.spec for k in datasets.KINDS.values()))
+    add_flags(p, {k: v for k, v in RUN_FLAGS.items() if v[0] == "data" and k != "dataset"})
+    defaults = {f.name: f.default for f in dataclasses.fields(DataConfig)}
+    p.add_argument("--seed", type=int, help=f"seed of the data-poor subset (default {defaults['seed']})")
     p.add_argument(
-        "spec",
-        nargs="?",
-        default="synthetic",
-        help="synthetic | medmnist:FILE | chexpert:ROOT | folder:ROOT | csv:FILE",
+        "--split-seed", type=int, help=f"seed of generated train/val/test splits (default {defaults['split_seed']})"
     )
-    p.add_argument("--finding", help="target finding / positive class ('all' = multi-label where supported)")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--train-size", help="fraction (0.05), percentage (5%%) or count (500) of the training split")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data-poor subset")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of generated train/val/test splits")
-    p.add_argument("--n-images", type=int, default=3000, help="SynthCXR: number of images")
-    p.add_argument("--prevalence", type=float, default=0.25, help="SynthCXR: prevalence of the target finding")
-    p.add_argument(
-        "--difficulty", type=float, default=0.3, help="SynthCXR: 0 = large, clear findings; 1 = small, faint"
-    )
-    p.add_argument("--uncertainty", default="ones", help="CheXpert: label -1 as ones | zeros | ignore")
-    p.add_argument("--all-views", action="store_true", help="CheXpert: keep lateral views too")
-    p.add_argument("--skip-bad", action="store_true", help="leave unreadable images out (counted) instead of failing")
     p.add_argument("--preview", metavar="OUT.png", help="write a contact sheet of test images")
     p.add_argument("--json", action="store_true")
 
 
 def data_config_from_args(a: argparse.Namespace):
+    """The DataConfig of the flags given; the others keep the defaults of the config and its dataset kind."""
+    from medtl.cli.runs import RUN_FLAGS
     from medtl.config import DataConfig
 
-    finding = a.finding if a.finding is not None else ("nodule" if a.spec == "synthetic" else None)
-    return DataConfig(
-        dataset=a.spec,
-        finding=finding,
-        image_size=a.image_size,
-        train_size=a.train_size,
-        seed=a.seed,
-        split_seed=a.split_seed,
-        n_images=a.n_images,
-        prevalence=a.prevalence,
-        difficulty=a.difficulty,
-        uncertainty=a.uncertainty,
-        frontal_only=not a.all_views,
-        skip_bad=a.skip_bad,
-    )
+    given = {field: getattr(a, flag, None) for flag, (part, field, _, _) in RUN_FLAGS.items() if part == "data"}
+    given.update(dataset=a.spec, seed=a.seed, split_seed=a.split_seed)
+    return DataConfig(**{k: v for k, v in given.items() if v is not None})
 
 
 def data_run(a: argparse.Namespace) -> int:
@@ -156,12 +139,15 @@ def data_run(a: argparse.Namespace) -> int:
             "channels": ds.channels,
             "splits": counts,
             "skipped": ds.info.get("skipped", 0),
+            "target_note": ds.info.get("target_note", ""),
         }
         print(json.dumps(out, indent=2))
         return 0
     print(
         f"{cfg.label} · {ds.image_size}px · {ds.channels} channel(s) · target {ds.target_name!r} · {ds.info.get('source', '')}"
     )
+    if ds.info.get("target_note"):
+        print(ds.info["target_note"])
     print(f"{'split':8}{'images':>9}{'positives':>11}{'prevalence':>12}")
     for name, c in counts.items():
         print(f"{name:8}{c['n']:>9}{c['n_pos']:>11}{c['prevalence']:>12.3f}")

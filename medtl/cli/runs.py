@@ -7,17 +7,29 @@ import dataclasses
 import json
 import sys
 
+from medtl import datasets
 from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, DataConfig, ModelConfig, TrainConfig
+from medtl.fields import flag_type
+
+
+def _option_flags() -> dict:
+    """One flag per dataset-kind option, with its help from the kind's record."""
+    out = {}
+    for name, (_, option) in datasets.options().items():
+        out[option.switch or name] = ("data", name, flag_type(DataConfig, name), option.help)
+    return out
+
 
 # flag -> (config part, field, type, help); every flag defaults to None = "keep the config's value"
 RUN_FLAGS = {
-    "dataset": (
+    "dataset": ("data", "dataset", str, ", ".join(k.spec for k in datasets.KINDS.values())),
+    "finding": (
         "data",
-        "dataset",
+        "finding",
         str,
-        "synthetic, medmnist:<file.npz|name@size>, chexpert:<root>, folder:<root> or csv:<file>",
+        "the target: a finding, class or label name, or 'all' (every label at once). Without it: "
+        + "; ".join(f"{k.name}: {k.target_help}" for k in datasets.KINDS.values()),
     ),
-    "finding": ("data", "finding", str, "the target: a finding, class or label name, or 'all' (every label at once)"),
     "train_size": (
         "data",
         "train_size",
@@ -25,9 +37,8 @@ RUN_FLAGS = {
         "training-set size: 5%, 0.05 or a count (stratified, nested; default: all)",
     ),
     "image_size": ("data", "image_size", int, "image side in pixels"),
-    "n_images": ("data", "n_images", int, "SynthCXR: number of images"),
-    "prevalence": ("data", "prevalence", float, "SynthCXR: share of images with the target finding"),
-    "difficulty": ("data", "difficulty", float, "SynthCXR: 0 (obvious) to 1 (subtle)"),
+    **_option_flags(),
+    "skip_bad": ("data", "skip_bad", bool, "leave unreadable images out (counted) instead of failing"),
     "backbone": ("model", "backbone", str, "network (list: python -m medtl models)"),
     "strategy": ("model", "strategy", str, "one of " + ", ".join(STRATEGIES)),
     "cut": ("model", "cut", str, "where to cut: a layer or block name, or full (list: python -m medtl models NAME)"),
@@ -46,6 +57,8 @@ RUN_FLAGS = {
     "compile": ("train", "compile", bool, "torch.compile the training step: a one-off compile, faster steps after"),
 }
 SWEEP_AXES = ("backbone", "strategy", "cut", "init", "train_size", "seed")
+# a switch sets this value (every other switch sets True): --all-views keeps lateral views
+SWITCH_VALUES = {o.switch: not o.default for _, o in datasets.options().values() if o.switch}
 
 
 def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -56,22 +69,28 @@ def _field_defaults(cls) -> dict:
     return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
 
-def _run_flags(p: argparse.ArgumentParser, lists: bool = False) -> None:
-    p.add_argument("--config", help="start from this RunConfig JSON (e.g. runs/<id>/config.json); flags override it")
-    # field defaults read off the dataclasses: building a RunConfig would import torch for every command
+def add_flags(p: argparse.ArgumentParser, flags: dict, lists: bool = False) -> None:
+    """Flags from a table like ``RUN_FLAGS``; each defaults to None (= keep the config's value) and
+    its help shows the config field's default."""
     defaults = {
         part: _field_defaults(cls)
         for part, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
     }
-    for flag, (part, field, typ, text) in RUN_FLAGS.items():
+    for flag, (part, field, typ, text) in flags.items():
         name = "--" + flag.replace("_", "-")
-        if typ is bool:  # a switch: present = True, absent = keep the config's value
-            p.add_argument(name, dest=flag, action="store_const", const=True, default=None, help=text)
+        if typ is bool:  # a switch: present = its value, absent = keep the config's value
+            const = SWITCH_VALUES.get(flag, True)
+            p.add_argument(name, dest=flag, action="store_const", const=const, default=None, help=text)
             continue
         many = lists and flag in SWEEP_AXES
         default = defaults[part].get(field)
         text = f"{'comma-separated: ' if many else ''}{text}" + ("" if default is None else f" (default {default})")
         p.add_argument(name, dest=flag, type=str if many else typ, default=None, help=text.replace("%", "%%"))
+
+
+def _run_flags(p: argparse.ArgumentParser, lists: bool = False) -> None:
+    p.add_argument("--config", help="start from this RunConfig JSON (e.g. runs/<id>/config.json); flags override it")
+    add_flags(p, RUN_FLAGS, lists)
     _runs_dir_arg(p)
 
 
@@ -82,12 +101,21 @@ def _coerce(value: str, typ: type):
 
 
 def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
+    """The RunConfig of ``--config`` (or the defaults) with the flags applied, checked against the
+    model registry; every problem is one ValueError line."""
     from medtl.config import RunConfig, load_json
 
     d = load_json(a.config) if getattr(a, "config", None) else RunConfig().to_dict()
-    d.setdefault("data", {}), d.setdefault("model", {}), d.setdefault("train", {})
+    if not isinstance(d, dict):
+        raise ValueError(f"{a.config} must hold a JSON object with data, model and train. Got {type(d).__name__}")
+    for part in ("data", "model", "train"):
+        if not isinstance(d.setdefault(part, {}), dict):
+            raise ValueError(f"{part} must be a JSON object of settings. Got {d[part]!r}")
     values = {k: getattr(a, k) for k in RUN_FLAGS if getattr(a, k, None) is not None}
     values.update(overrides or {})
+    old_kind = str(d["data"].get("dataset", "synthetic")).split(":", 1)[0]
+    if "dataset" in values and "finding" not in values and values["dataset"].split(":", 1)[0] != old_kind:
+        d["data"]["finding"] = None  # another kind of dataset: its own default target
     for flag, v in values.items():
         part, field, typ, _ = RUN_FLAGS[flag]
         d[part][field] = _coerce(v, typ) if isinstance(v, str) else v
@@ -96,10 +124,8 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
     if values.get("strategy") == "finetune" and "cut" not in values:
         d["model"]["cut"] = "full"
     if d["data"].get("train_size") is not None:
-        from medtl.data.imageset import parse_train_size
-
-        d["data"]["train_size"] = parse_train_size(d["data"]["train_size"])
-    return RunConfig.from_dict(d)
+        d["data"]["train_size"] = datasets.parse_train_size(d["data"]["train_size"])
+    return RunConfig.from_dict(d).check()
 
 
 def train_configure(p: argparse.ArgumentParser) -> None:
@@ -163,7 +189,10 @@ def train_run(a: argparse.Namespace) -> int:
 
     store = RunStore(a.runs_dir)
     cfg = run_config_from_args(a)
-    check_source(cfg.data)  # a mistyped path is bad input (exit 2), not a failed run left in the folder
+    # a mistyped path or an ambiguous target is bad input (exit 2), not a failed run left in the folder
+    note = check_source(cfg.data)
+    if note:
+        print(f"{cfg.data.dataset}: {note}", file=sys.stderr)
     _, status = _train_one(store, cfg)
     return 0 if status.get("state") == "done" else 1
 
@@ -222,7 +251,9 @@ def sweep_run(a: argparse.Namespace) -> int:
     from medtl.data.adapters import check_source
 
     for data in {c.data for c in configs}:  # before anything runs (emitted configs may run where paths differ)
-        check_source(data)
+        note = check_source(data)
+        if note:
+            print(f"{data.dataset}: {note}", file=sys.stderr)
     store = RunStore(a.runs_dir)
     done_runs = store.experiments()
     failed = 0

@@ -75,6 +75,8 @@ def check_source(cfg: DataConfig) -> str:
         return ""  # a MedMNIST name: resolved (or its absence explained) when loading
     if kind.source:
         _existing(source, kind.source)
+    if cfg.finding is None and kind.name == "medmnist":
+        return _medmnist_note(Path(source).expanduser())
     if cfg.finding is None and kind.name == "folder":
         return _folder_positive(cfg)[1]
     if cfg.finding is None and kind.name == "csv":
@@ -138,12 +140,23 @@ def _binary(cfg: DataConfig, lab: np.ndarray, names: list[str]) -> tuple[np.ndar
     pos = 1
     if cfg.finding not in (None, "all"):
         pos = int(cfg.finding) if cfg.finding in ("0", "1") else names.index(_match(cfg.finding, names, "class"))
-    note = (
-        ""
-        if cfg.finding is not None
-        else f"positive class {names[1]!r} (class 1 of the binary labels; class 0 is {names[0]!r})"
-    )
-    return lab[:, pos : pos + 1], (names[pos],), note
+    return lab[:, pos : pos + 1], (names[pos],), "" if cfg.finding is not None else _binary_note(names)
+
+
+def _binary_note(names: list[str]) -> str:
+    return f"positive class {names[1]!r} (class 1 of the binary labels; class 0 is {names[0]!r})"
+
+
+def _medmnist_note(path: Path) -> str:
+    """The note on the default target of a binary class-id file, from its labels alone (cheap)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            lab = np.concatenate([z[k].reshape(len(z[k]), -1) for k in z.files if k.endswith("_labels")])
+    except Exception:  # noqa: BLE001 - loading the file reports what is wrong with it
+        return ""
+    classes = np.unique(lab)
+    binary = lab.shape[1] == 1 and len(classes) == 2
+    return _binary_note(_class_names(path, [str(int(c)) for c in classes])) if binary else ""
 
 
 def medmnist(cfg: DataConfig, progress=None) -> Arrays:
