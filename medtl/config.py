@@ -187,7 +187,7 @@ class DataConfig(_Config):
             object.__setattr__(self, "finding", kind.default_finding)
         kind.check_finding(self.finding)
         if kind.max_image_size is not None and self.image_size > kind.max_image_size:
-            raise bad("image_size", self.image_size, f"at most {kind.max_image_size} px for {kind.label}")
+            raise bad("image_size", self.image_size, f"at most {kind.max_image_size} px for {kind.title}")
         for option in kind.options:
             value = getattr(self, option.name)
             if option.rule is not None and not option.rule.ok(value):

@@ -1,0 +1,146 @@
+"""Config: a torch-free leaf, one validation mechanism, lazy registry checks, old config files."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medtl import datasets
+from medtl.cli import main
+from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from medtl.runs import RunStore
+
+FIXTURE = Path(__file__).parent / "fixtures" / "main_run"
+
+
+def test_config_imports_no_torch():
+    code = "import medtl.config, sys; medtl.config.RunConfig(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: TrainConfig(weight_decay="0.1"), "weight_decay must be a number in [0, 1). Got '0.1'"),
+        (lambda: DataConfig(seed="x"), "seed must be a whole number. Got 'x'"),
+        (lambda: DataConfig(frontal_only="no"), "frontal_only must be true or false. Got 'no'"),
+        (lambda: ModelConfig(slim="yes"), "slim must be true or false. Got 'yes'"),
+        (lambda: TrainConfig(epochs=0), "epochs must be at least 1. Got 0"),
+        (lambda: TrainConfig(epochs=2.5), "epochs must be a whole number at least 1. Got 2.5"),
+        (lambda: TrainConfig(threads=True), "threads must be a whole number at least 1 or None. Got True"),
+        (lambda: TrainConfig(optimizer="lion"), "optimizer must be one of adam, adamw, sgd. Got 'lion'"),
+        (lambda: ModelConfig(head="max"), "head must be one of gap, flatten. Got 'max'"),
+        (lambda: ModelConfig(strategy="magic"), "strategy must be one of truncate, finetune"),
+        (lambda: ModelConfig(dropout=1.5), "dropout must be in [0, 1). Got 1.5"),
+        (lambda: ModelConfig(init="web"), "init must be 'random', 'imagenet', 'file:<path>' or 'run:<id>'. Got 'web'"),
+        (lambda: DataConfig(uncertainty="maybe"), "uncertainty must be one of ones, zeros, ignore. Got 'maybe'"),
+        (lambda: DataConfig(prevalence=1.0), "prevalence must be in (0, 1). Got 1.0"),
+        (lambda: DataConfig(image_size=600), "image_size must be in [28, 512]. Got 600"),
+        (lambda: DataConfig(image_size=300), "image_size must be at most 256 px for SynthCXR. Got 300"),
+        (lambda: DataConfig(dataset="pacs:/x"), "dataset must be 'synthetic' or one of 'medmnist:'"),
+        (lambda: DataConfig(dataset="folder:"), "dataset 'folder:' needs a path after 'folder:'"),
+        (lambda: DataConfig(finding="tumour"), "finding must be one of nodule, opacity"),
+        (lambda: RunConfig(train={"epochs": 1}), "train must be a TrainConfig. Got {'epochs': 1}"),
+    ],
+)
+def test_every_wrong_value_is_one_line_naming_field_value_and_allowed(make, message):
+    with pytest.raises(ValueError) as e:
+        make()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_kind_options_are_checked_only_for_their_kind(tmp_path):
+    DataConfig(dataset=f"folder:{tmp_path}", prevalence=1.0)  # a SynthCXR setting: not used by a folder
+    assert DataConfig(dataset=f"folder:{tmp_path}").finding is None  # chosen from the data when loaded
+    assert DataConfig().finding == "nodule"  # a fixed set of targets stores its default
+
+
+def test_from_dict_checks_types_too():
+    d = RunConfig().to_dict()
+    d["train"]["weight_decay"] = "0.1"
+    with pytest.raises(ValueError, match=r"weight_decay must be a number in \[0, 1\). Got '0.1'"):
+        RunConfig.from_dict(d)
+
+
+def test_registry_names_are_checked_lazily_with_the_same_messages(tmp_path):
+    cfg = RunConfig(model=ModelConfig(backbone="vgg16"))  # constructing imports no registry
+    with pytest.raises(ValueError, match="Valid backbones: resnet18"):
+        cfg.check()
+    with pytest.raises(ValueError, match="Unknown cut 'layer9'"):
+        ModelConfig(cut="layer9").check()
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        ModelConfig("cbr_tiny", "truncate", "cbr2", "imagenet").check()
+    small = RunConfig(DataConfig(image_size=64), ModelConfig("cbr_tiny", "finetune", "full"))
+    with pytest.raises(ValueError, match="at least 91 px"):
+        small.check()
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(ValueError, match="Valid backbones"):
+        store.create(cfg)
+    assert store.ids() == []  # nothing recorded with a bad name
+
+
+def test_wrong_types_in_a_config_file_are_one_line_and_exit_2(tmp_path, capsys):
+    d = json.loads((FIXTURE / "config.json").read_text())
+    d["train"]["weight_decay"] = "0.1"
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(d))
+    assert main(["train", "--config", str(f), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "medtl train: error: weight_decay must be a number in [0, 1). Got '0.1'"
+    f.write_text(json.dumps({"data": [], "model": {}, "train": {}}))
+    assert main(["train", "--config", str(f), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "data must be a JSON object" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_a_run_folder_of_the_previous_version_loads_as_the_same_experiment(tmp_path):
+    """tests/fixtures/main_run holds config.json, status.json and metrics.json of a run recorded by
+    the version before dataset records (``python -m medtl train --n-images 80 --image-size 32
+    --epochs 1 --finding opacity --train-size 50% --seed 3``)."""
+    raw = json.loads((FIXTURE / "config.json").read_text())
+    status = json.loads((FIXTURE / "status.json").read_text())
+    cfg = RunConfig.load(FIXTURE / "config.json")
+    assert cfg.to_dict() == raw  # every key kept, nothing added
+    assert cfg.key() == status["key"] == "39c7babb1efac573"  # the same experiment: sweeps skip it
+    assert cfg.name == status["name"]
+    store = RunStore(tmp_path / "runs")
+    run_id = store.create(cfg)
+    assert store.config(run_id) == cfg
+    from medtl.cli.runs import run_config_from_args, train_configure
+
+    import argparse
+
+    p = argparse.ArgumentParser()
+    train_configure(p)
+    again = run_config_from_args(p.parse_args(["--config", str(FIXTURE / "config.json")]))
+    assert again == cfg and again.key() == cfg.key()
+
+
+def test_dataset_records_own_the_options_and_defaults():
+    defaults = {f.name: f.default for f in dataclasses.fields(DataConfig)}
+    for name, (kind, option) in datasets.options().items():
+        assert defaults[name] == option.default, name
+        assert option.help.startswith(kind.title), name
+    assert set(datasets.KINDS) == {"synthetic", "medmnist", "chexpert", "folder", "csv"}
+    kind, source = datasets.parse_spec("medmnist:pneumoniamnist@64")
+    assert kind.name == "medmnist" and source == "pneumoniamnist@64"
+    assert kind.load_function().__name__ == "medmnist"
+    with pytest.raises(ValueError, match="takes no path"):
+        datasets.parse_spec("synthetic:/x")
+
+
+def test_cli_switching_the_dataset_kind_drops_the_synthetic_target(tmp_path):
+    import argparse
+
+    from medtl.cli.runs import run_config_from_args, train_configure
+
+    p = argparse.ArgumentParser()
+    train_configure(p)
+    cfg = run_config_from_args(p.parse_args(["--dataset", f"folder:{tmp_path}", "--all-views"]))
+    assert cfg.data.finding is None and cfg.data.frontal_only is False
+    cfg = run_config_from_args(p.parse_args(["--finding", "effusion"]))
+    assert cfg.data.finding == "effusion"
