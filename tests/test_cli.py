@@ -42,3 +42,44 @@ def test_building_the_parser_does_not_import_torch():
     code = "import sys; from medtl.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_config_file_with_a_wrong_type_is_one_line_exit_2(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"train": {"weight_decay": "0.1"}}))
+    p = subprocess.run(
+        [sys.executable, "-m", "medtl", "train", "--config", str(f), "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == "medtl train: error: weight_decay must be a number in [0, 1). Got '0.1'"
+
+
+def test_data_folder_without_finding_takes_the_abnormal_class(tmp_path, capsys):
+    from data_fixtures import make_class_folders
+
+    root = make_class_folders(tmp_path / "xr", ("normal", "abnormal"), n=10)
+    assert main(["data", f"folder:{root}", "--image-size", "28"]) == 0
+    out = capsys.readouterr().out
+    assert "target 'abnormal'" in out and "positive class 'abnormal' ('normal' is the negative class" in out
+    ambiguous = make_class_folders(tmp_path / "pets", ("cat", "dog"), n=4)
+    assert main(["train", "--dataset", f"folder:{ambiguous}", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medtl train: error: Choose the positive class") and "one of cat, dog" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing recorded
+
+
+def test_train_a_binary_medmnist_file_without_finding_trains_class_1(tmp_path, capsys):
+    from data_fixtures import make_medmnist
+
+    from medtl.runs import RunStore
+
+    f = make_medmnist(tmp_path / "pneumoniamnist.npz")
+    flags = ["--image-size", "28", "--epochs", "1", "--batch-size", "32", "--threads", "1"]
+    assert main(["train", "--dataset", f"medmnist:{f}", *flags, "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert "positive class '1' (class 1 of the binary labels" in capsys.readouterr().err
+    store = RunStore(tmp_path / "runs")
+    (run_id,) = store.ids()
+    assert store.config(run_id).data.finding is None and store.status(run_id)["state"] == "done"
+    assert store.metrics(run_id)["test"]["n_pos"] == 6  # class 1 of the 12 test images (ids alternate)

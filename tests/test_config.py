@@ -110,9 +110,9 @@ def test_a_run_folder_of_the_previous_version_loads_as_the_same_experiment(tmp_p
     store = RunStore(tmp_path / "runs")
     run_id = store.create(cfg)
     assert store.config(run_id) == cfg
-    from medtl.cli.runs import run_config_from_args, train_configure
-
     import argparse
+
+    from medtl.cli.runs import run_config_from_args, train_configure
 
     p = argparse.ArgumentParser()
     train_configure(p)

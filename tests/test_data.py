@@ -6,10 +6,10 @@ from data_fixtures import make_chexpert, make_class_folders, make_csv, make_fold
 from medtl.cli import main
 from medtl.config import DataConfig
 from medtl.data import load, synth
-from medtl.datasets import pick_positive
 from medtl.data.augment import AugmentConfig, augment, batches, normalization_stats
 from medtl.data.decode import read_image
 from medtl.data.imageset import grouped_split, nested_subsample, parse_train_size
+from medtl.datasets import pick_positive
 
 # --- SynthCXR ------------------------------------------------------------------------------------
 
