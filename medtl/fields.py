@@ -23,6 +23,10 @@ class Rule:
 
     ok: Callable[[Any], bool]
     allowed: str
+    lo: float | None = None  # the bounds of a range (for forms), with whether they are excluded
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
 
 
 def between(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Rule:
@@ -39,7 +43,7 @@ def between(lo: float | None = None, hi: float | None = None, lo_open: bool = Fa
         text = f"{'above' if lo_open else 'at least'} {lo}"
     else:
         text = f"{'below' if hi_open else 'at most'} {hi}"
-    return Rule(ok, text)
+    return Rule(ok, text, lo, hi, lo_open, hi_open)
 
 
 def one_of(choices: Callable[[], typing.Iterable[str]], what: str = "") -> Rule:

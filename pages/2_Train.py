@@ -1,10 +1,7 @@
 """Train: configure a run or a sweep, queue it, watch it live, cancel it."""
 
-import json
-
 import streamlit as st
 
-from medtl.config import RunConfig
 from ui import forms, queue_view
 from ui.state import get_queue
 
@@ -63,10 +60,9 @@ with new:
 with repeat:
     up = st.file_uploader("A config.json from a run folder or a download", type="json", key="upload")
     if up is not None:
-        try:
-            cfg = RunConfig.from_dict(json.loads(up.getvalue()))
-        except (ValueError, json.JSONDecodeError) as e:
-            st.error(f"This file is not a valid run config: {e}")
+        cfg, message = forms.read_config(up.getvalue())
+        if cfg is None:
+            st.error(message)
         else:
             st.success(cfg.name)
             if st.button("Queue this config", key="queue_upload"):

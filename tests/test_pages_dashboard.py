@@ -86,6 +86,35 @@ def test_train_page_bad_input_is_shown_and_blocks_queueing(setup, message):
     assert at.button(key="queue_btn").disabled
 
 
+def test_train_page_upload_gives_the_cli_message_for_a_wrong_type(tmp_path, capsys):
+    """The same file on the CLI and on the Train page's upload: the same one-line message."""
+    import json
+
+    from ui.forms import read_config
+
+    raw = json.dumps({"train": {"weight_decay": "0.1"}}).encode()
+    cfg, message = read_config(raw)
+    (tmp_path / "c.json").write_bytes(raw)
+    assert main(["train", "--config", str(tmp_path / "c.json"), "--runs-dir", str(tmp_path)]) == 2
+    cli = capsys.readouterr().err.strip().removeprefix("medtl train: error: ")
+    assert cfg is None and message == f"This file is not a valid run config: {cli}"
+    assert cli == "weight_decay must be a number in [0, 1). Got '0.1'"
+    assert read_config(b"[1]")[1].endswith("RunConfig expects a JSON object. Got list")
+    good, message = read_config(RunConfig().to_json().encode())
+    assert good == RunConfig() and not message
+
+
+def test_train_page_shows_the_positive_class_it_chose(tmp_path):
+    from data_fixtures import make_class_folders
+
+    root = make_class_folders(tmp_path / "xr", ("normal", "abnormal"), n=20)
+    at = _app(TRAIN).run()
+    at.selectbox(key="ds_kind").set_value("folder").run()
+    at.text_input(key="ds_path").set_value(str(root)).run()
+    assert not at.exception
+    assert any("'abnormal'" in i.value and "negative class" in i.value for i in at.info), [i.value for i in at.info]
+
+
 def test_train_page_imagenet_offline_message():
     at = _app(TRAIN).run()
     at.selectbox(key="init").set_value("imagenet").run()

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
 
+from medtl import datasets
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from medtl.data.synth import FINDINGS
+from medtl.fields import choices, flag_type
 from medtl.models import registry
 from medtl.models.weights import weights_status
 from ui.state import cut_table, data_summary, get_store, preview_png, weights_label
 
-KINDS = {
-    "synthetic": "SynthCXR (embedded, offline)",
-    "medmnist": "MedMNIST .npz file",
-    "chexpert": "CheXpert folder",
-    "folder": "Image folder (one sub-folder per class)",
-    "csv": "CSV manifest (path,label)",
-}
+KINDS = {k.name: k.label for k in datasets.KINDS.values()}
 
 
 @dataclass
@@ -45,44 +41,51 @@ def _cut_label(rows: dict, name: str) -> str:
     )
 
 
+def _option_widget(option: datasets.Option, where=st):
+    """One widget for a dataset-kind option, read off its record and its DataConfig field type."""
+    typ, listed, rule = flag_type(DataConfig, option.name), choices(DataConfig, option.name), option.rule
+    kw = {"key": option.name, "help": option.help}
+    if typ is bool:
+        return where.checkbox(option.label, option.default, **kw)
+    if listed:
+        return where.selectbox(option.label, listed, index=listed.index(option.default), **kw)
+    step = option.step or 1
+    lo = None if rule is None or rule.lo is None else rule.lo + (step if rule.lo_open else 0)
+    hi = None if rule is None or rule.hi is None else rule.hi - (step if rule.hi_open else 0)
+    if typ is float and lo is not None and hi is not None:
+        return float(where.slider(option.label, float(lo), float(hi), float(option.default), float(step), **kw))
+    value = where.number_input(option.label, min_value=lo, max_value=hi, value=option.default, step=typ(step), **kw)
+    return typ(value)
+
+
 def data_section(res: FormResult) -> tuple[dict, list[str]]:
-    kind = st.selectbox("Dataset", list(KINDS), format_func=KINDS.get, key="ds_kind")
+    kind = datasets.get_kind(st.selectbox("Dataset", list(KINDS), format_func=KINDS.get, key="ds_kind"))
     d: dict = {}
-    if kind == "synthetic":
-        d["dataset"] = "synthetic"
-        d["finding"] = st.selectbox(
-            "Target finding",
-            [*FINDINGS, "all"],
-            key="finding",
-            help="'all' trains one multi-label model on the four findings",
-        )
-        c1, c2 = st.columns(2)
-        d["n_images"] = int(c1.number_input("Images", 100, 100_000, 3000, step=500, key="n_images"))
-        d["difficulty"] = float(
-            c2.slider(
-                "Difficulty",
-                0.0,
-                1.0,
-                0.3,
-                0.05,
-                key="difficulty",
-                help="0: large, high-contrast findings; 1: small, faint ones",
-            )
-        )
+    if kind.source is None:
+        d["dataset"] = kind.name
     else:
-        path = st.text_input("Path", key="ds_path", placeholder="/data/chexpert or /data/pneumoniamnist.npz")
-        d["dataset"] = f"{kind}:{path.strip()}"
-        d["finding"] = (
-            st.text_input(
-                "Positive class / target label",
-                key="finding_text",
-                help="CheXpert observation, class folder, label value; blank = the dataset's default",
-            )
-            or None
-        )
+        path = st.text_input(f"{kind.source} {kind.source_hint}", key="ds_path", placeholder=kind.source_hint)
+        d["dataset"] = f"{kind.name}:{path.strip()}"
         if not path.strip():
             res.errors["dataset"] = "Enter the dataset's path"
-    d["image_size"] = int(st.number_input("Image size (px)", 28, 512, 64, step=16, key="image_size"))
+    if kind.findings is not None:
+        d["finding"] = st.selectbox(
+            "Target finding", [*kind.findings, "all"], key="finding", help=f"The target: {kind.target_help}"
+        )
+    else:
+        d["finding"] = (
+            st.text_input("Positive class / target label", key="finding_text", help=f"Blank = {kind.target_help}")
+            or None
+        )
+    cols = st.columns(2)
+    for i, option in enumerate(kind.options):
+        d[option.name] = _option_widget(option, cols[i % 2])
+    image_size = next(f for f in dataclasses.fields(DataConfig) if f.name == "image_size")
+    d["image_size"] = int(
+        st.number_input(
+            "Image size (px)", 28, kind.max_image_size or 512, image_size.default, step=16, key="image_size"
+        )
+    )
     sizes = _split_list(
         st.text_input(
             "Training-set size(s)",
@@ -109,6 +112,8 @@ def data_feedback(d: dict, sizes: list[str], res: FormResult) -> None:
         return
     c = s["counts"]
     tr, va, te = c["train"], c["val"], c["test"]
+    if s["info"].get("target_note"):  # the positive class was chosen from the data: say which
+        st.info(s["info"]["target_note"].capitalize())
     st.caption(
         f"train {tr['n']} ({tr['n_pos']} positive, {tr['n'] - tr['n_pos']} negative) · val {va['n']} "
         f"({va['n_pos']} pos.) · test {te['n']} ({te['n_pos']} pos.) · target **{s['target']}**"
@@ -236,8 +241,18 @@ def build_configs(
         try:
             s = int(seed)
             data = DataConfig(**{**d, "train_size": None if size in ("100%", "1") else size, "seed": s})
-            cfg = RunConfig(data, ModelConfig(**m, cut=cut, init=init), TrainConfig(**t, seed=s))
+            cfg = RunConfig(data, ModelConfig(**m, cut=cut, init=init), TrainConfig(**t, seed=s)).check()
         except ValueError as e:
             res.errors["seeds" if "invalid literal" in str(e) else "config"] = str(e)
             return
         res.configs.append(cfg)
+
+
+def read_config(raw: bytes) -> tuple[RunConfig | None, str]:
+    """An uploaded config.json: the checked RunConfig, or None and the one-line message the CLI gives."""
+    import json
+
+    try:
+        return RunConfig.from_dict(json.loads(raw)).check(), ""
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+        return None, f"This file is not a valid run config: {e}"
