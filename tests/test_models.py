@@ -131,7 +131,7 @@ def test_cbr_minimum_sizes_and_error():
 )
 def test_config_validation_messages(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        ModelConfig(**kwargs)
+        ModelConfig(**kwargs).check()  # registry names are checked lazily
 
 
 def test_config_json_round_trip():

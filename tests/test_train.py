@@ -254,7 +254,7 @@ def test_loss_weights_balance_the_classes():
 
 def test_run_config_checks_cbr_minimum():
     with pytest.raises(ValueError, match="at least 91 px"):
-        RunConfig(DataConfig(image_size=64), ModelConfig("cbr_tiny", "finetune", "full", "random"))
+        RunConfig(DataConfig(image_size=64), ModelConfig("cbr_tiny", "finetune", "full", "random")).check()
 
 
 # --- CLI -----------------------------------------------------------------------------------------
