@@ -195,11 +195,13 @@ class DataConfig(_Config):
 
     @property
     def kind(self) -> str:
-        return self.dataset.split(":", 1)[0]
+        """The dataset kind's name (its record: ``medtl.datasets.get_kind(cfg.kind)``)."""
+        return parse_spec(self.dataset)[0].name
 
     @property
     def source(self) -> str:
-        return self.dataset.split(":", 1)[1] if ":" in self.dataset else ""
+        """What follows ``kind:`` (a path or a MedMNIST name); empty for SynthCXR."""
+        return parse_spec(self.dataset)[1]
 
     def test_split_key(self) -> str:
         """Equal for configs that share images and test split (the data-poor subset and its seed aside)."""
