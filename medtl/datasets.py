@@ -64,6 +64,9 @@ class DatasetKind:
         max_image_size: the largest image side the kind can produce (None = any).
         loader: ``"module:function"`` taking ``(cfg, progress)`` and returning ``Arrays``, a
             ``Manifest`` (decoded and cached by ``medtl.data``) or ``(Arrays, mask_fn)``.
+        preflight: ``"module:function"`` taking ``cfg``: a cheap check before a run is recorded (the
+            source exists, a target can be chosen), returning a note on the chosen target or "".
+            Empty: only that the source path exists.
     """
 
     name: str
@@ -78,6 +81,7 @@ class DatasetKind:
     default_finding: str | None = None
     options: tuple[Option, ...] = ()
     max_image_size: int | None = None
+    preflight: str = ""
 
     @property
     def spec(self) -> str:
@@ -86,7 +90,12 @@ class DatasetKind:
 
     def load_function(self) -> Callable:
         """The loader, imported on first use (it may need torch)."""
-        module, _, fn = self.loader.partition(":")
+        return self.function(self.loader)
+
+    @staticmethod
+    def function(ref: str) -> Callable:
+        """The function ``"module:function"`` names, imported when first needed."""
+        module, _, fn = ref.partition(":")
         return getattr(importlib.import_module(module), fn)
 
     def check_finding(self, finding: str | None) -> None:
@@ -141,6 +150,7 @@ KINDS: dict[str, DatasetKind] = {
             "<file.npz|name@size>",
             "a label name or class index (default: class 1 of a binary file, else label 0)",
             "medtl.data.adapters:medmnist",
+            preflight="medtl.data.adapters:medmnist_preflight",
         ),
         DatasetKind(
             "chexpert",
@@ -177,6 +187,7 @@ KINDS: dict[str, DatasetKind] = {
             "<root>",
             "the positive class folder (default: with two classes, the one that is not normal/negative/healthy)",
             "medtl.data.adapters:folder",
+            preflight="medtl.data.adapters:folder_preflight",
         ),
         DatasetKind(
             "csv",
@@ -187,6 +198,7 @@ KINDS: dict[str, DatasetKind] = {
             "<file>",
             "the positive label value (default: 1, or with two values the one that is not normal/negative)",
             "medtl.data.adapters:csv_manifest",
+            preflight="medtl.data.adapters:csv_preflight",
         ),
     )
 }

@@ -71,18 +71,27 @@ def check_source(cfg: DataConfig) -> str:
     would give. Returns the note on the chosen positive class ("" when there is none to make).
     Image contents are checked by loading."""
     kind, source = parse_spec(cfg.dataset)
-    if kind.name == "medmnist" and not _is_path(source):
-        return ""  # a MedMNIST name: resolved (or its absence explained) when loading
+    if kind.preflight:
+        return kind.function(kind.preflight)(cfg)
     if kind.source:
         _existing(source, kind.source)
-    if cfg.finding is None and kind.name == "medmnist":
-        return _medmnist_note(Path(source).expanduser())
-    if cfg.finding is None and kind.name == "folder":
-        return _folder_positive(cfg)[1]
-    if cfg.finding is None and kind.name == "csv":
-        f = Path(source).expanduser()
-        return _csv_positive(cfg, f, _read_csv(f, required=("path", "label")))[1]
     return ""
+
+
+def medmnist_preflight(cfg: DataConfig) -> str:
+    if not _is_path(cfg.source):
+        return ""  # a MedMNIST name: resolved (or its absence explained) when loading
+    path = _existing(cfg.source, SOURCE_LABELS["medmnist"])
+    return _medmnist_note(path) if cfg.finding is None else ""
+
+
+def folder_preflight(cfg: DataConfig) -> str:
+    return _folder_positive(cfg)[1]
+
+
+def csv_preflight(cfg: DataConfig) -> str:
+    f = _existing(cfg.source, SOURCE_LABELS["csv"])
+    return _csv_positive(cfg, f, _read_csv(f, required=("path", "label")))[1]
 
 
 def _is_path(source: str) -> bool:
