@@ -268,23 +268,28 @@ def strategies_diagram(blocks: Sequence[str] = ("stem", "L1", "L2", "L3", "L4"))
     return block_diagram(STRATEGY_ROWS, blocks, height=300)
 
 
-def toy_bars(results: Mapping) -> go.Figure:
-    """Mean AUROC and AUPRC of the toy classifiers side by side (:func:`medtl.toy.compare` output)."""
+def toy_bars(values: Mapping[str, Mapping[str, float]], y_title: str = "expected value (exact)") -> go.Figure:
+    """AUROC and AUPRC (AP) of the toy classifiers side by side.
+
+    Args:
+        values: legend name -> ``{"auroc": ..., "auprc": ...}``, e.g. :func:`medtl.toy.expected`.
+        y_title: what the values are (exact expectations, or means over draws).
+    """
     fig = go.Figure()
-    for i, (name, r) in enumerate(results.items()):
-        means = [float(r.metrics[m].mean()) for m in ("auroc", "auprc")]
+    for i, (name, v) in enumerate(values.items()):
+        ys = [float(v["auroc"]), float(v["auprc"])]
         fig.add_bar(
             x=["AUROC", "AUPRC (AP)"],
-            y=means,
-            name=f"{name} (top {r.k})",
+            y=ys,
+            name=name,
             marker_color=PALETTE[i],
-            text=[f"{v:.3f}" for v in means],
+            text=[f"{y:.3f}" for y in ys],
             textposition="outside",
         )
     fig.update_layout(
         template="plotly_white",
         barmode="group",
-        yaxis=dict(range=[0, 1.15], title="mean over draws"),
+        yaxis=dict(range=[0, 1.15], title=y_title),
         height=300,
         margin=dict(l=10, r=10, t=10, b=10),
         legend=dict(orientation="h", y=-0.15),
