@@ -214,12 +214,14 @@ class RunStore:
         for run_id in self.ids():
             st = self.status(run_id)
             try:
-                cfg = self.config(run_id).to_dict()
+                rc = self.config(run_id)
             except (ValueError, FileNotFoundError):
                 continue  # a config written by an incompatible version
+            cfg = rc.to_dict()
             row = {
                 "id": run_id,
                 "name": st.get("name"),
+                "experiment": rc.experiment_key(),
                 "state": st.get("state"),
                 "created": st.get("created"),
                 "error": st.get("error"),
