@@ -82,3 +82,22 @@ def test_differences_are_rounded_text():
     rows = pd.DataFrame({"id": ["a", "b"], "train.lr": [0.1 + 0.2, 1.0], "model.cut": ["layer1", "layer1"]})
     d = compare.differences(rows)
     assert list(d.index) == ["train.lr"] and d.loc["train.lr", "a"] == "0.3"
+
+
+def test_compare_page_truncation_figure_shows_true_repeats(store, monkeypatch):
+    """AppTest: the page's truncation figure has one point per experiment, labelled with its n."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    runs = mixed_runs(store)
+    monkeypatch.setenv("MEDTL_RUNS", str(store.root))
+    page = str(Path(__file__).resolve().parents[1] / "pages" / "3_Compare.py")
+    at = AppTest.from_file(page, default_timeout=120).run()
+    assert not at.exception
+    charts = {c.proto.id: c for c in at.get("plotly_chart")}
+    trunc = next(json.loads(c.proto.spec) for k, c in charts.items() if k.endswith("-trunc"))
+    texts = [t for tr in trunc["data"] if tr.get("mode") == "text" for t in tr["text"]]
+    assert sorted(texts) == sorted(f"n={len(ids)}" for ids in runs.values())
+    assert trunc["layout"]["yaxis"]["range"][0] >= 0 and trunc["layout"]["yaxis"]["range"][1] <= 1.01
