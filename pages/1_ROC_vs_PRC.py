@@ -51,14 +51,17 @@ cut = st.slider(
     key="cut",
     help="moves the markers on both plots and updates the confusion tables",
 )
-one_draw = st.radio(
-    "Curves",
-    ["mean over draws", "one draw"],
-    horizontal=True,
-    key="curve_kind",
-    help=f"mean over draws: the threshold-averaged curves of all {draws} classifiers (their legend and table "
-    "numbers are means over draws); one draw: the first classifier drawn, with its own numbers",
-) == "one draw"
+one_draw = (
+    st.radio(
+        "Curves",
+        ["mean over draws", "one draw"],
+        horizontal=True,
+        key="curve_kind",
+        help=f"mean over draws: the threshold-averaged curves of all {draws} classifiers (their legend and table "
+        "numbers are means over draws); one draw: the first classifier drawn, with its own numbers",
+    )
+    == "one draw"
+)
 
 roc, pr, marks_roc, marks_pr, bands_roc, bands_pr, tables = {}, {}, {}, {}, {}, {}, {}
 for name, r in res.items():

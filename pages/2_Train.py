@@ -15,9 +15,12 @@ st.caption(
 )
 
 queue = get_queue()
-if queue.interrupted and "seen_interrupted" not in st.session_state:
-    st.session_state.seen_interrupted = True
-    st.warning(f"{len(queue.interrupted)} run(s) were interrupted when the app last stopped; resume them below.")
+still = [r for r in queue.interrupted if queue.store.status(r).get("state") == "interrupted"]
+if still:  # read from disk: a run resumed since (here or in another tab) no longer counts
+    st.warning(
+        f"{len(still)} run(s) were interrupted when the app last stopped; resume them from their cards below.",
+        icon=":material/warning:",
+    )
 
 new, repeat = st.tabs(["New run or sweep", "Repeat a config (JSON)"])
 with new:

@@ -45,9 +45,7 @@ def mixed_runs(store: RunStore) -> dict[str, list[str]]:
     y_med = (np.random.default_rng(1).random(60) < 0.4).astype(int)
 
     def cfg(data: DataConfig, cut: str, seed: int, lr: float = 1e-3) -> RunConfig:
-        return RunConfig(
-            data.replace(seed=seed), ModelConfig(cut=cut), TrainConfig(epochs=3, lr=lr, seed=seed)
-        )
+        return RunConfig(data.replace(seed=seed), ModelConfig(cut=cut), TrainConfig(epochs=3, lr=lr, seed=seed))
 
     out: dict[str, list[str]] = {}
     out["synth layer1"] = [write_run(store, cfg(SYNTH, "layer1", s), y_syn, 1.0, s) for s in (0, 1)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from compare_fixtures import mixed_runs
 
 from medtl import compare
 from medtl.config import RunConfig, TrainConfig
 from medtl.runs import RunStore
-from compare_fixtures import mixed_runs
 
 
 @pytest.fixture
