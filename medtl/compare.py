@@ -159,13 +159,14 @@ def truncation_summary(
     out = pd.DataFrame(rows)
     lines = d.drop_duplicates("line").set_index("line")
     tell = varying(lines.reset_index(), ("model.cut",))
-    base = ["model.strategy", "model.init", "data.train_size"]
-    shown = [f for f in base if f in tell] + [f for f in tell if f not in base]
+    # initialisation and size always (the study's axes), then whatever else tells the lines apart
+    shown = (["model.strategy"] if "model.strategy" in tell else []) + ["model.init", "data.train_size"]
+    shown += [f for f in tell if f not in shown]
 
     def label(line: str) -> str:
         r = lines.loc[line]
         parts = []
-        for f in shown or ["model.init", "data.train_size"]:
+        for f in shown:
             if f == "data.train_size":
                 parts.append(size_label(r[f]))
             elif f in ("model.init", "model.strategy"):
