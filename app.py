@@ -94,7 +94,7 @@ def home() -> None:
 
 # One navigation for the whole app, so the sidebar says "Home" (not the entry file's name) and every
 # page keeps its file in pages/ and its URL (/ROC_vs_PRC, /Train, /Compare, /Grad-CAM).
-st.set_page_config(page_title="MedTL Studio", page_icon="🩻", layout="wide")
+st.set_page_config(page_title="MedTL Studio", page_icon=":material/radiology:", layout="wide")
 st.navigation(
     [
         st.Page(home, title="Home", icon=HOME_ICON, default=True),

@@ -57,6 +57,22 @@ def extra_label(row: pd.Series, fields: list[str]) -> str:
     return " · ".join(f"{f.split('.', 1)[1]}={fmt_value(row[f])}" for f in fields)
 
 
+def short_labels(rows: pd.DataFrame, always: tuple[str, ...] = ("model_label",), seed: bool = True) -> pd.Series:
+    """Labels that keep only what tells ``rows`` apart: the parts of the run name that differ
+    between them (dataset, model, initialisation, size, seed), those in ``always``, then any other
+    differing field (``lr=1``). Short enough for legends and table cells."""
+    d = rows.assign(_size=rows["data.train_size"].map(size_label), _seed="seed " + rows["train.seed"].map(str))
+    parts = ["data_label", "model_label", "model.init", "_size"] + (["_seed"] if seed else [])
+    keep = [c for c in parts if c in always or d[c].map(str).nunique() > 1]
+    extra = varying(rows, NAME_FIELDS)
+    if not keep and not extra:
+        keep = ["model_label"]
+    return pd.Series(
+        [" · ".join([str(r[c]) for c in keep] + ([extra_label(r, extra)] if extra else [])) for _, r in d.iterrows()],
+        index=rows.index,
+    )
+
+
 def display_names(rows: pd.DataFrame) -> pd.Series:
     """Run names, extended by the fields the name leaves out where runs in view differ in them
     (``... · seed 0 · lr=1``), so that no two different experiments look alike."""

@@ -399,17 +399,25 @@ def truncation_figure(summary, metric_label: str, secondary_label: str | None = 
 
 
 def seed_figure(values: Mapping[str, Sequence[float]], metric_label: str) -> go.Figure:
-    """Per configuration, the metric of each seed (points) and their spread (box)."""
+    """Per configuration, the metric of each seed (points) and their spread (box), one row per
+    configuration so that long labels stay readable."""
     fig = go.Figure()
     for i, (label, v) in enumerate(values.items()):
         fig.add_box(
-            y=list(v), name=label, boxpoints="all", jitter=0.3, pointpos=0, marker_color=PALETTE[i % len(PALETTE)]
+            x=list(v),
+            name=label,
+            orientation="h",
+            boxpoints="all",
+            jitter=0.3,
+            pointpos=0,
+            marker_color=PALETTE[i % len(PALETTE)],
         )
     fig.update_layout(
         template="plotly_white",
-        height=380,
+        height=140 + 44 * len(values),
         showlegend=False,
-        yaxis=dict(title=f"test {metric_label}"),
+        xaxis=dict(title=f"test {metric_label}"),
+        yaxis=dict(automargin=True, autorange="reversed"),
         margin=dict(l=10, r=10, t=10, b=10),
     )
     return fig

@@ -222,6 +222,8 @@ class RunStore:
                 "id": run_id,
                 "name": st.get("name"),
                 "experiment": rc.experiment_key(),
+                "data_label": rc.data.label,
+                "model_label": rc.model.label,
                 "state": st.get("state"),
                 "created": st.get("created"),
                 "error": st.get("error"),

@@ -5,8 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from medtl import metrics, plots, toy
+from ui.nav import page_setup
 
-st.set_page_config(page_title="ROC vs PRC · MedTL Studio", page_icon="📈", layout="wide")
+page_setup("pages/1_ROC_vs_PRC.py")
 st.title("ROC vs precision–recall on imbalanced data")
 st.markdown(
     "Two classifiers rank the same images. **A** puts every positive somewhere in its top *k*<sub>A</sub>, "

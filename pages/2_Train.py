@@ -6,9 +6,10 @@ import streamlit as st
 
 from medtl.config import RunConfig
 from ui import forms, queue_view
+from ui.nav import page_setup
 from ui.state import get_queue
 
-st.set_page_config(page_title="Train · MedTL Studio", page_icon="🏋️", layout="wide")
+page_setup("pages/2_Train.py")
 st.title("Train")
 st.caption(
     "Runs train one at a time in the background; close the tab whenever you like — results land in the runs folder."

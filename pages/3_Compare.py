@@ -3,10 +3,10 @@
 import streamlit as st
 
 from medtl import compare, metrics, plots
-from ui.nav import link
+from ui.nav import link, page_setup
 from ui.state import get_store
 
-st.set_page_config(page_title="Compare · MedTL Studio", page_icon="📊", layout="wide")
+page_setup("pages/3_Compare.py")
 st.title("Compare runs")
 
 store = get_store()
@@ -44,7 +44,7 @@ if done.empty:
     st.stop()
 
 done = done.sort_values(metric, ascending=False)
-done["display"] = compare.display_names(done)
+done["display"] = compare.short_labels(done, always=("model_label", "model.init", "_size", "_seed"))
 
 
 def _ci(col: str) -> list[str]:
@@ -70,7 +70,8 @@ view = view[[c for c in cols if c in view]].rename(
 )
 st.caption(
     "Select rows to overlay their curves (the top 8 are shown when none are selected). Sorted by the chosen metric; "
-    "click a header to re-sort. Names show every setting in which the runs listed differ."
+    "click a header to re-sort. Names show the dataset only when several are listed, and every other setting in "
+    "which the runs listed differ."
 )
 event = st.dataframe(
     view,
@@ -103,11 +104,12 @@ if len(picked) > 1:
 
 st.subheader("ROC and precision–recall on the test split")
 roc, pr, prevalences = {}, {}, []
+picked = picked.assign(legend=compare.short_labels(picked))
 for _, r in picked.iterrows():
     p = store.predictions(r["id"])
     if p is None or p["y_true"].ndim != 1:
         continue
-    label = f"{r['display']} · AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
+    label = f"{r['legend']}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
     roc[label], pr[label] = metrics.roc_points(p["y_true"], p["y_score"]), metrics.pr_points(p["y_true"], p["y_score"])
     prevalences.append(float(p["y_true"].mean()))
 if roc:
@@ -154,8 +156,12 @@ st.caption(
 )
 
 st.subheader("Seeds")
-groups = done.assign(group=compare.seed_groups(done)).groupby("group")[metric].apply(list)
+seed_label = compare.short_labels(done, seed=False)
+groups = done.assign(group=compare.seed_groups(done)).groupby("group")
+label_of = {g: seed_label[idx[0]] for g, idx in groups.groups.items()}
+groups = groups[metric].apply(list)
 st.plotly_chart(
-    plots.seed_figure({f"{k} (n={len(v)})": v for k, v in groups.items()}, compare.METRICS[metric]), key="seeds"
+    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in groups.items()}, compare.METRICS[metric]),
+    key="seeds",
 )
 st.caption("One box per experiment (runs that differ only by seed); n is the number of points.")

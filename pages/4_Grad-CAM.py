@@ -5,10 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from medtl import explain
-from ui.nav import link
+from ui.nav import link, page_setup
 from ui.state import get_store, load_data
 
-st.set_page_config(page_title="Grad-CAM · MedTL Studio", page_icon="🔥", layout="wide")
+page_setup("pages/4_Grad-CAM.py")
 st.title("Grad-CAM")
 st.caption("Maps at the last layer each network keeps (its cut), on a fresh eval copy of the selected checkpoint.")
 
