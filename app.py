@@ -47,11 +47,14 @@ def home() -> None:
         )
     with c3:
         st.subheader("3 · Read PR, not only ROC")
-        res = toy.compare(draws=50)
-        st.plotly_chart(plots.toy_bars(res), key="home_toy")
+        d = toy.DEFAULTS
+        exp = {f"{c} (top {d[k]})": toy.expected(d["n_pos"], d["n_neg"], d[k]) for c, k in (("A", "k_a"), ("B", "k_b"))}
+        st.plotly_chart(plots.toy_bars(exp), key="home_toy")
+        a, b = exp.values()
         st.markdown(
-            "With 10 positives among 1,000 images, two classifiers with AUROC 0.999 and 0.990 have average precision "
-            "0.87 and 0.40. **Imbalanced medical data needs precision–recall curves.**"
+            f"With {d['n_pos']} positives among {d['n_pos'] + d['n_neg']:,} images, two classifiers with AUROC "
+            f"{a['auroc']:.3f} and {b['auroc']:.3f} have average precision {a['auprc']:.3f} and {b['auprc']:.3f} "
+            "(exact expectations). **Imbalanced medical data needs precision–recall curves.**"
         )
 
     st.divider()
@@ -91,7 +94,7 @@ def home() -> None:
 
 # One navigation for the whole app, so the sidebar says "Home" (not the entry file's name) and every
 # page keeps its file in pages/ and its URL (/ROC_vs_PRC, /Train, /Compare, /Grad-CAM).
-st.set_page_config(page_title="MedTL Studio", page_icon="🩻", layout="wide")
+st.set_page_config(page_title="MedTL Studio", page_icon=":material/radiology:", layout="wide")
 st.navigation(
     [
         st.Page(home, title="Home", icon=HOME_ICON, default=True),

@@ -1,23 +1,94 @@
-"""Summaries for comparing runs: differing config fields, metric vs truncation depth over seeds.
+"""Summaries for comparing runs: repeats grouped by experiment key, the fields that tell runs in
+view apart, metric vs truncation depth with intervals.
 
-Inputs are the RunStore's table (one row per run, dotted config and metric columns).
+Inputs are the RunStore's table (one row per run: ``id``, ``name``, ``experiment``, dotted config
+and metric columns). Repeats are runs with the same ``experiment`` key
+(:meth:`medtl.config.RunConfig.experiment_key`: the config minus seeds and execution settings);
+nothing here groups by display name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import pandas as pd
 
-from medtl.models import registry
+from medtl import metrics as M
+from medtl.config import EXECUTION_FIELDS, SEED_FIELDS
+from medtl.strategies import get_strategy
 
 METRICS = {"test.auroc": "AUROC", "test.auprc": "AUPRC (AP)", "test.auprc_trapezoid": "AUPRC (trapezoid)"}
 SECONDARY = {"model.params": "parameters", "model.latency_ms": "latency (ms / image)", "model.macs": "MACs"}
+# config fields that a run's name already shows (RunConfig.name)
+NAME_FIELDS = (
+    "data.dataset",
+    "data.finding",
+    "model.backbone",
+    "model.strategy",
+    "model.cut",
+    "model.init",
+    "data.train_size",
+    *SEED_FIELDS,
+)
+CONFIG_PARTS = ("data", "model", "train")
+
+
+def config_columns(rows: pd.DataFrame) -> list[str]:
+    return [c for c in rows.columns if c.split(".", 1)[0] in CONFIG_PARTS]
+
+
+def varying(rows: pd.DataFrame, leave_out: tuple[str, ...] = ()) -> list[str]:
+    """Config columns whose values differ between ``rows`` (seeds and execution settings aside)."""
+    skip = set(leave_out) | set(SEED_FIELDS) | set(EXECUTION_FIELDS)
+    return [c for c in config_columns(rows) if c not in skip and rows[c].map(str).nunique() > 1]
+
+
+def fmt_value(v) -> str:
+    """A config value for labels: 0.001 not 0.0010000000000000002, None as '-'."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def extra_label(row: pd.Series, fields: list[str]) -> str:
+    return " · ".join(f"{f.split('.', 1)[1]}={fmt_value(row[f])}" for f in fields)
+
+
+def short_labels(rows: pd.DataFrame, always: tuple[str, ...] = ("model_label",), seed: bool = True) -> pd.Series:
+    """Labels that keep only what tells ``rows`` apart: the parts of the run name that differ
+    between them (dataset, model, initialisation, size, seed), those in ``always``, then any other
+    differing field (``lr=1``). Short enough for legends and table cells."""
+    d = rows.assign(_size=rows["data.train_size"].map(size_label), _seed="seed " + rows["train.seed"].map(str))
+    parts = ["data_label", "model_label", "model.init", "_size"] + (["_seed"] if seed else [])
+    keep = [c for c in parts if c in always or d[c].map(str).nunique() > 1]
+    extra = varying(rows, NAME_FIELDS)
+    if not keep and not extra:
+        keep = ["model_label"]
+    return pd.Series(
+        [" · ".join([str(r[c]) for c in keep] + ([extra_label(r, extra)] if extra else [])) for _, r in d.iterrows()],
+        index=rows.index,
+    )
+
+
+def display_names(rows: pd.DataFrame) -> pd.Series:
+    """Run names, extended by the fields the name leaves out where runs in view differ in them
+    (``... · seed 0 · lr=1``), so that no two different experiments look alike."""
+    extra = varying(rows, NAME_FIELDS)
+    if not extra:
+        return rows["name"].astype(str)
+    return pd.Series(
+        [f"{n} · {extra_label(r, extra)}" for n, (_, r) in zip(rows["name"], rows.iterrows(), strict=True)],
+        index=rows.index,
+    )
 
 
 def differences(rows: pd.DataFrame) -> pd.DataFrame:
-    """The config columns whose values differ between the given runs (runs as columns)."""
-    cfg_cols = [c for c in rows.columns if c.split(".", 1)[0] in ("data", "model", "train")]
-    varying = [c for c in cfg_cols if rows[c].astype(str).nunique(dropna=False) > 1]
-    out = rows.set_index("id")[varying].T
+    """The config columns whose values differ between the given runs (runs as columns), as text."""
+    cols = [c for c in config_columns(rows) if rows[c].map(str).nunique() > 1]
+    out = rows.set_index("id")[cols].T.map(fmt_value)
     out.index.name = "field"
     return out
 
@@ -25,35 +96,118 @@ def differences(rows: pd.DataFrame) -> pd.DataFrame:
 def size_label(value) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "100%"
+    if isinstance(value, str):
+        return value
     return f"{float(value):.0%}" if isinstance(value, float) and value < 1 else str(int(value))
 
 
 def cut_depth(backbone: str, cut: str, strategy: str) -> int:
-    """Position of a run's cut along its backbone (finetune = the full network)."""
+    """Position of a run's (effective) cut along its backbone (finetune = the full network)."""
+    from medtl.models import registry
+
     names = [p.name for p in registry.cut_points(backbone)]
-    return names.index("full" if strategy == "finetune" else cut)
+    return names.index(get_strategy(strategy).effective_cut(cut))
 
 
-def truncation_summary(done: pd.DataFrame, metric: str, secondary: str = "model.params") -> pd.DataFrame:
-    """Mean, std and count of ``metric`` per (backbone, init, training size, strategy, cut) over seeds,
-    with the depth of the cut and the mean of ``secondary``; sorted by depth."""
+Predictions = Callable[[str], "dict[str, np.ndarray] | None"]
+
+
+def _interval(group: pd.DataFrame, metric: str, predictions: Predictions | None, n_boot: int) -> tuple[float, float]:
+    """95% interval of the mean of ``metric`` over the repeats in ``group``: one run -> its own
+    bootstrap interval; several -> a bootstrap over the shared test images of the mean over seeds."""
+    key = metric.removeprefix("test.")
+    if len(group) == 1 or predictions is None or key not in ("auroc", "auprc"):
+        lo, hi = group.get(f"{metric}_ci_lo"), group.get(f"{metric}_ci_hi")
+        if lo is None or len(group) > 1:
+            return (np.nan, np.nan)
+        return float(lo.iloc[0]), float(hi.iloc[0])
+    preds = [predictions(i) for i in group["id"]]
+    if any(p is None or p["y_true"].ndim != 1 for p in preds):
+        return (np.nan, np.nan)
+    y = preds[0]["y_true"]
+    if any(p["y_true"].shape != y.shape or not np.array_equal(p["y_true"], y) for p in preds):
+        return (np.nan, np.nan)  # not the same test images: no pooled interval
+    w = np.full(len(preds), 1 / len(preds))
+    return M.bootstrap_combination(y, [p["y_score"] for p in preds], w, n_boot=n_boot)[key]
+
+
+def truncation_summary(
+    done: pd.DataFrame,
+    metric: str,
+    secondary: str = "model.params",
+    predictions: Predictions | None = None,
+    n_boot: int = 500,
+) -> pd.DataFrame:
+    """One row per experiment (repeats over seeds pooled): mean, std, n and a 95% interval of
+    ``metric``, the depth of its cut, the mean of ``secondary`` and its line (``group``: the
+    experiment without its cut, labelled by the fields that tell the lines in view apart)."""
     if done.empty:
         return pd.DataFrame()
     d = done.copy()
     d["size"] = d["data.train_size"].map(size_label)
-    d["cut"] = [("full" if s == "finetune" else c) for s, c in zip(d["model.strategy"], d["model.cut"], strict=True)]
-    d["depth"] = [
-        cut_depth(b, c, s) for b, c, s in zip(d["model.backbone"], d["model.cut"], d["model.strategy"], strict=True)
-    ]
-    keys = ["model.backbone", "model.init", "size", "model.strategy", "cut", "depth"]
-    g = d.groupby(keys, dropna=False)
-    out = g[metric].agg(["mean", "std", "count"]).reset_index()
-    out["secondary"] = g[secondary].mean().values
-    out["std"] = out["std"].fillna(0.0)
-    out["group"] = out["model.init"] + " · " + out["size"]
+    d["cut"] = [get_strategy(s).effective_cut(c) for s, c in zip(d["model.strategy"], d["model.cut"], strict=True)]
+    d["depth"] = [cut_depth(b, c, "truncate") for b, c in zip(d["model.backbone"], d["cut"], strict=True)]
+    line_fields = [c for c in config_columns(d) if c not in ("model.cut", *SEED_FIELDS, *EXECUTION_FIELDS)]
+    d["line"] = ["|".join(map(str, r)) for r in d[line_fields].itertuples(index=False)]
+    rows = []
+    for _, g in d.groupby("experiment", sort=False):
+        lo, hi = _interval(g, metric, predictions, n_boot)
+        first = g.iloc[0]
+        rows.append(
+            {
+                "experiment": first["experiment"],
+                "line": first["line"],
+                "model.backbone": first["model.backbone"],
+                "model.init": first["model.init"],
+                "model.strategy": first["model.strategy"],
+                "size": first["size"],
+                "cut": first["cut"],
+                "depth": first["depth"],
+                "mean": float(g[metric].mean()),
+                "std": float(g[metric].std()) if len(g) > 1 else 0.0,
+                "count": len(g),
+                "lo": lo,
+                "hi": hi,
+                "secondary": float(g[secondary].mean()) if secondary in g else np.nan,
+                "secondary_spread": float(g[secondary].std()) if secondary in g and len(g) > 1 else 0.0,
+            }
+        )
+    out = pd.DataFrame(rows)
+    lines = d.drop_duplicates("line").set_index("line")
+    tell = varying(lines.reset_index(), ("model.cut",))
+    # initialisation and size always (the study's axes), then whatever else tells the lines apart
+    shown = (["model.strategy"] if "model.strategy" in tell else []) + ["model.init", "data.train_size"]
+    shown += [f for f in tell if f not in shown]
+
+    def label(line: str) -> str:
+        r = lines.loc[line]
+        parts = []
+        for f in shown:
+            if f == "data.train_size":
+                parts.append(size_label(r[f]))
+            elif f in ("model.init", "model.strategy"):
+                parts.append(str(r[f]))
+            else:
+                parts.append(f"{f.split('.', 1)[1]}={fmt_value(r[f])}")
+        return " · ".join(parts)
+
+    out["group"] = out["line"].map(label)
     return out.sort_values(["group", "depth"]).reset_index(drop=True)
 
 
 def seed_groups(done: pd.DataFrame) -> pd.Series:
-    """A label per run that ignores the seed: runs with the same label differ only by seed."""
-    return done["name"].str.replace(r" · seed \d+$", "", regex=True)
+    """A label per run shared exactly by its repeats (same experiment key): the name without its
+    seed, plus the fields that tell experiments in view apart."""
+    base = done["name"].str.replace(r" · seed \d+$", "", regex=True)
+    extra = varying(done, NAME_FIELDS)
+    labels = base if not extra else base + " · " + done.apply(lambda r: extra_label(r, extra), axis=1)
+    # two experiments that still look alike (a field the name leaves out but equal in view cannot
+    # differ, so this only happens for a key change): keep them apart by their key
+    clash = labels.groupby(labels).transform(lambda s: done.loc[s.index, "experiment"].nunique() > 1)
+    return labels.where(~clash, labels + " · " + done["experiment"].str[:6])
+
+
+def default_backbone(done: pd.DataFrame) -> str:
+    """The backbone with the most finished runs (ties: alphabetical)."""
+    counts = done["model.backbone"].value_counts()
+    return sorted(counts[counts == counts.max()].index)[0]

@@ -250,8 +250,17 @@ class TrainConfig(_Config):
     compile: bool = False
 
 
-# TrainConfig fields that say where and how fast a run executes, not what the experiment is
-EXECUTION_FIELDS = ("device", "threads", "compile")
+# Fields ("part.name") that say where and how fast a run executes, not what the experiment is
+EXECUTION_FIELDS = ("train.device", "train.threads", "train.compile")
+# Fields that make one repeat of an experiment differ from another
+SEED_FIELDS = ("train.seed", "data.seed")
+
+
+def _digest(d: dict[str, Any], leave_out: tuple[str, ...]) -> str:
+    import hashlib
+
+    d = {part: {k: v for k, v in sub.items() if f"{part}.{k}" not in leave_out} for part, sub in d.items()}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -285,14 +294,15 @@ class RunConfig(_Config):
         return f"{self.data.label} · {self.model.label} · {self.model.init} · {size} · seed {self.train.seed}"
 
     def key(self) -> str:
-        """A hash of the experiment: every setting except where and how fast it runs
+        """A hash of the run: every setting except where and how fast it runs
         (``train.device``, ``train.threads``, ``train.compile``), so a sweep re-run on another
         machine or with ``--compile`` skips what is already done."""
-        import hashlib
+        return _digest(self.to_dict(), EXECUTION_FIELDS)
 
-        d = self.to_dict()
-        d["train"] = {k: v for k, v in d["train"].items() if k not in EXECUTION_FIELDS}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    def experiment_key(self) -> str:
+        """A hash of the experiment: the run's key without its seeds (``train.seed``, ``data.seed``).
+        Runs with equal experiment keys are repeats of one experiment: they are grouped over seeds."""
+        return _digest(self.to_dict(), EXECUTION_FIELDS + SEED_FIELDS)
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:

@@ -63,7 +63,10 @@ class JobQueue:
         st = self.store.status(run_id)
         if st.get("state") in ("running", "queued", "done"):
             raise ValueError(f"Run {run_id} is {st.get('state')}; only interrupted, failed or cancelled runs resume")
-        self.store.write_status(run_id, state="queued", error=None, queued=now())
+        # the old progress would show until the first new event: replace it now
+        self.store.write_status(
+            run_id, state="queued", error=None, queued=now(), progress={"phase": "queued to resume"}
+        )
         self._enqueue(_Job(run_id, resume=True))
 
     def cancel(self, run_id: str) -> bool:

@@ -69,14 +69,16 @@ def _marker(fig: go.Figure, x: float, y: float, color: str, label: str) -> None:
     )
 
 
-def _curve_figure(curves, x: str, y: str, shape: str, chance: tuple[list, list, str], markers, bands) -> go.Figure:
-    """Curves (one trace per entry, ``pts[x]`` vs ``pts[y]``) over a dashed chance line, with
+def _curve_figure(
+    curves, x: str, y: str, shape: str, chance: Sequence[tuple[list, list, str]], markers, bands
+) -> go.Figure:
+    """Curves (one trace per entry, ``pts[x]`` vs ``pts[y]``) over dashed chance lines, with
     optional shaded bands and threshold markers: the shared body of ROC and PR figures."""
     fig = go.Figure()
-    cx, cy, label = chance
-    fig.add_scatter(
-        x=cx, y=cy, mode="lines", line=dict(dash="dash", color="grey", width=1), name=label, hoverinfo="skip"
-    )
+    for cx, cy, label in chance:
+        fig.add_scatter(
+            x=cx, y=cy, mode="lines", line=dict(dash="dash", color="grey", width=1), name=label, hoverinfo="skip"
+        )
     for i, (name, pts) in enumerate(curves.items()):
         color = PALETTE[i % len(PALETTE)]
         short = name.split(" ")[0]
@@ -111,13 +113,13 @@ def roc_figure(
         markers: legend name -> index into that curve's points to mark (a chosen threshold).
         bands: legend name -> ``{"x", "lo", "hi"}`` arrays drawn as a shaded band.
     """
-    fig = _curve_figure(curves, "fpr", "tpr", "linear", ([0, 1], [0, 1], "chance"), markers, bands)
+    fig = _curve_figure(curves, "fpr", "tpr", "linear", [([0, 1], [0, 1], "chance")], markers, bands)
     return _square(fig, "False positive rate (1 − specificity)", "True positive rate (sensitivity)", title)
 
 
 def pr_figure(
     curves: Mapping[str, Mapping[str, np.ndarray]],
-    prevalence: float,
+    prevalence: float | Sequence[float],
     markers: Mapping[str, int] | None = None,
     bands: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     title: str | None = "Precision–recall",
@@ -126,10 +128,12 @@ def pr_figure(
 
     Args:
         curves: legend name -> :func:`medtl.metrics.pr_points` output (scikit-learn order).
-        prevalence: share of positives; a random classifier's precision.
+        prevalence: share of positives (a random classifier's precision); several values (runs on
+            different test sets) give one chance line per distinct prevalence.
         markers, bands: as in :func:`roc_figure`.
     """
-    chance = ([0, 1], [prevalence, prevalence], f"chance (prevalence {prevalence:.3g})")
+    values = sorted({round(float(p), 4) for p in np.atleast_1d(prevalence)})
+    chance = [([0, 1], [p, p], f"chance (prevalence {p:.3g})") for p in values]
     fig = _curve_figure(curves, "recall", "precision", "hv", chance, markers, bands)
     return _square(fig, "Recall (sensitivity)", "Precision (PPV)", title)
 
@@ -268,23 +272,28 @@ def strategies_diagram(blocks: Sequence[str] = ("stem", "L1", "L2", "L3", "L4"))
     return block_diagram(STRATEGY_ROWS, blocks, height=300)
 
 
-def toy_bars(results: Mapping) -> go.Figure:
-    """Mean AUROC and AUPRC of the toy classifiers side by side (:func:`medtl.toy.compare` output)."""
+def toy_bars(values: Mapping[str, Mapping[str, float]], y_title: str = "expected value (exact)") -> go.Figure:
+    """AUROC and AUPRC (AP) of the toy classifiers side by side.
+
+    Args:
+        values: legend name -> ``{"auroc": ..., "auprc": ...}``, e.g. :func:`medtl.toy.expected`.
+        y_title: what the values are (exact expectations, or means over draws).
+    """
     fig = go.Figure()
-    for i, (name, r) in enumerate(results.items()):
-        means = [float(r.metrics[m].mean()) for m in ("auroc", "auprc")]
+    for i, (name, v) in enumerate(values.items()):
+        ys = [float(v["auroc"]), float(v["auprc"])]
         fig.add_bar(
             x=["AUROC", "AUPRC (AP)"],
-            y=means,
-            name=f"{name} (top {r.k})",
+            y=ys,
+            name=name,
             marker_color=PALETTE[i],
-            text=[f"{v:.3f}" for v in means],
+            text=[f"{y:.3f}" for y in ys],
             textposition="outside",
         )
     fig.update_layout(
         template="plotly_white",
         barmode="group",
-        yaxis=dict(range=[0, 1.15], title="mean over draws"),
+        yaxis=dict(range=[0, 1.15], title=y_title),
         height=300,
         margin=dict(l=10, r=10, t=10, b=10),
         legend=dict(orientation="h", y=-0.15),
@@ -320,22 +329,41 @@ def training_curves(history: Sequence[Mapping[str, float]], height: int = 220) -
 
 
 def truncation_figure(summary, metric_label: str, secondary_label: str | None = None) -> go.Figure:
-    """Metric against cut depth, one line per group (initialisation · size), mean ± std over seeds;
-    optionally a second axis (dashed grey) with parameters or latency per cut."""
+    """Metric against cut depth, one line per group, the mean over repeats with its 95% interval
+    (``lo``/``hi`` columns of :func:`medtl.compare.truncation_summary`); n and the std over seeds on
+    hover. Optionally a second axis (dashed grey) with parameters, MACs or latency per cut."""
     fig = go.Figure()
     order = summary.sort_values("depth").drop_duplicates("cut")[["depth", "cut"]]
     for i, (group, g) in enumerate(summary.groupby("group", sort=True)):
         g = g.sort_values("depth")
+        has_ci = g["lo"].notna() & g["hi"].notna()
         fig.add_scatter(
             x=g["cut"],
             y=g["mean"],
-            error_y=dict(type="data", array=g["std"], visible=True),
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=np.where(has_ci, g["hi"] - g["mean"], 0),
+                arrayminus=np.where(has_ci, g["mean"] - g["lo"], 0),
+                visible=True,
+            ),
             mode="lines+markers",
             name=group,
             line=dict(color=PALETTE[i % len(PALETTE)], width=2.5),
             marker=dict(size=9),
-            customdata=np.stack([g["std"], g["count"]], axis=1),
-            hovertemplate="%{x}: %{y:.3f} ± %{customdata[0]:.3f} (n=%{customdata[1]})<extra>" + group + "</extra>",
+            customdata=np.stack([g["lo"], g["hi"], g["std"], g["count"]], axis=1),
+            hovertemplate="%{x}: %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}] · std over seeds "
+            "%{customdata[2]:.3f} · n=%{customdata[3]}<extra>" + group + "</extra>",
+        )
+        fig.add_scatter(
+            x=g["cut"],
+            y=g["mean"],
+            mode="text",
+            text=[f"n={n}" for n in g["count"]],
+            textposition="top right",
+            textfont=dict(size=10, color=PALETTE[i % len(PALETTE)]),
+            showlegend=False,
+            hoverinfo="skip",
         )
     if secondary_label:
         sec = summary.sort_values("depth").drop_duplicates("cut")
@@ -347,7 +375,11 @@ def truncation_figure(summary, metric_label: str, secondary_label: str | None = 
             mode="lines+markers",
             line=dict(color="grey", dash="dash", width=1.5),
             marker=dict(symbol="square", size=7),
+            hovertemplate="%{x}: %{y:.3~s}<extra>" + secondary_label + "</extra>",
         )
+    lo = np.nanmin(np.r_[summary["lo"].to_numpy(float), summary["mean"].to_numpy(float)])
+    hi = np.nanmax(np.r_[summary["hi"].to_numpy(float), summary["mean"].to_numpy(float)])
+    pad = max(0.02, 0.08 * (hi - lo))
     fig.update_layout(
         template="plotly_white",
         height=460,
@@ -356,8 +388,10 @@ def truncation_figure(summary, metric_label: str, secondary_label: str | None = 
         xaxis=dict(
             title="cut point (bottom → top of the network)", categoryorder="array", categoryarray=list(order["cut"])
         ),
-        yaxis=dict(title=f"test {metric_label}"),
-        yaxis2=dict(title=secondary_label or "", overlaying="y", side="right", showgrid=False, type="log")
+        yaxis=dict(title=f"test {metric_label}", range=[max(0.0, lo - pad), min(1.01, hi + pad)]),
+        yaxis2=dict(
+            title=secondary_label or "", overlaying="y", side="right", showgrid=False, type="log", tickformat=".2~s"
+        )
         if secondary_label
         else None,
     )
@@ -365,17 +399,25 @@ def truncation_figure(summary, metric_label: str, secondary_label: str | None = 
 
 
 def seed_figure(values: Mapping[str, Sequence[float]], metric_label: str) -> go.Figure:
-    """Per configuration, the metric of each seed (points) and their spread (box)."""
+    """Per configuration, the metric of each seed (points) and their spread (box), one row per
+    configuration so that long labels stay readable."""
     fig = go.Figure()
     for i, (label, v) in enumerate(values.items()):
         fig.add_box(
-            y=list(v), name=label, boxpoints="all", jitter=0.3, pointpos=0, marker_color=PALETTE[i % len(PALETTE)]
+            x=list(v),
+            name=label,
+            orientation="h",
+            boxpoints="all",
+            jitter=0.3,
+            pointpos=0,
+            marker_color=PALETTE[i % len(PALETTE)],
         )
     fig.update_layout(
         template="plotly_white",
-        height=380,
+        height=140 + 44 * len(values),
         showlegend=False,
-        yaxis=dict(title=f"test {metric_label}"),
+        xaxis=dict(title=f"test {metric_label}"),
+        yaxis=dict(automargin=True, autorange="reversed"),
         margin=dict(l=10, r=10, t=10, b=10),
     )
     return fig

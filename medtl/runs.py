@@ -220,12 +220,16 @@ class RunStore:
         for run_id in self.ids():
             st = self.status(run_id)
             try:
-                cfg = self.config(run_id).to_dict()
+                rc = self.config(run_id)
             except (ValueError, FileNotFoundError):
                 continue  # a config written by an incompatible version
+            cfg = rc.to_dict()
             row = {
                 "id": run_id,
                 "name": st.get("name"),
+                "experiment": rc.experiment_key(),
+                "data_label": rc.data.label,
+                "model_label": rc.model.label,
                 "state": st.get("state"),
                 "created": st.get("created"),
                 "error": st.get("error"),

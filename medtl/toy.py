@@ -10,6 +10,7 @@ precision of about 0.87 and 0.40 (a large one).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import comb
 
 import numpy as np
 
@@ -40,6 +41,23 @@ def validate(n_pos: int, n_neg: int, k: int, draws: int = 1) -> None:
         )
 
 
+def expected(n_pos: int, n_neg: int, k: int) -> dict[str, float]:
+    """Exact expectations over all placements of the positives in the top ``k`` (no sampling).
+
+    AUROC: each positive at rank r outranks every negative below it, and the positives' ranks
+    sum to n_pos (k - 1) / 2 on average, so E[AUROC] = 1 - (k - n_pos) / (2 n_neg).
+    Average precision: the i-th positive (1-based) at rank r contributes i / (r + 1); r is the i-th
+    smallest of n_pos slots drawn from k, with P(r) = C(r, i-1) C(k-1-r, n_pos-i) / C(k, n_pos).
+    """
+    validate(n_pos, n_neg, k)
+    total = comb(k, n_pos)
+    ap = 0.0
+    for i in range(1, n_pos + 1):
+        for r in range(i - 1, k - n_pos + i):
+            ap += i / (r + 1) * comb(r, i - 1) * comb(k - 1 - r, n_pos - i) / total
+    return {"auroc": 1 - (k - n_pos) / (2 * n_neg), "auprc": ap / n_pos}
+
+
 @dataclass(frozen=True)
 class ToyResult:
     """Scores shared by all draws, labels per draw, and the curves and metrics they give."""
@@ -53,6 +71,34 @@ class ToyResult:
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and standard deviation of each metric over the draws."""
         return {m: {"mean": float(v.mean()), "std": float(v.std())} for m, v in self.metrics.items()}
+
+    def mean_points(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Threshold-averaged ROC and PR points over all draws (Fawcett 2006), one per cut.
+
+        All draws share the scores, so predicting the top N positive is one threshold for every
+        draw and the mean TP count at it is the cumulative sum of the mean labels. Returns
+        ``(roc, pr)`` in the formats of :func:`medtl.metrics.roc_points` and ``pr_points``
+        (``tp``/``fp`` are means over draws).
+        """
+        n = self.scores.size
+        n_pos = int(self.labels[0].sum())
+        tp = np.cumsum(self.labels.mean(axis=0, dtype=np.float64))
+        fp = np.arange(1, n + 1) - tp
+        roc = {
+            "fpr": np.r_[0.0, fp / (n - n_pos)],
+            "tpr": np.r_[0.0, tp / n_pos],
+            "thresholds": np.r_[np.inf, self.scores],
+            "tp": np.r_[0.0, tp],
+            "fp": np.r_[0.0, fp],
+        }
+        pr = {
+            "precision": np.r_[(tp / np.arange(1, n + 1))[::-1], 1.0],
+            "recall": np.r_[(tp / n_pos)[::-1], 0.0],
+            "thresholds": np.r_[self.scores[::-1], np.inf],
+            "tp": np.r_[tp[::-1], 0.0],
+            "fp": np.r_[fp[::-1], 0.0],
+        }
+        return roc, pr
 
     def cut_curves(self) -> dict[str, np.ndarray]:
         """Per-cut statistics: predicting the top N positive for N = 1..total.

@@ -5,8 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from medtl import metrics, plots, toy
+from ui.nav import page_setup
 
-st.set_page_config(page_title="ROC vs PRC · MedTL Studio", page_icon="📈", layout="wide")
+page_setup("pages/1_ROC_vs_PRC.py")
 st.title("ROC vs precision–recall on imbalanced data")
 st.markdown(
     "Two classifiers rank the same images. **A** puts every positive somewhere in its top *k*<sub>A</sub>, "
@@ -32,8 +33,11 @@ def simulate(n_pos: int, n_neg: int, k_a: int, k_b: int, draws: int, seed: int) 
 
 
 try:
-    for k in (k_a, k_b):
-        toy.validate(n_pos, n_neg, k, draws)
+    for name, k in (("A", k_a), ("B", k_b)):
+        try:
+            toy.validate(n_pos, n_neg, k, draws)
+        except ValueError as e:
+            raise ValueError(f"classifier {name}: {e}") from None
     res = simulate(n_pos, n_neg, k_a, k_b, draws, seed)
 except ValueError as e:
     st.error(f"**Cannot build this example:** {e}")
@@ -48,19 +52,37 @@ cut = st.slider(
     key="cut",
     help="moves the markers on both plots and updates the confusion tables",
 )
+one_draw = (
+    st.radio(
+        "Curves",
+        ["mean over draws", "one draw"],
+        horizontal=True,
+        key="curve_kind",
+        help=f"mean over draws: the threshold-averaged curves of all {draws} classifiers (their legend and table "
+        "numbers are means over draws); one draw: the first classifier drawn, with its own numbers",
+    )
+    == "one draw"
+)
 
 roc, pr, marks_roc, marks_pr, bands_roc, bands_pr, tables = {}, {}, {}, {}, {}, {}, {}
 for name, r in res.items():
-    y = r.labels[0]  # the curves show the first draw; the bands summarise all of them
-    label = (
-        f"{name} (top {r.k}) · AUROC {metrics.auroc(y, r.scores):.3f} · AP {metrics.average_precision(y, r.scores):.3f}"
-    )
-    roc[label], pr[label] = metrics.roc_points(y, r.scores), metrics.pr_points(y, r.scores)
-    marks_roc[label], marks_pr[label] = cut, n - cut  # all scores distinct: one point per cut
+    if one_draw:
+        y = r.labels[0]
+        label = f"{name} (top {r.k}), draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {metrics.average_precision(y, r.scores):.3f}"
+        roc[label], pr[label] = metrics.roc_points(y, r.scores), metrics.pr_points(y, r.scores)
+        t = metrics.confusion_at(y, r.scores, r.scores[cut - 1])
+    else:
+        s = r.summary()
+        label = f"{name} (top {r.k}) · mean AUROC {s['auroc']['mean']:.3f} · mean AP {s['auprc']['mean']:.3f}"
+        roc[label], pr[label] = r.mean_points()
+        tp = float(roc[label]["tp"][cut])
+        t = {"tp": tp, "fp": cut - tp, "fn": n_pos - tp, "tn": n_neg - (cut - tp)}
+        t.update(metrics.confusion_rates(t["tp"], t["fp"], t["tn"], t["fn"]))
+    marks_roc[label], marks_pr[label] = cut, n - cut  # one point per cut in both kinds of curve
     cc = r.cut_curves()
     bands_roc[label] = {"x": cc["fpr"], "lo": cc["tpr_lo"], "hi": cc["tpr_hi"]}
     bands_pr[label] = {"x": cc["tpr"][::-1], "lo": cc["precision_lo"][::-1], "hi": cc["precision_hi"][::-1]}
-    tables[name] = metrics.confusion_at(y, r.scores, r.scores[cut - 1])
+    tables[name] = t
 
 show_bands = st.toggle(f"Show the 95% band over all {draws} draws (threshold-averaged)", value=True, key="bands")
 c1, c2 = st.columns(2)
@@ -69,6 +91,7 @@ c1.plotly_chart(plots.roc_figure(roc, marks_roc, bands_roc if show_bands else No
 c2.plotly_chart(plots.pr_figure(pr, prevalence, marks_pr, bands_pr if show_bands else None), key="pr")
 
 st.subheader(f"At the threshold: top {cut} predicted positive")
+st.caption("Counts are " + ("those of draw 1." if one_draw else f"means over the {draws} draws."))
 rows = {
     name: {
         "TP": t["tp"],
@@ -83,8 +106,12 @@ rows = {
     for name, t in tables.items()
 }
 rates = ["sensitivity", "specificity", "precision", "F1"]
+counts_fmt = "{:.0f}" if one_draw else "{:.2f}"
 st.dataframe(
-    pd.DataFrame.from_dict(rows, orient="index").style.format("{:.3f}", subset=rates, na_rep="—"), key="confusion"
+    pd.DataFrame.from_dict(rows, orient="index")
+    .style.format("{:.3f}", subset=rates, na_rep="—")
+    .format(counts_fmt, subset=["TP", "FP", "FN", "TN"]),
+    key="confusion",
 )
 
 st.subheader(f"Over {draws} draws")
@@ -101,6 +128,7 @@ c4.plotly_chart(
     plots.distribution_figure({f"{k} (top {r.k})": r.metrics for k, r in res.items()}, list(names), names), key="dist"
 )
 
+exp_a, exp_b = toy.expected(n_pos, n_neg, k_a), toy.expected(n_pos, n_neg, k_b)
 gap_roc = np.mean(res["A"].metrics["auroc"]) - np.mean(res["B"].metrics["auroc"])
 gap_pr = np.mean(res["A"].metrics["auprc"]) - np.mean(res["B"].metrics["auprc"])
 st.markdown(
@@ -115,7 +143,8 @@ st.markdown(
 - **Average precision vs trapezoid.** Average precision sums precision × recall gained at each threshold (the steps drawn
   here). The trapezoidal rule interpolates linearly between PR points, which is optimistic where precision falls
   between them; both are reported, clearly named, and they are not interchangeable.
-- With the defaults the exact expectations are AUROC 0.999 vs 0.990 and average precision 0.865 vs 0.40; the means above
-  are Monte Carlo estimates of them.
+- For these settings the exact expectations (over every placement of the positives) are AUROC
+  {exp_a["auroc"]:.3f} vs {exp_b["auroc"]:.3f} and average precision {exp_a["auprc"]:.3f} vs {exp_b["auprc"]:.3f};
+  the means above are Monte Carlo estimates of them over {draws} draws.
 """
 )

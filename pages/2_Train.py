@@ -3,18 +3,22 @@
 import streamlit as st
 
 from ui import forms, queue_view
+from ui.nav import page_setup
 from ui.state import get_queue
 
-st.set_page_config(page_title="Train · MedTL Studio", page_icon="🏋️", layout="wide")
+page_setup("pages/2_Train.py")
 st.title("Train")
 st.caption(
     "Runs train one at a time in the background; close the tab whenever you like — results land in the runs folder."
 )
 
 queue = get_queue()
-if queue.interrupted and "seen_interrupted" not in st.session_state:
-    st.session_state.seen_interrupted = True
-    st.warning(f"{len(queue.interrupted)} run(s) were interrupted when the app last stopped; resume them below.")
+still = [r for r in queue.interrupted if queue.store.status(r).get("state") == "interrupted"]
+if still:  # read from disk: a run resumed since (here or in another tab) no longer counts
+    st.warning(
+        f"{len(still)} run(s) were interrupted when the app last stopped; resume them from their cards below.",
+        icon=":material/warning:",
+    )
 
 new, repeat = st.tabs(["New run or sweep", "Repeat a config (JSON)"])
 with new:

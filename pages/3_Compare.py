@@ -3,10 +3,10 @@
 import streamlit as st
 
 from medtl import compare, metrics, plots
-from ui.nav import link
+from ui.nav import link, page_setup
 from ui.state import get_store
 
-st.set_page_config(page_title="Compare · MedTL Studio", page_icon="📊", layout="wide")
+page_setup("pages/3_Compare.py")
 st.title("Compare runs")
 
 store = get_store()
@@ -44,22 +44,34 @@ if done.empty:
     st.stop()
 
 done = done.sort_values(metric, ascending=False)
+done["display"] = compare.short_labels(done, always=("model_label", "model.init", "_size", "_seed"))
+
+
+def _ci(col: str) -> list[str]:
+    return [
+        f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+        for v, lo, hi in zip(done[col], done[f"{col}_ci_lo"], done[f"{col}_ci_hi"], strict=True)
+    ]
+
+
 view = done.assign(
-    AUROC=[
-        f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-        for v, lo, hi in zip(done["test.auroc"], done["test.auroc_ci_lo"], done["test.auroc_ci_hi"], strict=True)
-    ],
-    AUPRC=[
-        f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-        for v, lo, hi in zip(done["test.auprc"], done["test.auprc_ci_lo"], done["test.auprc_ci_hi"], strict=True)
-    ],
-    params=done["model.params"] / 1e6,
-    GMACs=done["model.macs"] / 1e9,
-)[["name", "AUROC", "AUPRC", "params", "GMACs", "model.latency_ms", "train.seconds", "id"]].rename(
-    columns={"params": "params (M)", "model.latency_ms": "latency (ms)", "train.seconds": "training (s)"}
+    AUROC=_ci("test.auroc"), AUPRC=_ci("test.auprc"), params=done["model.params"] / 1e6, GMACs=done["model.macs"] / 1e9
+)
+cols = ["display", "AUROC", "AUPRC", "params", "GMACs", "model.latency_ms", "train.seconds", "id"]
+if "warning" in view:
+    cols.insert(3, "warning")
+view = view[[c for c in cols if c in view]].rename(
+    columns={
+        "display": "run",
+        "params": "params (M)",
+        "model.latency_ms": "latency (ms)",
+        "train.seconds": "training (s)",
+    }
 )
 st.caption(
-    "Select rows to overlay their curves (all shown when none are selected). Sorted by the chosen metric; click a header to re-sort."
+    "Select rows to overlay their curves (the top 8 are shown when none are selected). Sorted by the chosen metric; "
+    "click a header to re-sort. Names show the dataset only when several are listed, and every other setting in "
+    "which the runs listed differ."
 )
 event = st.dataframe(
     view,
@@ -68,54 +80,88 @@ event = st.dataframe(
     selection_mode="multi-row",
     key="runs_table",
     column_config={
+        "run": st.column_config.TextColumn(width="large"),
         "params (M)": st.column_config.NumberColumn(format="%.2f"),
         "GMACs": st.column_config.NumberColumn(format="%.3f"),
-        "latency (ms)": st.column_config.NumberColumn(format="%.1f"),
+        "latency (ms)": st.column_config.NumberColumn(format="%.2f"),
         "training (s)": st.column_config.NumberColumn(format="%.0f"),
     },
 )
 rows = event.selection.rows if event and event.selection else []
 picked = done.iloc[rows] if rows else done.head(8)
-st.download_button("Download table (CSV)", table.to_csv(index=False), "medtl_runs.csv", "text/csv", key="csv")
+shown = done.iloc[rows] if rows else done
+st.download_button(
+    f"Download {'selected' if rows else 'shown'} runs (CSV, {len(shown)} rows)",
+    shown.drop(columns=["display"]).to_csv(index=False),
+    "medtl_runs.csv",
+    "text/csv",
+    key="csv",
+)
 
 if len(picked) > 1:
     with st.expander("Differences between the selected runs"):
-        st.dataframe(compare.differences(picked).astype(str))
+        st.dataframe(compare.differences(picked))
 
 st.subheader("ROC and precision–recall on the test split")
 roc, pr, prevalences = {}, {}, []
+picked = picked.assign(legend=compare.short_labels(picked))
 for _, r in picked.iterrows():
     p = store.predictions(r["id"])
     if p is None or p["y_true"].ndim != 1:
         continue
-    label = f"{r['name']} · AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
+    label = f"{r['legend']}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
     roc[label], pr[label] = metrics.roc_points(p["y_true"], p["y_score"]), metrics.pr_points(p["y_true"], p["y_score"])
     prevalences.append(float(p["y_true"].mean()))
 if roc:
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.roc_figure(roc, title=None), key="roc")
-    c2.plotly_chart(plots.pr_figure(pr, prevalences[0], title=None), key="pr")
+    c2.plotly_chart(plots.pr_figure(pr, prevalences, title=None), key="pr")
+    st.caption("Dashed lines: chance — the diagonal for ROC, each test set's prevalence for precision–recall.")
 else:
     st.info("Curves are shown for binary tasks.")
 
 st.subheader("Metric vs truncation depth")
 backbones = sorted(done["model.backbone"].unique())
 c1, c2 = st.columns(2)
-backbone = c1.selectbox("Backbone", backbones, key="trunc_backbone")
+backbone = c1.selectbox(
+    "Backbone", backbones, index=backbones.index(compare.default_backbone(done)), key="trunc_backbone"
+)
 secondary = c2.selectbox(
     "Second axis",
     [None, *compare.SECONDARY],
     key="secondary",
     format_func=lambda k: "none" if k is None else compare.SECONDARY[k],
 )
-summary = compare.truncation_summary(done[done["model.backbone"] == backbone], metric, secondary or "model.params")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _predictions(run_id: str, root: str) -> dict | None:
+    return store.predictions(run_id)
+
+
+summary = compare.truncation_summary(
+    done[done["model.backbone"] == backbone],
+    metric,
+    secondary or "model.params",
+    predictions=lambda i: _predictions(i, str(store.root)),
+)
 st.plotly_chart(
     plots.truncation_figure(summary, compare.METRICS[metric], compare.SECONDARY.get(secondary)), key="trunc"
 )
 st.caption(
-    "One line per initialisation and training-set size; points are means over seeds, bars one standard deviation."
+    "One line per setting (the labels name what differs between lines); each point is one experiment — the mean "
+    "over its repeats (n seeds, same config otherwise). Bars: 95% interval — for one run its own bootstrap over "
+    "test images; for several, a bootstrap over the shared test images of the mean over seeds. Hover for the std "
+    "over seeds."
 )
 
 st.subheader("Seeds")
-groups = done.assign(group=compare.seed_groups(done)).groupby("group")[metric].apply(list)
-st.plotly_chart(plots.seed_figure(groups.to_dict(), compare.METRICS[metric]), key="seeds")
+seed_label = compare.short_labels(done, seed=False)
+groups = done.assign(group=compare.seed_groups(done)).groupby("group")
+label_of = {g: seed_label[idx[0]] for g, idx in groups.groups.items()}
+groups = groups[metric].apply(list)
+st.plotly_chart(
+    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in groups.items()}, compare.METRICS[metric]),
+    key="seeds",
+)
+st.caption("One box per experiment (runs that differ only by seed); n is the number of points.")

@@ -5,10 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from medtl import explain
-from ui.nav import link
+from ui.nav import link, page_setup
 from ui.state import get_store, load_data
 
-st.set_page_config(page_title="Grad-CAM · MedTL Studio", page_icon="🔥", layout="wide")
+page_setup("pages/4_Grad-CAM.py")
 st.title("Grad-CAM")
 st.caption("Maps at the last layer each network keeps (its cut), on a fresh eval copy of the selected checkpoint.")
 
@@ -20,9 +20,12 @@ if not done:
     st.stop()
 
 names = {r: store.status(r).get("name", r) for r in done}
+split_of = {r: store.config(r).data.test_split_key() for r in done}
+# default: the newest runs that share the newest run's dataset and test split (the same images)
+default = [r for r in done[::-1] if split_of[r] == split_of[done[-1]]][:3]
 c1, c2, c3 = st.columns([3, 1, 1])
 runs = c1.multiselect(
-    "Runs (columns)", done[::-1], default=done[::-1][:3], format_func=lambda r: f"{names[r]} · {r[-8:]}", key="runs"
+    "Runs (columns)", done[::-1], default=default, format_func=lambda r: f"{names[r]} · {r[-8:]}", key="runs"
 )
 kind = c2.selectbox(
     "Images",
@@ -34,8 +37,15 @@ n = int(c3.number_input("How many", 1, 32, 6, key="n"))
 if not runs:
     st.info("Pick at least one run.")
     st.stop()
-if len({store.config(r).data.test_split_key() for r in runs}) > 1:
-    st.warning("These runs use different datasets or image sizes; images are taken from the first run's test split.")
+if len({split_of[r] for r in runs}) > 1:
+    first = store.config(runs[0]).data.label
+    other = sorted({store.config(r).data.label for r in runs if split_of[r] != split_of[runs[0]]})
+    st.error(
+        f"These runs were tested on different images ({first} vs {', '.join(other)}, or another image size or split): "
+        "side by side they would show different images under the same index. Pick runs of one dataset.",
+        icon=":material/block:",
+    )
+    st.stop()
 data = load_data(store.config(runs[0]).data.to_json())
 indices = None
 if kind == "by index":

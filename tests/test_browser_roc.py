@@ -42,4 +42,4 @@ def test_home_and_roc_page_update(server, page):
 
     box.fill("3")
     box.press("Enter")
-    page.get_by_text("k must lie between").wait_for()
+    page.get_by_text("classifier B: k must lie between").wait_for()

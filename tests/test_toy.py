@@ -61,3 +61,28 @@ def test_invalid_arguments(args, match):
 def test_too_large_refused():
     with pytest.raises(ValueError, match="fewer draws"):
         toy.simulate(10, 199_990, 20, draws=5000)
+
+
+@pytest.mark.parametrize(("n_pos", "n_neg", "k"), [(10, 990, 12), (3, 20, 7), (4, 30, 4), (2, 5, 7)])
+def test_expected_values_are_exact(n_pos, n_neg, k):
+    """Enumerate every placement of the positives in the top k and average AUROC and AP directly."""
+    aurocs, aps = [], []
+    score = -np.arange(n_pos + n_neg, dtype=float)
+    for slots in itertools.combinations(range(k), n_pos):
+        y = np.zeros(n_pos + n_neg, int)
+        y[list(slots)] = 1
+        aurocs.append(metrics.auroc(y, score))
+        aps.append(metrics.average_precision(y, score))
+    exp = toy.expected(n_pos, n_neg, k)
+    assert exp["auroc"] == pytest.approx(np.mean(aurocs), abs=1e-12)
+    assert exp["auprc"] == pytest.approx(np.mean(aps), abs=1e-12)
+
+
+def test_mean_points_are_the_threshold_average_of_the_draws():
+    r = toy.simulate(5, 40, 12, draws=30, seed=3)
+    roc, pr = r.mean_points()
+    per_draw = [metrics.roc_points(y, r.scores) for y in r.labels]
+    assert np.allclose(roc["tpr"], np.mean([p["tpr"] for p in per_draw], axis=0))
+    assert np.allclose(roc["fpr"], np.mean([p["fpr"] for p in per_draw], axis=0))
+    prs = [metrics.pr_points(y, r.scores) for y in r.labels]
+    assert np.allclose(pr["precision"], np.mean([p["precision"] for p in prs], axis=0))

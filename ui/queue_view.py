@@ -9,13 +9,14 @@ from medtl import plots
 from medtl.jobs import JobQueue
 from ui.nav import link
 
+# Material icons and coloured text: they render without an emoji font (Streamlit ships the icon font)
 BADGE = {
-    "queued": "🕒 queued",
-    "running": "🏃 running",
-    "done": "✅ done",
-    "failed": "❌ failed",
-    "cancelled": "⏹ cancelled",
-    "interrupted": "⚠️ interrupted",
+    "queued": ":gray[:material/schedule: queued]",
+    "running": ":blue[:material/autorenew: running]",
+    "done": ":green[:material/check_circle: done]",
+    "failed": ":red[:material/error: failed]",
+    "cancelled": ":gray[:material/stop_circle: cancelled]",
+    "interrupted": ":orange[:material/warning: interrupted]",
 }
 
 

@@ -1,0 +1,103 @@
+"""Repeats are grouped by experiment key, never by display name (issue 12, point 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from compare_fixtures import mixed_runs
+
+from medtl import compare
+from medtl.config import RunConfig, TrainConfig
+from medtl.runs import RunStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def test_experiment_key_ignores_seeds_and_execution_only():
+    a = RunConfig()
+    b = a.replace(train=a.train.replace(seed=3, device="cpu", threads=1), data=a.data.replace(seed=3))
+    assert a.experiment_key() == b.experiment_key() and a.key() != b.key()
+    assert a.experiment_key() != a.replace(train=TrainConfig(lr=0.01)).experiment_key()
+
+
+def test_truncation_points_are_means_over_true_repeats(store):
+    runs = mixed_runs(store)
+    done = store.table()
+    s = compare.truncation_summary(done, "test.auroc", predictions=store.predictions, n_boot=200)
+    assert len(s) == 4  # one point per experiment
+    assert sorted(s["count"]) == [1, 1, 2, 3]
+    assert s["group"].nunique() == 3  # default lr / lr=1 / the other dataset: three lines
+    by_id = done.set_index("id")
+    for ids in runs.values():
+        row = s[s["experiment"] == by_id.loc[ids[0], "experiment"]].iloc[0]
+        assert row["count"] == len(ids)
+        assert row["mean"] == pytest.approx(by_id.loc[ids, "test.auroc"].mean())
+        assert 0 <= row["lo"] <= row["hi"] <= 1
+    # labels name what differs between lines
+    assert any("lr=1" in g for g in s["group"]) and any("dataset=medmnist" in g for g in s["group"])
+
+
+def test_pooled_interval_is_a_bootstrap_of_the_mean_over_seeds(store):
+    runs = mixed_runs(store)
+    done = store.table()
+    s = compare.truncation_summary(done, "test.auprc", predictions=store.predictions, n_boot=300)
+    ids = runs["synth layer2"]
+    key = done.set_index("id").loc[ids[0], "experiment"]
+    row = s[s["experiment"] == key].iloc[0]
+    preds = [store.predictions(i) for i in ids]
+    from medtl import metrics as M
+
+    ref = M.bootstrap_combination(preds[0]["y_true"], [p["y_score"] for p in preds], np.full(3, 1 / 3), n_boot=300)
+    assert (row["lo"], row["hi"]) == pytest.approx(ref["auprc"])
+
+
+def test_display_names_and_seed_groups_tell_experiments_apart(store):
+    mixed_runs(store)
+    done = store.table()
+    names = compare.display_names(done)
+    # the default-lr and the lr=1 layer2 runs share a RunConfig.name but not a display name
+    assert done["name"].duplicated().any()
+    unseeded = names.str.replace(r" · seed \d+", "", regex=True)
+    assert unseeded.groupby(done["experiment"]).nunique().max() == 1
+    assert unseeded.nunique() == done["experiment"].nunique() == 4
+    groups = compare.seed_groups(done)
+    assert groups.nunique() == done["experiment"].nunique() == 4
+    for _, g in done.assign(g=groups).groupby("g"):
+        assert g["experiment"].nunique() == 1
+
+
+def test_default_backbone_is_the_one_with_most_runs(store):
+    import pandas as pd
+
+    done = pd.DataFrame({"model.backbone": ["resnet18"] * 3 + ["cbr_tiny"]})
+    assert compare.default_backbone(done) == "resnet18"
+
+
+def test_differences_are_rounded_text():
+    import pandas as pd
+
+    rows = pd.DataFrame({"id": ["a", "b"], "train.lr": [0.1 + 0.2, 1.0], "model.cut": ["layer1", "layer1"]})
+    d = compare.differences(rows)
+    assert list(d.index) == ["train.lr"] and d.loc["train.lr", "a"] == "0.3"
+
+
+def test_compare_page_truncation_figure_shows_true_repeats(store, monkeypatch):
+    """AppTest: the page's truncation figure has one point per experiment, labelled with its n."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    runs = mixed_runs(store)
+    monkeypatch.setenv("MEDTL_RUNS", str(store.root))
+    page = str(Path(__file__).resolve().parents[1] / "pages" / "3_Compare.py")
+    at = AppTest.from_file(page, default_timeout=120).run()
+    assert not at.exception
+    charts = {c.proto.id: c for c in at.get("plotly_chart")}
+    trunc = next(json.loads(c.proto.spec) for k, c in charts.items() if k.endswith("-trunc"))
+    texts = [t for tr in trunc["data"] if tr.get("mode") == "text" for t in tr["text"]]
+    assert sorted(texts) == sorted(f"n={len(ids)}" for ids in runs.values())
+    assert trunc["layout"]["yaxis"]["range"][0] >= 0 and trunc["layout"]["yaxis"]["range"][1] <= 1.01
