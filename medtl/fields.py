@@ -118,6 +118,18 @@ def choices(cls: type, name: str) -> tuple:
     return typing.get_args(_hints(cls)[name])
 
 
+def check_value(cls: type, name: str, value: Any) -> None:
+    """Check one would-be value of field ``name`` of ``cls`` (a form checks a control as it is typed)."""
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if f is None:
+        raise ValueError(f"{cls.__name__} has no field {name!r}")
+    tp, rule = _hints(cls)[name], f.metadata.get("rule")
+    if not _is(value, tp):
+        raise bad(name, value, _allowed(tp, rule))
+    if rule is not None and value is not None and not rule.ok(value):
+        raise bad(name, value, rule.allowed)
+
+
 def check_fields(obj: Any) -> None:
     """Check every field of a dataclass instance against its annotation and declared rule."""
     hints = _hints(type(obj))

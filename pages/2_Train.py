@@ -47,11 +47,24 @@ with new:
     if "config" in res.errors:  # found when data, model and training settings were put together
         st.error(res.errors["config"])
 
-    n = len(res.configs)
+    # the same run (config key: everything but where and how fast it runs) already done or on its way
+    existing = queue.store.experiments(states=("done", "queued", "running"))
+    dups = {c.key(): existing[c.key()] for c in res.configs if c.key() in existing}
+    to_queue = res.configs
+    if dups:
+        st.warning(
+            f"{len(dups)} of these {len(res.configs)} run(s) are already done or queued: "
+            + ", ".join(f"`{r}` ({queue.store.status(r).get('state')})" for r in dups.values())
+            + ". Their results are on the Compare page; queue them again only as repeats on purpose.",
+            icon=":material/content_copy:",
+        )
+        if not st.checkbox("Queue them again anyway (repeats on purpose)", False, key="repeat_dups"):
+            to_queue = [c for c in res.configs if c.key() not in dups]
+    n = len(to_queue)
     label = f"Queue {n} run{'s' if n != 1 else ''}" if n else "Queue"
     c1, c2 = st.columns([1, 3])
     if c1.button(label, type="primary", disabled=bool(res.errors) or not n, key="queue_btn"):
-        for cfg in res.configs:
+        for cfg in to_queue:
             queue.submit(cfg)
         st.toast(f"Queued {n} run(s)")
     if n:

@@ -290,3 +290,17 @@ def test_data_cli_counts_and_preview(tmp_path, capsys):
     assert info["splits"]["train"]["n"] == 70 and out.stat().st_size > 1000
     assert main(["data", "folder:/definitely/not/here"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_small_folder_with_an_empty_or_one_class_split_is_refused(tmp_path):
+    """Issue 12: 6 images give a test split without positives (or none at all): loading refuses,
+    naming the split and its counts, so nothing is queued."""
+    from data_fixtures import make_class_folders
+
+    from medtl.data import preflight
+
+    root = make_class_folders(tmp_path / "six", n=3)
+    with pytest.raises(
+        ValueError, match=r"(split of folder:.* is empty|split of folder:.* has no (positive|negative) image)"
+    ):
+        preflight(DataConfig(dataset=f"folder:{root}", image_size=28))

@@ -73,13 +73,20 @@ def test_train_page_empty_state_and_defaults():
         ({"ds_kind": "folder", "ds_path": "/no/such/folder"}, "does not exist"),
         ({"backbone": "cbr_tiny", "strategy": "finetune"}, "at least 91 px"),
         ({"train_size": "0.001"}, "too small"),
-        ({"seeds": "zero"}, "invalid literal"),
+        ({"seeds": "a,b"}, "Seeds are whole numbers separated by commas"),
+        ({"lr": 100.0}, "lr must be in (0, 1]. Got 100.0"),
+        ({"epochs": 0}, "epochs must be at least 1. Got 0"),
     ],
 )
 def test_train_page_bad_input_is_shown_and_blocks_queueing(setup, message):
     at = _app(TRAIN).run()
     for key, value in setup.items():
-        widget = at.selectbox(key=key) if key in ("ds_kind", "backbone", "strategy") else at.text_input(key=key)
+        if key in ("ds_kind", "backbone", "strategy"):
+            widget = at.selectbox(key=key)
+        elif key in ("lr", "epochs"):
+            widget = at.number_input(key=key)
+        else:
+            widget = at.text_input(key=key)
         widget.set_value(value).run()
     assert not at.exception
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
@@ -113,6 +120,29 @@ def test_train_page_shows_the_positive_class_it_chose(tmp_path):
     at.text_input(key="ds_path").set_value(str(root)).run()
     assert not at.exception
     assert any("'abnormal'" in i.value and "negative class" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_train_page_flags_a_config_already_done(finished_runs, monkeypatch):
+    """Issue 12: the same config as a finished run is flagged; Queue takes only new runs unless the
+    user asks for a repeat on purpose."""
+    monkeypatch.setenv("MEDTL_RUNS", str(finished_runs))
+    store = RunStore(finished_runs)
+    done = next(r for r in store.ids() if store.status(r)["state"] == "done")
+    cfg = store.config(done)
+    at = _app(TRAIN).run()
+    at.number_input(key="n_images").set_value(cfg.data.n_images).run()
+    at.number_input(key="image_size").set_value(cfg.data.image_size).run()
+    at.selectbox(key="cut").set_value(cfg.model.cut).run()
+    at.number_input(key="epochs").set_value(cfg.train.epochs).run()
+    at.number_input(key="batch_size").set_value(cfg.train.batch_size).run()
+    at.text_input(key="seeds").set_value(str(cfg.train.seed)).run()
+    assert not at.exception
+    assert any(done in w.value and "already done or queued" in w.value for w in at.warning), [
+        w.value for w in at.warning
+    ]
+    assert at.button(key="queue_btn").disabled and at.button(key="queue_btn").label == "Queue"
+    at.checkbox(key="repeat_dups").check().run()
+    assert at.button(key="queue_btn").label == "Queue 1 run" and not at.button(key="queue_btn").disabled
 
 
 def test_train_page_imagenet_offline_message():

@@ -289,13 +289,13 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
         == 2
     )
     assert "Image folder /no/such/dir does not exist" in capsys.readouterr().err
-    # what only loading finds (here: a folder with one class) is a failed run, recorded with its reason
+    # what only loading finds (here: a folder with one class) is refused too, before a run exists
     (tmp_path / "oneclass" / "pos").mkdir(parents=True)
     bad = ["--dataset", f"folder:{tmp_path / 'oneclass'}", "--finding", "pos"]
-    assert main(["train", *bad, "--runs-dir", str(tmp_path / "r"), *TINY_FLAGS]) == 1
-    assert "at least two class folders" in capsys.readouterr().out
+    assert main(["train", *bad, "--runs-dir", str(tmp_path / "r"), *TINY_FLAGS]) == 2
+    assert "at least two class folders" in capsys.readouterr().err
     assert main(["runs", "--runs-dir", str(tmp_path / "r"), "--json"]) == 0
-    assert [r["state"] for r in json.loads(capsys.readouterr().out)] == ["failed"]
+    assert json.loads(capsys.readouterr().out) == []
     assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["state"] for r in rows] == ["done"]

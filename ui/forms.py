@@ -11,7 +11,7 @@ import streamlit as st
 
 from medtl import datasets
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from medtl.fields import choices, flag_type
+from medtl.fields import check_value, choices, flag_type
 from medtl.models import registry
 from medtl.models.weights import weights_status
 from ui.state import cut_table, data_summary, get_store, preview_png, weights_label
@@ -209,12 +209,32 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
     return {"backbone": backbone, "strategy": strategy}, cuts, inits
 
 
+def _checked(where, name: str, value, res: FormResult):
+    """A training control's value checked against TrainConfig's rule for it; a problem is shown
+    right under the control and blocks queueing (Streamlit's own min/max would silently keep the
+    previous value instead)."""
+    try:
+        check_value(TrainConfig, name, value)
+    except ValueError as e:
+        res.errors[name] = str(e)
+        where.error(str(e), icon=":material/error:")
+    return value
+
+
 def train_section(res: FormResult) -> tuple[dict, list[str]]:
+    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     c1, c2 = st.columns(2)
     t = {
-        "epochs": int(c1.number_input("Epochs", 1, 500, 5, key="epochs")),
-        "batch_size": int(c2.number_input("Batch size", 2, 1024, 32, key="batch_size")),
-        "lr": float(c1.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%g", key="lr")),
+        "epochs": _checked(c1, "epochs", int(c1.number_input("Epochs", value=default["epochs"], key="epochs")), res),
+        "batch_size": _checked(
+            c2, "batch_size", int(c2.number_input("Batch size", value=default["batch_size"], key="batch_size")), res
+        ),
+        "lr": _checked(
+            c1,
+            "lr",
+            float(c1.number_input("Learning rate", value=default["lr"], step=1e-4, format="%g", key="lr")),
+            res,
+        ),
         "device": c2.selectbox("Device", ["auto", "cpu", "cuda"], key="device"),
         "compile": st.checkbox(
             "Compile (torch.compile)",
@@ -225,10 +245,16 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
             "Meant for long runs on a GPU; evaluation stays uncompiled.",
         ),
     }
-    seeds = _split_list(
-        st.text_input("Seeds", "0", key="seeds", help="comma-separated: one run per seed"), "seed", res.errors, "seeds"
+    raw = _split_list(
+        st.text_input("Seeds", "0", key="seeds", help="comma-separated whole numbers: one run per seed"),
+        "seed",
+        res.errors,
+        "seeds",
     )
-    return t, seeds
+    bad = [x for x in raw if not x.lstrip("-").isdigit()]
+    if bad:
+        res.errors["seeds"] = f"Seeds are whole numbers separated by commas (e.g. 0, 1, 2). Got {', '.join(bad)}"
+    return t, raw
 
 
 def build_configs(
@@ -243,7 +269,7 @@ def build_configs(
             data = DataConfig(**{**d, "train_size": None if size in ("100%", "1") else size, "seed": s})
             cfg = RunConfig(data, ModelConfig(**m, cut=cut, init=init), TrainConfig(**t, seed=s)).check()
         except ValueError as e:
-            res.errors["seeds" if "invalid literal" in str(e) else "config"] = str(e)
+            res.errors["config"] = str(e)
             return
         res.configs.append(cfg)
 

@@ -184,13 +184,14 @@ def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str, dict]:
 
 
 def train_run(a: argparse.Namespace) -> int:
-    from medtl.data.adapters import check_source
+    from medtl.data import preflight
     from medtl.runs import RunStore
 
     store = RunStore(a.runs_dir)
     cfg = run_config_from_args(a)
-    # a mistyped path or an ambiguous target is bad input (exit 2), not a failed run left in the folder
-    note = check_source(cfg.data)
+    # a mistyped path, an ambiguous target or a split without positives is bad input (exit 2),
+    # not a failed run left in the folder
+    note = preflight(cfg.data)
     if note:
         print(f"{cfg.data.dataset}: {note}", file=sys.stderr)
     _, status = _train_one(store, cfg)
@@ -248,10 +249,10 @@ def sweep_run(a: argparse.Namespace) -> int:
             (out / f"{c.key()}.json").write_text(c.to_json())
         print(f"wrote {len(configs)} config(s) to {out}; run each with: python -m medtl train --config FILE")
         return 0
-    from medtl.data.adapters import check_source
+    from medtl.data import preflight
 
     for data in {c.data for c in configs}:  # before anything runs (emitted configs may run where paths differ)
-        note = check_source(data)
+        note = preflight(data)
         if note:
             print(f"{data.dataset}: {note}", file=sys.stderr)
     store = RunStore(a.runs_dir)

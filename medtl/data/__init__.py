@@ -109,11 +109,31 @@ def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
     data = ImageSet(
         arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info)
     )
-    for name, c in data.counts().items():
-        if c["n"] and target is not None and c["n_pos"] in (0, c["n"]):
+    counts = data.counts()
+    total = sum(c["n"] for c in counts.values())
+    for name, c in counts.items():
+        if c["n"] == 0:
+            raise ValueError(
+                f"The {name} split of {cfg.dataset} is empty ({total} images in all: "
+                + ", ".join(f"{k} {v['n']}" for k, v in counts.items())
+                + "): add images (at least a few of each class per split)"
+            )
+        if target is not None and c["n_pos"] in (0, c["n"]):
             cls = "positive" if c["n_pos"] == 0 else "negative"
             raise ValueError(
-                f"The {name} split of {cfg.dataset} has no {cls} image for {data.target_name!r} ({c['n']} images): "
-                "a classifier needs both classes"
+                f"The {name} split of {cfg.dataset} has no {cls} image for {data.target_name!r} "
+                f"({c['n']} images, {int(c['n_pos'])} positive): a classifier needs both classes; add {cls} images"
             )
     return apply_regime(data, cfg.train_size, cfg.seed)
+
+
+def preflight(cfg: DataConfig) -> str:
+    """Everything about the data that would make a run fail, found before a run is recorded: the
+    path, the target, empty splits or splits with one class only, too few positives for the
+    training size. Loads the data (cached, so the run's own load is quick). Returns the note on a
+    positive class chosen from the data ("" when there was none to choose)."""
+    from medtl.data.adapters import check_source
+
+    note = check_source(cfg)
+    load(cfg)
+    return note
