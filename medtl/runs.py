@@ -233,6 +233,7 @@ class RunStore:
                 "state": st.get("state"),
                 "created": st.get("created"),
                 "error": st.get("error"),
+                "warning": st.get("warning"),
             }
             for part in ("data", "model", "train"):
                 row.update({f"{part}.{k}": v for k, v in cfg[part].items()})

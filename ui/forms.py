@@ -33,12 +33,22 @@ def _split_list(text: str, what: str, errors: dict, key: str) -> list[str]:
 
 
 def _cut_label(rows: dict, name: str) -> str:
+    """A short option label (the select and the chips stay readable in a narrow column)."""
     r = rows.get(name)
-    return (
-        name
-        if r is None
-        else f"{name} · {r['channels']} ch · {r['params'] / 1e6:.2f} M params · {r['macs'] / 1e9:.2f} GMACs"
+    return name if r is None else f"{name} · {r['params'] / 1e6:.2f} M"
+
+
+def _cut_caption(rows: dict, cuts: list[str], size: int, asked: int) -> None:
+    parts = [
+        f"{c}: {rows[c]['channels']} ch, {rows[c]['params'] / 1e6:.2f} M params, {rows[c]['macs'] / 1e9:.3f} GMACs"
+        for c in cuts
+        if c in rows
+    ]
+    at = f"at {size} px" + (
+        "" if size == asked else f" (the smallest input this backbone accepts; {asked} px is too small)"
     )
+    if parts:
+        st.caption(" · ".join(parts) + f" — backbone up to the cut, {at}")
 
 
 def _option_widget(option: datasets.Option, where=st):
@@ -121,7 +131,7 @@ def data_feedback(d: dict, sizes: list[str], res: FormResult) -> None:
     if tr["n_pos"] < 20:
         st.warning(f"Only {tr['n_pos']} positive training images: expect noisy results; compare several seeds.")
     with st.expander("Preview test images"):
-        st.image(preview_png(cfg.to_json(), n=8), width="stretch")
+        st.image(preview_png(cfg.to_json(), n=8, cols=4, px=128), width="stretch")
 
 
 def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str], list[str]]:
@@ -137,12 +147,13 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
         key="strategy",
         help="truncate = TTL; finetune = full TL; freeze = LWFT; transfusion = TF; linear = probe",
     )
-    rows = {r["name"]: r for r in cut_table(backbone, max(d["image_size"], registry.min_input_size(backbone)))}
+    table_size = max(d["image_size"], registry.min_input_size(backbone))
+    rows = {r["name"]: r for r in cut_table(backbone, table_size)}
     layer_level = st.toggle("Show layer-level cuts", False, key="layer_level")
     names = [p.name for p in registry.cut_points(backbone) if layer_level or p.level != "layer"]
     if strategy == "finetune":
         cuts = ["full"]
-        st.caption("finetune trains the whole network: " + _cut_label(rows, "full"))
+        st.caption("finetune trains the whole network (cut = full)")
     elif sweep:
         cuts = st.multiselect(
             "Cut points",
@@ -159,6 +170,8 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
         ]
     if not cuts:
         res.errors["cut"] = "Choose at least one cut point"
+    else:
+        _cut_caption(rows, cuts, table_size, d["image_size"])
     w = weights_status(backbone)
     finished = [r for r in get_store().ids() if get_store().status(r).get("state") == "done"]
     options = ["random", "imagenet", "file:", "run:"]
