@@ -255,10 +255,10 @@ def pick_positive(classes: Iterable[str], where: str) -> tuple[str, str]:
             pos = next(c for c in classes if c != neg[0])
             return (
                 pos,
-                f"positive class {pos!r} ({neg[0]!r} is the negative class; choose another with finding / --finding)",
+                f"positive class {pos!r} ({neg[0]!r} is the negative class; set the target label to choose another)",
             )
     raise ValueError(
-        f"Choose the positive class of {where} (finding / --finding): one of {', '.join(map(str, classes))}"
+        f"Choose the positive class (the target label) of {where}: one of {', '.join(map(str, classes))}"
     )
 
 
