@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from medtl.models import registry
+from medtl.strategies import get_strategy
 
 METRICS = {"test.auroc": "AUROC", "test.auprc": "AUPRC (AP)", "test.auprc_trapezoid": "AUPRC (trapezoid)"}
 SECONDARY = {"model.params": "parameters", "model.latency_ms": "latency (ms / image)", "model.macs": "MACs"}
@@ -29,9 +30,9 @@ def size_label(value) -> str:
 
 
 def cut_depth(backbone: str, cut: str, strategy: str) -> int:
-    """Position of a run's cut along its backbone (finetune = the full network)."""
+    """Position of the cut a run's strategy really uses along its backbone (finetune: the full network)."""
     names = [p.name for p in registry.cut_points(backbone)]
-    return names.index("full" if strategy == "finetune" else cut)
+    return names.index(get_strategy(strategy).effective_cut(cut))
 
 
 def truncation_summary(done: pd.DataFrame, metric: str, secondary: str = "model.params") -> pd.DataFrame:
@@ -41,7 +42,7 @@ def truncation_summary(done: pd.DataFrame, metric: str, secondary: str = "model.
         return pd.DataFrame()
     d = done.copy()
     d["size"] = d["data.train_size"].map(size_label)
-    d["cut"] = [("full" if s == "finetune" else c) for s, c in zip(d["model.strategy"], d["model.cut"], strict=True)]
+    d["cut"] = [get_strategy(s).effective_cut(c) for s, c in zip(d["model.strategy"], d["model.cut"], strict=True)]
     d["depth"] = [
         cut_depth(b, c, s) for b, c, s in zip(d["model.backbone"], d["model.cut"], d["model.strategy"], strict=True)
     ]
