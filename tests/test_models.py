@@ -267,6 +267,39 @@ def test_imagenet_init_loads_the_cached_file(tmp_path, monkeypatch):
     assert torch.equal(m.adapter.mean.flatten(), torch.tensor((0.485, 0.456, 0.406)))
 
 
+def test_efficientnet_imagenet_through_the_same_weights_api(tmp_path, monkeypatch):
+    """The added family: its enum, cache file, hash check and loading need nothing family-specific."""
+    assert not weights.weights_status("efficientnet_b0")["available"]
+    sd = _write_fake_imagenet(tmp_path, monkeypatch, "efficientnet_b0")
+    assert weights.weights_status("efficientnet_b0")["available"]
+    m = build(ModelConfig("efficientnet_b0", "transfusion", "features.3", "imagenet"), 64)
+    own = m.backbone.state_dict()
+    assert torch.equal(own["features.3.1.block.0.0.weight"], sd["features.3.1.block.0.0.weight"])  # below: loaded
+    assert not torch.equal(own["features.5.0.block.0.0.weight"], sd["features.5.0.block.0.0.weight"])  # above: random
+    assert m.head[2].p == 0.2  # the reference classifier's dropout is the family default
+
+
+def test_efficientnet_published_cuts_and_sizes():
+    blocks = [p for p in registry.cut_points("efficientnet_b0") if p.level != "layer"]
+    assert [(p.name, p.channels, p.reduction) for p in blocks] == [
+        ("stem", 32, 2),
+        ("features.1", 16, 2),
+        ("features.2", 24, 4),
+        ("features.3", 40, 8),
+        ("features.4", 80, 16),
+        ("features.5", 112, 16),
+        ("features.6", 192, 32),
+        ("features.7", 320, 32),
+        ("full", 1280, 32),
+    ]
+    assert registry.get_cut("efficientnet_b0", "features.4.2").level == "layer"
+    assert registry.min_input_size("efficientnet_b0", "features.3") == 8
+    with pytest.raises(ValueError, match="at least 32 px"):
+        build(ModelConfig("efficientnet_b0", "finetune", "full", "random"), image_size=16)
+    full = build(ModelConfig("efficientnet_b0", "finetune", "full", "random"), 224, in_channels=3)
+    assert macs(full, 224, 3) == pytest.approx(0.39e9, rel=0.02)  # EfficientNet-B0: 0.39 B multiply-adds
+
+
 def test_imagenet_wrong_hash_is_refused():
     dest = weights.cached_file("resnet18")  # the real name, resnet18-f37072fd.pth
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -354,7 +387,7 @@ def test_grayscale_fold_and_flatten_head():
 
 
 def test_models_cli_json(capsys):
-    assert main(["models", "resnet50", "--image-size", "224", "--json"]) == 0
+    assert main(["models", "resnet50", "--image-size", "64", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["backbone"] == "resnet50"
     assert {"name", "channels", "reduction", "params", "macs"} <= set(out["cuts"][0])
@@ -363,3 +396,7 @@ def test_models_cli_json(capsys):
     assert main(["models", "--json"]) == 0
     table = json.loads(capsys.readouterr().out)
     assert {r["backbone"] for r in table} == set(registry.BACKBONES)
+    assert {r["family"] for r in table} == {"resnet", "densenet", "efficientnet", "cbr"}
+    assert main(["models", "efficientnet_b0", "--level", "block", "--image-size", "64", "--json"]) == 0
+    names = [c["name"] for c in json.loads(capsys.readouterr().out)["cuts"]]
+    assert names == ["stem", *(f"features.{i}" for i in range(1, 8)), "full"]
