@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from medtl.strategies import STRATEGIES
+
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 _HOVER = "%{customdata[3]}<br>x=%{x:.3f}, y=%{y:.3f}<br>threshold %{customdata[0]:.4g}<br>TP %{customdata[1]:.0f}, FP %{customdata[2]:.0f}<extra></extra>"
 
@@ -186,13 +188,14 @@ BLOCK_STYLE = {
     "head": ("#2ca02c", "new head"),
 }
 
-STRATEGY_ROWS = {
-    "finetune (FTL)": ["fine-tuned"] * 5,
-    "truncate (TTL)": ["fine-tuned"] * 4 + ["discarded"],
-    "freeze (LWFT)": ["frozen"] * 4 + ["fine-tuned"],
-    "transfusion (TF)": ["fine-tuned"] * 4 + ["random"],
-    "linear probe": ["frozen"] * 5,
-}
+
+def strategy_rows(blocks: int = 5, cut_after: int = 4) -> dict[str, list[str]]:
+    """One diagram row per strategy record: its ``diagram`` states below and above a cut after ``cut_after`` blocks."""
+    rows = {}
+    for s in sorted(STRATEGIES.values(), key=lambda s: s.cut_rule != "none"):  # finetune first, the reference
+        below, above = s.diagram
+        rows[f"{s.name} ({s.label})"] = [below] * cut_after + [above] * (blocks - cut_after)
+    return rows
 
 
 def block_diagram(
@@ -268,8 +271,8 @@ def truncation_diagram(blocks: Sequence[str], cut: str) -> go.Figure:
 
 
 def strategies_diagram(blocks: Sequence[str] = ("stem", "L1", "L2", "L3", "L4")) -> go.Figure:
-    """The five transfer strategies, cut after the fourth block."""
-    return block_diagram(STRATEGY_ROWS, blocks, height=300)
+    """Every transfer strategy, cut before the last block."""
+    return block_diagram(strategy_rows(len(blocks), len(blocks) - 1), blocks, height=300)
 
 
 def toy_bars(values: Mapping[str, Mapping[str, float]], y_title: str = "expected value (exact)") -> go.Figure:

@@ -14,6 +14,7 @@ from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.fields import check_value, choices, flag_type
 from medtl.models import registry
 from medtl.models.weights import weights_status
+from medtl.strategies import STRATEGIES
 from ui.state import cut_table, data_summary, get_store, preview_png, weights_label
 
 KINDS = {k.name: k.label for k in datasets.KINDS.values()}
@@ -143,17 +144,18 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
     )
     strategy = st.selectbox(
         "Strategy",
-        ["truncate", "finetune", "freeze", "transfusion", "linear"],
+        list(STRATEGIES),
         key="strategy",
-        help="truncate = TTL; finetune = full TL; freeze = LWFT; transfusion = TF; linear = probe",
+        format_func=lambda s: f"{s} ({STRATEGIES[s].label})",
+        help="  \n".join(f"**{s.name}** ({s.label}): {s.description}" for s in STRATEGIES.values()),
     )
     table_size = max(d["image_size"], registry.min_input_size(backbone))
     rows = {r["name"]: r for r in cut_table(backbone, table_size)}
     layer_level = st.toggle("Show layer-level cuts", False, key="layer_level")
     names = [p.name for p in registry.cut_points(backbone) if layer_level or p.level != "layer"]
-    if strategy == "finetune":
+    if STRATEGIES[strategy].cut_rule == "none":
         cuts = ["full"]
-        st.caption("finetune trains the whole network (cut = full)")
+        st.caption(f"{strategy} trains the whole network (cut = full)")
     elif sweep:
         cuts = st.multiselect(
             "Cut points",

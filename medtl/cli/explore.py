@@ -65,7 +65,7 @@ def models_run(a: argparse.Namespace) -> int:
             rows.append(
                 {
                     "backbone": name,
-                    "family": spec.family,
+                    "family": spec.family.name,
                     "cuts": len(registry.cut_points(name)),
                     "min_size": registry.min_input_size(name),
                     "imagenet": "cached" if st["available"] else ("n/a" if st["file"] is None else "not downloaded"),
@@ -75,10 +75,10 @@ def models_run(a: argparse.Namespace) -> int:
         if a.json:
             print(json.dumps(rows, indent=2))
         else:
-            print(f"{'backbone':14}{'family':10}{'cuts':>5}{'min px':>8}  {'ImageNet weights':18}description")
+            print(f"{'backbone':16}{'family':13}{'cuts':>5}{'min px':>8}  {'ImageNet weights':18}description")
             for r in rows:
                 print(
-                    f"{r['backbone']:14}{r['family']:10}{r['cuts']:>5}{r['min_size']:>8}  {r['imagenet']:18}{r['description']}"
+                    f"{r['backbone']:16}{r['family']:13}{r['cuts']:>5}{r['min_size']:>8}  {r['imagenet']:18}{r['description']}"
                 )
             print(f"\nImageNet weights are read from {weights.checkpoint_dir()}")
         return 0

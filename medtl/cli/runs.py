@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 
-from medtl import datasets
+from medtl import datasets, strategies
 from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, DataConfig, ModelConfig, TrainConfig
 from medtl.fields import flag_type
 
@@ -121,8 +121,9 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
         d[part][field] = _coerce(v, typ) if isinstance(v, str) else v
     if "seed" in values:  # one seed: training and the data-poor subset
         d["data"]["seed"] = d["train"]["seed"]
-    if values.get("strategy") == "finetune" and "cut" not in values:
-        d["model"]["cut"] = "full"
+    strategy = strategies.STRATEGIES.get(values.get("strategy"))  # unknown names: the config says so
+    if strategy is not None and "cut" not in values:  # finetune: the default cut does not apply
+        d["model"]["cut"] = strategy.effective_cut(d["model"].get("cut", ModelConfig.cut))
     if d["data"].get("train_size") is not None:
         d["data"]["train_size"] = datasets.parse_train_size(d["data"]["train_size"])
     return RunConfig.from_dict(d).check()
@@ -214,8 +215,9 @@ def expand_sweep(a: argparse.Namespace) -> list:
     configs, errors, seen = [], [], set()
     for combo in itertools.product(*axes.values()) if axes else [()]:
         over = dict(zip(axes, combo, strict=True))
-        if over.get("strategy") == "finetune":
-            over["cut"] = "full"  # the whole network: the cut axis does not apply
+        strategy = strategies.STRATEGIES.get(over.get("strategy"))
+        if strategy is not None and "cut" in over:
+            over["cut"] = strategy.effective_cut(over["cut"])  # finetune: the cut axis does not apply
         try:
             cfg = run_config_from_args(a, over)
         except ValueError as e:

@@ -1,6 +1,7 @@
-"""Backbones, published cut points, initialisation, transfer strategies and profiling."""
+"""Backbones (one family per module in :mod:`medtl.models.families`), published cut points,
+initialisation, transfer strategies and profiling."""
 
-from medtl.models.registry import BACKBONES, CutPoint, cut_points, get_cut, get_spec, min_input_size
+from medtl.models.registry import BACKBONES, CutPoint, cut_points, feature_module, get_cut, get_spec, min_input_size
 from medtl.models.transfer import TransferNet, build, param_groups
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "TransferNet",
     "build",
     "cut_points",
+    "feature_module",
     "get_cut",
     "get_spec",
     "min_input_size",

@@ -67,15 +67,16 @@ def cut_table(backbone: str, image_size: int = 224, num_outputs: int = 1) -> lis
     """
     from medtl.models import registry
 
+    family = registry.get_spec(backbone).family
     full = registry.get_spec(backbone).builder()
-    stages = registry.stages(full)
+    stages = family.stages(full)
     points = [p for p in registry.cut_points(backbone) if image_size >= registry.min_input_size(backbone, p.name)]
     if not points:
         raise ValueError(
             f"{backbone} needs images of at least {registry.min_input_size(backbone, registry.cut_points(backbone)[0].name)} px "
             f"for any cut. Got image_size={image_size}"
         )
-    model = registry.truncate(full, points[-1].stage).eval()  # the deepest cut this image size allows
+    model = family.truncate(full, points[-1].stage).eval()  # the deepest cut this image size allows
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 3, image_size, image_size))
     flops = counter.get_flop_counts()

@@ -1,7 +1,8 @@
 """Build a network for a :class:`~medtl.config.ModelConfig`: backbone cut, head, initialisation,
 and what is trained (the transfer strategy).
 
-Strategies, relative to the cut:
+What each strategy keeps, freezes and re-initialises is its record in :mod:`medtl.strategies`;
+what it does beyond that is its rule in :data:`BUILD_RULES`. Strategies, relative to the cut:
 
 - ``finetune`` (FTL): the whole pretrained backbone is trained.
 - ``truncate`` (TTL): keep up to the cut, discard the rest, GAP + linear head, train all kept.
@@ -14,7 +15,8 @@ Strategies, relative to the cut:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torchvision
@@ -22,6 +24,8 @@ from torch import nn
 
 from medtl.config import ModelConfig
 from medtl.models import registry, weights
+from medtl.models.registry import CutPoint
+from medtl.strategies import Strategy, get_strategy
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,10 +53,20 @@ class InputAdapter(nn.Module):
 class TransferNet(nn.Module):
     """``head(backbone(adapter(x)))``. Backbone parameter names are torchvision's."""
 
-    def __init__(self, adapter: InputAdapter, backbone: nn.Module, head: nn.Module, frozen: Sequence[str] = ()):
+    def __init__(
+        self,
+        adapter: InputAdapter,
+        backbone: nn.Module,
+        head: nn.Module,
+        frozen: Sequence[str] = (),
+        *,
+        arch: str,
+        cut: str = "full",
+    ):
         super().__init__()
         self.adapter, self.backbone, self.head = adapter, backbone, head
         self.frozen = tuple(frozen)  # backbone paths kept in eval mode (their BatchNorm statistics fixed)
+        self.arch, self.cut = arch, cut  # the registry backbone and the deepest cut the backbone keeps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.adapter(x)))
@@ -66,11 +80,15 @@ class TransferNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.adapter(x))
 
+    def feature_module(self, cut: str | None = None) -> nn.Module:
+        """The backbone module whose output is the feature map at ``cut`` (default: the map that
+        feeds the head); ``cut`` is the kept cut or an earlier one. The backbone's family decides."""
+        return registry.feature_module(self.arch, self.backbone, cut or self.cut)
+
     @property
     def last_conv_layer(self) -> nn.Module:
         """The module whose output feeds the head (Grad-CAM's default layer)."""
-        bb = self.backbone
-        return bb.features if isinstance(bb, registry.DenseFeatures) else bb[-1]
+        return self.feature_module()
 
 
 def make_head(channels: int, num_outputs: int, kind: str = "gap", dropout: float = 0.0, map_size: int | None = None):
@@ -117,6 +135,59 @@ def _fold_first_conv(backbone: nn.Module) -> None:
     _set_submodule(backbone, path, folded)
 
 
+@dataclass
+class Plan:
+    """What :func:`build` knows when a strategy's build rule runs."""
+
+    cfg: ModelConfig
+    strategy: Strategy
+    paths: list[str]  # stage paths of the full backbone
+    point: CutPoint  # the configured cut
+    kept: CutPoint  # the deepest point the network keeps
+    backbone: nn.Module  # truncated at ``kept``, not yet initialised
+
+    @property
+    def below(self) -> list[str]:
+        """Stages at or below the cut."""
+        return self.paths[: self.point.stage + 1]
+
+    @property
+    def frozen(self) -> list[str]:
+        """The stages the strategy's record freezes."""
+        return {"none": [], "below": self.below, "all": self.paths[: self.kept.stage + 1]}[self.strategy.frozen]
+
+
+def load_source(plan: Plan, state: dict[str, torch.Tensor] | None) -> None:
+    """Initialise the backbone from the source; a strategy that re-initialises above the cut takes
+    only the stages up to the cut (the rest keeps its random initialisation)."""
+    if state is not None:
+        prefixes = plan.below if plan.strategy.reinit_above else None
+        weights.load_into(plan.backbone, state, plan.cfg.init, prefixes)
+
+
+def load_then_slim(plan: Plan, state: dict[str, torch.Tensor] | None) -> None:
+    """Transfusion: :func:`load_source`, then with ``slim`` the stages above the cut at half width
+    (sun-umn/TTL's slim_resnet50; the config allows it on resnet50 only)."""
+    load_source(plan, state)
+    if plan.cfg.slim:
+        spec = registry.get_spec(plan.cfg.backbone)
+        slim = torchvision.models.get_model(plan.cfg.backbone, weights=None, width_per_group=32)
+        for path, module in spec.family.stages(slim)[plan.point.stage + 1 :]:
+            _set_submodule(plan.backbone, path, module)
+
+
+# A strategy's build rule: what it does to the truncated backbone beyond what its record says
+# (kept stages, frozen stages and re-initialisation are read from the record by ``build``).
+# Adding a strategy = its record in ``medtl.strategies`` + its rule here.
+BUILD_RULES: dict[str, Callable[[Plan, dict[str, torch.Tensor] | None], None]] = {
+    "truncate": load_source,
+    "finetune": load_source,
+    "freeze": load_source,
+    "transfusion": load_then_slim,
+    "linear": load_source,
+}
+
+
 def build(
     cfg: ModelConfig,
     image_size: int = 224,
@@ -136,8 +207,11 @@ def build(
         FileNotFoundError: the init source is absent (e.g. ImageNet weights offline).
     """
     spec = registry.get_spec(cfg.backbone)
+    strategy = get_strategy(cfg.strategy)
+    strategy.check_cut(cfg.cut)
     point = registry.get_cut(cfg.backbone, cfg.cut)
-    minimum = registry.min_input_size(cfg.backbone, cfg.cut if cfg.strategy in ("truncate", "linear") else "full")
+    kept = registry.get_cut(cfg.backbone, strategy.kept_cut(cfg.cut))
+    minimum = registry.min_input_size(cfg.backbone, kept.name)
     if image_size < minimum:
         raise ValueError(
             f"{cfg.backbone} cut at {cfg.cut} needs images of at least {minimum} px. Got image_size={image_size}"
@@ -146,45 +220,27 @@ def build(
         raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB). Got {in_channels}")
 
     full = spec.builder()
-    paths = [p for p, _ in registry.stages(full)]
-    keep = point.stage if cfg.strategy in ("truncate", "linear") else len(paths) - 1
-    backbone = registry.truncate(full, keep)
-    below = paths[: point.stage + 1]  # stages at or below the cut
-
-    state = source_state(cfg, runs_dir)
-    if state is not None:
-        # Transfusion takes only the layers up to the cut from the source; the rest stays random.
-        prefixes = below if cfg.strategy == "transfusion" else None
-        weights.load_into(backbone, state, cfg.init, prefixes)
-    if cfg.strategy == "transfusion" and cfg.slim:
-        slim = torchvision.models.get_model(cfg.backbone, weights=None, width_per_group=32)
-        for path, module in registry.stages(slim)[point.stage + 1 :]:
-            _set_submodule(backbone, path, module)
-
-    frozen: list[str] = []
-    if cfg.strategy == "freeze":
-        frozen = below
-    elif cfg.strategy == "linear":
-        frozen = paths[: keep + 1]
-    for path in frozen:
-        backbone.get_submodule(path).requires_grad_(False)
-
+    paths = [p for p, _ in spec.family.stages(full)]
+    plan = Plan(cfg, strategy, paths, point, kept, spec.family.truncate(full, kept.stage))
+    BUILD_RULES[strategy.name](plan, source_state(cfg, runs_dir))
+    backbone = plan.backbone
     channels = in_channels
     if in_channels == 1 and cfg.grayscale == "fold":
-        _fold_first_conv(backbone)
+        _fold_first_conv(backbone)  # before freezing: the folded conv is frozen with its stage
     else:
         channels = 3
+    for path in plan.frozen:
+        backbone.get_submodule(path).requires_grad_(False)
     if norm is None:
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if cfg.init != "random" else ((0.5,) * 3, (0.25,) * 3)
     else:
         mean, std = norm
     mean, std = _match_channels(mean, channels), _match_channels(std, channels)
 
-    out_channels = registry.get_cut(cfg.backbone, "full" if keep == len(paths) - 1 else cfg.cut).channels
-    dropout = cfg.dropout if cfg.dropout is not None else (0.1 if spec.family == "cbr" else 0.0)
+    dropout = cfg.dropout if cfg.dropout is not None else spec.family.default_dropout
     map_size = _feature_map_size(backbone, image_size, channels) if cfg.head == "flatten" else None
-    head = make_head(out_channels, cfg.num_outputs, cfg.head, dropout, map_size)
-    return TransferNet(InputAdapter(channels, mean, std), backbone, head, frozen)
+    head = make_head(kept.channels, cfg.num_outputs, cfg.head, dropout, map_size)
+    return TransferNet(InputAdapter(channels, mean, std), backbone, head, plan.frozen, arch=cfg.backbone, cut=kept.name)
 
 
 def _match_channels(values: Sequence[float], channels: int) -> tuple[float, ...]:

@@ -29,10 +29,10 @@ def weights_enum(backbone: str, version: str = DEFAULT_WEIGHTS) -> torchvision.m
     spec = get_spec(backbone)
     if spec.weights is None:
         raise ValueError(
-            f"{backbone} has no ImageNet weights (the CBR family is trained from scratch in the study). "
+            f"{backbone} has no ImageNet weights (the {spec.family.name} family is trained from scratch). "
             "Use init 'random', 'file:<path>' or 'run:<id>'"
         )
-    enum = torchvision.models.get_model_weights(backbone)
+    enum = getattr(torchvision.models, spec.weights)  # the registry names the enum: any family, any name
     try:
         return enum[version]
     except KeyError:

@@ -3,7 +3,8 @@
 Each block is conv (stride 1, no padding) -> BatchNorm -> ReLU; the first four blocks are
 followed by a 3x3, stride-2 max-pool (so CBR-LargeT's fifth block is not); then global average
 pooling, dropout 0.1 and a linear layer (the head, built by :mod:`medtl.models.transfer`).
-The minimum input sizes this gives (217, 121, 121, 91 px) are those of the TTL code.
+The minimum input sizes this gives (217, 121, 121, 91 px) are those of the TTL code. Every block
+is a block-level cut (``cbr1`` .. ``cbrN``); unpadded convs make the minimum size depend on the cut.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from torch import nn
+
+from medtl.models.families.base import CutPoint, Family, Stages, stride
 
 # name -> (kernel size, channels per block)
 CBR_CONFIGS: dict[str, tuple[int, tuple[int, ...]]] = {
@@ -57,3 +60,27 @@ def min_input_size(name: str, blocks: int | None = None) -> int:
     while output_size(name, n, blocks) < 1:
         n += 1
     return n
+
+
+class CBRFamily(Family):
+    name = "cbr"
+    default_dropout = 0.1  # the Transfusion / TTL head
+
+    def stages(self, model: nn.Module) -> Stages:
+        return list(model.named_children())
+
+    def cut_points(self, model: nn.Module) -> list[CutPoint]:
+        red = 1
+        points = []
+        for i, (path, block) in enumerate(self.stages(model)):
+            red *= stride(block[-1]) if isinstance(block[-1], nn.MaxPool2d) else 1
+            points.append(CutPoint(path, i, block[0].out_channels, red, "block", path))
+        last = points[-1]
+        points.append(CutPoint("full", last.stage, last.channels, red, "full", last.module))
+        return points
+
+    def min_input_size(self, backbone: str, point: CutPoint) -> int:
+        return min_input_size(backbone, point.stage + 1)
+
+
+CBR = CBRFamily()

@@ -1,0 +1,102 @@
+"""What every backbone family knows: its stages, published cut points, truncation, minimum input
+size and the module to explain at a cut.
+
+A backbone is an ordered list of *stages*, the smallest units a cut may fall between. Cut points
+are published from the architecture's own metadata (block widths, strides), like timm's
+``feature_info``; a test checks them all against one forward pass. Truncation keeps a prefix of
+the stages and rebuilds the module tree around the original modules, so parameter names stay the
+source's (``layer3.2.conv1.weight``) and pretrained state dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class CutPoint:
+    """Where a backbone may be cut: after ``stage`` (an index into the stage list).
+
+    Attributes:
+        level: ``"stem"``, ``"block"`` (a published block-level point), ``"layer"`` (finer) or ``"full"``.
+        module: dotted path, in a backbone truncated here, of the module whose output is the
+            feature map at this cut (Grad-CAM's layer); timm's ``feature_info`` calls it ``module``.
+    """
+
+    name: str
+    stage: int
+    channels: int
+    reduction: int
+    level: str
+    module: str = ""
+
+
+Stages = list[tuple[str, nn.Module]]
+
+
+class Family:
+    """One backbone family. Subclasses implement :meth:`stages` and :meth:`cut_points`."""
+
+    name: str = ""
+    default_dropout: float = 0.0  # dropout before the linear head when the config leaves it unset
+
+    def stages(self, model: nn.Module) -> Stages:
+        """The ordered (dotted path, module) stages of a full model of this family."""
+        raise NotImplementedError
+
+    def cut_points(self, model: nn.Module) -> list[CutPoint]:
+        """The published cut points of a full model, bottom first, ending with ``full``."""
+        raise NotImplementedError
+
+    def truncate(self, model: nn.Module, stage: int) -> nn.Module:
+        """A backbone made of the original modules up to and including ``stage``, names unchanged."""
+        return nest(self.stages(model)[: stage + 1])
+
+    def min_input_size(self, backbone: str, point: CutPoint) -> int:
+        """The smallest square input a backbone cut at ``point`` accepts.
+
+        Padded convolutions shrink by ceil(n/2), so any input of ``reduction`` pixels gives at least
+        a 1x1 map (and 2x2 average pools get at least 2x2 input).
+        """
+        return point.reduction
+
+    def feature_module(self, backbone: nn.Module, point: CutPoint) -> nn.Module:
+        """The module of a built (possibly truncated) backbone whose output is the feature map at
+        ``point``: the cut it was truncated at or any earlier one."""
+        try:
+            return backbone.get_submodule(point.module)
+        except AttributeError:
+            raise ValueError(
+                f"The backbone has no module {point.module!r} for cut {point.name!r}: it was truncated below it. "
+                "Choose the cut the model was built with or an earlier one"
+            ) from None
+
+
+def nest(
+    kept: Sequence[tuple[str, nn.Module]], container: Callable[[str], nn.Module] = lambda path: nn.Sequential()
+) -> nn.Sequential:
+    """Rebuild a module tree from (dotted path, module) stages, in order.
+
+    ``conv1, layer1.0, layer1.1`` becomes ``Sequential(conv1, layer1=Sequential(0, 1))``: the
+    parameter names are the paths. ``container(path)`` makes the parent modules (a Sequential by
+    default; DenseNet's partial dense blocks need their own forward).
+    """
+    root = nn.Sequential()
+    for path, module in kept:
+        parent = root
+        parts = path.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if part not in parent._modules:
+                parent.add_module(part, container(".".join(parts[: i + 1])))
+            parent = parent._modules[part]
+        parent.add_module(parts[-1], module)
+    return root
+
+
+def stride(m: nn.Module) -> int:
+    """The (square) stride of a conv or pool, 1 for modules without one."""
+    s = getattr(m, "stride", 1)
+    return s[0] if isinstance(s, tuple) else int(s)
