@@ -10,11 +10,11 @@ from ui.state import get_queue
 
 st.set_page_config(page_title="Train · MedTL Studio", page_icon="🏋️", layout="wide")
 st.title("Train")
-st.caption(
-    "Runs train one at a time in the background; close the tab whenever you like — results land in the runs folder."
-)
-
 queue = get_queue()
+st.caption(
+    f"Runs train in the background, one at a time on each device ({', '.join(w.name for w in queue.workers)}); "
+    "close the tab whenever you like — results land in the runs folder."
+)
 if queue.interrupted and "seen_interrupted" not in st.session_state:
     st.session_state.seen_interrupted = True
     st.warning(f"{len(queue.interrupted)} run(s) were interrupted when the app last stopped; resume them below.")

@@ -280,6 +280,8 @@ def runs_run(a: argparse.Namespace) -> int:
                 "id": run_id,
                 "name": st.get("name"),
                 "state": st.get("state"),
+                # where it trained: the queue's worker, else the trainer's record
+                "device": st.get("worker") or st.get("device") or m.get("train", {}).get("device"),
                 "auroc": t.get("auroc"),
                 "auprc": t.get("auprc"),
                 "error": st.get("error"),
@@ -291,10 +293,10 @@ def runs_run(a: argparse.Namespace) -> int:
     if not rows:
         print(f"no runs in {store.root}")
         return 0
-    print(f"{'id':24}{'state':12}{'AUROC':>7}{'AUPRC':>7}  name")
+    print(f"{'id':24}{'state':12}{'device':9}{'AUROC':>7}{'AUPRC':>7}  name")
     fmt = lambda v: f"{v:>7.3f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
     for r in rows:
-        print(f"{r['id']:24}{r['state']:12}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}")
+        print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}")
     return 0
 
 
