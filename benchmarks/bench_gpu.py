@@ -52,7 +52,7 @@ CASES = [
     ("ResNet50 full", ModelConfig("resnet50", "finetune", "full", "random"), 224),
     ("ResNet18 @layer2", ModelConfig("resnet18", "truncate", "layer2", "random"), 64),
 ]
-QUICK_SIZES = {"ResNet50 full": 64, "ResNet18 @layer2": 32}
+QUICK_SIZES = {"ResNet50 full": 32, "ResNet18 @layer2": 32}
 
 
 def sync(device: torch.device) -> None:
@@ -293,9 +293,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cuda:N or cpu")
     ap.add_argument("--quick", action="store_true", help="a smoke test: few images, 2 epochs, smaller images")
-    ap.add_argument("--n", type=int, help="JPEGs to write (default 5000; 150 with --quick)")
+    ap.add_argument("--n", type=int, help="JPEGs to write (default 5000; 80 with --quick)")
     ap.add_argument("--epochs", type=int, help="epochs per loop, the first is warm-up (default 4; 2 with --quick)")
-    ap.add_argument("--batch", type=int, help="batch size (default 256 on CUDA, else 32)")
+    ap.add_argument("--batch", type=int, help="batch size (default 256 on CUDA, 16 with --quick, else 32)")
     ap.add_argument(
         "--workers", type=int, default=os.cpu_count(), help="TTL loop's DataLoader workers (default: cores)"
     )
@@ -304,9 +304,9 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(a.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {a.device}: no CUDA GPU is visible here; use --device cpu")
-    n = a.n or (150 if a.quick else 5000)
+    n = a.n or (80 if a.quick else 5000)
     epochs = a.epochs or (2 if a.quick else 4)
-    batch = a.batch or (256 if device.type == "cuda" else 32)
+    batch = a.batch or (256 if device.type == "cuda" else 16 if a.quick else 32)
     work = HERE / "_work"
     os.environ.setdefault("MEDTL_CACHE", str(work / "cache-gpu"))  # MedTL's decoded-image cache
     t = time.perf_counter()
