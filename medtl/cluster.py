@@ -83,6 +83,17 @@ def _resumable(store: RunStore, key: str, job_id: str | None) -> str | None:
     return None
 
 
+def _loadable(path: Path) -> bool:
+    """Whether a checkpoint reads back whole (a task killed while saving it leaves it truncated)."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return False
+    return True
+
+
 class RunTask(submitit.helpers.Checkpointable):
     """One run as a submitit task: ``RunTask(runs_dir)(config_dict)``; idempotent and requeueable.
 
@@ -107,6 +118,10 @@ class RunTask(submitit.helpers.Checkpointable):
         if run_id is None:
             run_id = store.create(cfg, state="queued")
         self.run_id = run_id
+        if resumed and not _loadable(store.path(run_id) / "last.pt"):
+            # stopped before its first checkpoint, or while writing it: the run starts over
+            (store.path(run_id) / "last.pt").unlink(missing_ok=True)
+            store.truncate_history(run_id, 0)
         store.write_status(run_id, job_id=job_id, host=socket.gethostname(), device=None, worker=None)
         status = train.run(cfg, store, run_id, resume=resumed)
         return {"run_id": run_id, "state": status.get("state"), "skipped": False, "resumed": resumed}
