@@ -232,9 +232,13 @@ class JobQueue:
         dev = torch.device(worker.device)
         # The worker decides where the run trains. device is an execution field, outside
         # RunConfig.key(), so the experiment stays the same; config.json keeps what the user asked.
-        cfg = cfg.replace(train=cfg.train.replace(device=dev.type))
+        try:
+            tc = cfg.train.replace(device=worker.device)  # "cuda:1" where TrainConfig takes an index
+        except ValueError:
+            tc = cfg.train.replace(device=dev.type)
+        cfg = cfg.replace(train=tc)
         self.store.write_status(job.run_id, device=worker.device, worker=worker.name)
-        # TrainConfig names a device type; the CUDA current device (per thread) picks the GPU.
+        # where TrainConfig names only "cuda", the current CUDA device of this thread picks the GPU
         gpu = torch.cuda.device(dev.index) if dev.type == "cuda" and dev.index is not None else contextlib.nullcontext()
         with gpu:
             train.run(cfg, self.store, job.run_id, cancel, lambda e, r=job.run_id: self._on_event(r, e), job.resume)
