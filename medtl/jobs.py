@@ -1,6 +1,9 @@
-"""JobQueue: one background worker thread that trains queued runs in order.
+"""JobQueue: one background worker thread per device that trains queued runs in order.
 
-Streamlit-free and thread-safe. The worker reports through the RunStore (on disk, for any
+The devices come from an argument, else ``$MEDTL_DEVICES`` (e.g. ``cuda:0,cuda:1``), else every
+visible CUDA GPU, else one ``cpu`` worker. A queued run goes to the first free worker, which
+records its device in ``status.json`` (``device``, ``worker``) and trains on it. Streamlit-free and
+thread-safe. The worker reports through the RunStore (on disk, for any
 reader) and a lock-protected snapshot of live progress (for this process). Cancellation sets
 a ``threading.Event`` that the trainer checks every batch. On start-up, runs left ``running`` by
 a process that no longer exists become ``interrupted`` (resumable); runs left ``queued`` by one
@@ -12,9 +15,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import queue
+import re
 import threading
 from dataclasses import dataclass
+
+import torch
 
 from medtl import train
 from medtl.config import RunConfig
@@ -23,32 +30,84 @@ from medtl.runs import RunStore, now
 log = logging.getLogger(__name__)
 
 
+_DEVICE_RE = re.compile(r"^(cpu|mps|cuda)(:\d+)?$")
+
+
 @dataclass
 class _Job:
     run_id: str
     resume: bool = False
 
 
+@dataclass(frozen=True)
+class Worker:
+    """One training slot: ``name`` is unique (``cpu#0``, ``cpu#1`` when a device is listed twice)."""
+
+    name: str
+    device: str
+
+
+def default_devices() -> list[str]:
+    """``$MEDTL_DEVICES`` if set, else every visible CUDA GPU, else ``["cpu"]``."""
+    env = os.environ.get("MEDTL_DEVICES", "").strip()
+    if env:
+        return [d.strip() for d in env.split(",") if d.strip()]
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"]
+
+
+def make_workers(devices: str | list[str] | None = None) -> list[Worker]:
+    """Workers for ``devices`` (a list or a comma-separated string; None = :func:`default_devices`)."""
+    given = devices
+    if isinstance(devices, str):
+        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    devices = list(devices) if devices is not None else default_devices()
+    if not devices:
+        raise ValueError(f"devices must name at least one device (e.g. 'cpu' or 'cuda:0,cuda:1'). Got {given!r}")
+    for d in devices:
+        if not _DEVICE_RE.match(d):
+            raise ValueError(f"Unknown device {d!r} in devices/MEDTL_DEVICES: use cpu, mps, cuda or cuda:N")
+        if d.startswith("cuda"):
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            index = int(d.split(":")[1]) if ":" in d else 0
+            if index >= n:
+                raise ValueError(f"Device {d!r} in devices/MEDTL_DEVICES does not exist here: {n} CUDA GPU(s) visible")
+    seen: dict[str, int] = {}
+    workers = []
+    for d in devices:
+        i = seen[d] = seen.get(d, -1) + 1
+        workers.append(Worker(f"{d}#{i}" if devices.count(d) > 1 else d, d))
+    return workers
+
+
 class JobQueue:
-    """FIFO training jobs on one worker thread.
+    """FIFO training jobs, one worker thread per device.
 
     Args:
         store: where runs live.
         recover: mark orphaned runs at start-up (see module docstring).
+        devices: the workers' devices, a list or comma-separated (``cuda:0,cuda:1``; a device listed
+            twice gets two workers); None = ``$MEDTL_DEVICES``, else every CUDA GPU, else ``cpu``.
     """
 
-    def __init__(self, store: RunStore, recover: bool = True):
+    def __init__(self, store: RunStore, recover: bool = True, devices: str | list[str] | None = None):
         self.store = store
+        self.workers = make_workers(devices)
         self._q: queue.Queue[_Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._cancel: dict[str, threading.Event] = {}
         self._live: dict[str, dict] = {}
-        self._current: str | None = None
+        self._running: dict[str, str] = {}  # run id -> worker name
         self.interrupted: list[str] = []
         if recover:
             self._recover()
-        self._worker = threading.Thread(target=self._loop, name="medtl-jobs", daemon=True)
-        self._worker.start()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(w,), name=f"medtl-jobs-{w.name}", daemon=True)
+            for w in self.workers
+        ]
+        for t in self._threads:
+            t.start()
 
     # --- API --------------------------------------------------------------------------------------
 
@@ -76,7 +135,7 @@ class JobQueue:
             if ev is None:
                 return False
             ev.set()
-            running = self._current == run_id
+            running = run_id in self._running
         if not running:  # never started: record it now, the worker will skip it
             self.store.write_status(run_id, state="cancelled", finished=now(), error="Cancelled before it started")
         return True
@@ -107,8 +166,10 @@ class JobQueue:
             with self._lock:
                 for ev in self._cancel.values():
                     ev.set()
-        self._q.put(None)
-        self._worker.join(timeout=60)
+        for _ in self._threads:
+            self._q.put(None)  # one stop marker per worker
+        for t in self._threads:
+            t.join(timeout=60)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -142,7 +203,7 @@ class JobQueue:
                 )
             live.update({k: v for k, v in event.items() if k != "type"})
 
-    def _loop(self) -> None:
+    def _loop(self, worker: Worker) -> None:
         while True:
             job = self._q.get()
             if job is None:
@@ -153,11 +214,10 @@ class JobQueue:
                     self._cancel.pop(job.run_id, None)
                     self._live.pop(job.run_id, None)
                     continue
-                self._current = job.run_id
-                self._live[job.run_id] = {"state": "running"}
+                self._running[job.run_id] = worker.name
+                self._live[job.run_id] = {"state": "running", "device": worker.name}
             try:
-                cfg = self.store.config(job.run_id)
-                train.run(cfg, self.store, job.run_id, ev, lambda e, r=job.run_id: self._on_event(r, e), job.resume)
+                self._train(worker, job, ev)
             except Exception as e:  # noqa: BLE001 - the worker must survive anything a run does
                 log.exception("run %s crashed", job.run_id)
                 with contextlib.suppress(OSError):
@@ -166,6 +226,22 @@ class JobQueue:
                     )
             finally:
                 with self._lock:
-                    self._current = None
+                    self._running.pop(job.run_id, None)
                     self._cancel.pop(job.run_id, None)
                     self._live.pop(job.run_id, None)
+
+    def _train(self, worker: Worker, job: _Job, cancel: threading.Event) -> None:
+        cfg = self.store.config(job.run_id)
+        dev = torch.device(worker.device)
+        # The worker decides where the run trains. device is an execution field, outside
+        # RunConfig.key(), so the experiment stays the same; config.json keeps what the user asked.
+        try:
+            tc = cfg.train.replace(device=worker.device)  # "cuda:1" where TrainConfig takes an index
+        except ValueError:
+            tc = cfg.train.replace(device=dev.type)
+        cfg = cfg.replace(train=tc)
+        self.store.write_status(job.run_id, device=worker.device, worker=worker.name)
+        # where TrainConfig names only "cuda", the current CUDA device of this thread picks the GPU
+        gpu = torch.cuda.device(dev.index) if dev.type == "cuda" and dev.index is not None else contextlib.nullcontext()
+        with gpu:
+            train.run(cfg, self.store, job.run_id, cancel, lambda e, r=job.run_id: self._on_event(r, e), job.resume)

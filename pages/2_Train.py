@@ -8,11 +8,11 @@ from ui.state import get_queue
 
 page_setup("pages/2_Train.py")
 st.title("Train")
-st.caption(
-    "Runs train one at a time in the background; close the tab whenever you like — results land in the runs folder."
-)
-
 queue = get_queue()
+st.caption(
+    f"Runs train in the background, one at a time on each device ({', '.join(w.name for w in queue.workers)}); "
+    "close the tab whenever you like — results land in the runs folder."
+)
 still = [r for r in queue.interrupted if queue.store.status(r).get("state") == "interrupted"]
 if still:  # read from disk: a run resumed since (here or in another tab) no longer counts
     st.warning(

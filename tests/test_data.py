@@ -208,7 +208,7 @@ def test_pick_positive(classes, positive):
 
 @pytest.mark.parametrize("classes", [["cat", "dog"], ["normal", "healthy"], ["normal", "a", "b"], ["a"]])
 def test_pick_positive_asks_when_ambiguous(classes):
-    with pytest.raises(ValueError, match="Choose the positive class of x .*one of " + ", ".join(classes)):
+    with pytest.raises(ValueError, match="Choose the positive class .*of x: one of " + ", ".join(classes)):
         pick_positive(classes, "x")
 
 

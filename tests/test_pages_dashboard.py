@@ -172,6 +172,7 @@ def test_train_page_queue_watch_and_cancel(tmp_path, monkeypatch):
         time.sleep(0.1)
     at.run()
     assert any("running" in m.value for m in at.markdown)
+    assert any("on `cpu`" in m.value for m in at.markdown)  # the worker's device on the run card
     at.button(key=f"cancel_{rid}").click().run()
     end = time.time() + 30
     while store.status(rid)["state"] != "cancelled" and time.time() < end:

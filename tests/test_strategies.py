@@ -9,7 +9,9 @@ from medtl.strategies import STRATEGIES
 
 
 def test_cut_depth_and_summary_use_the_effective_cut():
-    names = [p.name for p in compare.registry.cut_points("resnet18")]
+    from medtl.models import registry
+
+    names = [p.name for p in registry.cut_points("resnet18")]
     assert compare.cut_depth("resnet18", "layer2", "finetune") == names.index("full")
     assert compare.cut_depth("resnet18", "layer2", "truncate") == names.index("layer2")
     runs = pd.DataFrame(
@@ -21,10 +23,12 @@ def test_cut_depth_and_summary_use_the_effective_cut():
             "model.cut": ["layer2", "layer2", "layer2"],
             "test.auroc": [0.9, 0.7, 0.8],
             "model.params": [11e6, 7e5, 7e5],
+            "experiment": ["ft", "ttl", "ttl"],  # the two truncate runs are repeats (seeds 0 and 1)
+            "train.seed": [0, 0, 1],
         }
     )
     out = compare.truncation_summary(runs, "test.auroc")
-    assert list(out["cut"]) == ["layer2", "full"] and list(out["count"]) == [2, 1]
+    assert dict(zip(out["cut"], out["count"], strict=True)) == {"layer2": 2, "full": 1}
 
 
 def test_diagram_has_one_row_per_record():

@@ -33,7 +33,9 @@ def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
     state = status.get("state", "failed")
     with st.container(border=True):
         c1, c2 = st.columns([5, 1])
-        c1.markdown(f"**{status.get('name', run_id)}**  \n`{run_id}` · {BADGE.get(state, state)}")
+        device = live.get("device") or status.get("worker") or status.get("device")
+        where = f" · on `{device}`" if device else ""
+        c1.markdown(f"**{status.get('name', run_id)}**  \n`{run_id}` · {BADGE.get(state, state)}{where}")
         if state in ("queued", "running"):
             c2.button("Cancel", key=f"cancel_{run_id}", on_click=queue.cancel, args=(run_id,), width="stretch")
         elif state in ("interrupted", "failed", "cancelled") and (store.path(run_id) / "config.json").exists():

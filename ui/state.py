@@ -11,7 +11,7 @@ from medtl.runs import RunStore
 
 
 def get_queue() -> JobQueue:
-    """The job queue (one worker thread) of this process for the current runs folder."""
+    """The job queue of this process for the current runs folder: one worker per device (``$MEDTL_DEVICES``)."""
     return _queue_for(str(RunStore().root))
 
 

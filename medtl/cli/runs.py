@@ -205,6 +205,18 @@ def sweep_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--emit", metavar="DIR", help="write one config JSON per run into DIR (for a cluster scheduler) and exit"
     )
+    p.add_argument(
+        "--executor",
+        choices=("inline", "local", "slurm"),
+        default="inline",
+        help="inline: one run after another in this process (default); slurm: one SLURM job array through "
+        "submitit, one task per run; local: the same tasks as processes on this machine",
+    )
+    p.add_argument(
+        "--slurm",
+        metavar="K=V,...",
+        help="submitit parameters, e.g. partition=gpu,gpus_per_node=1,timeout_min=120,array_parallelism=32",
+    )
 
 
 def expand_sweep(a: argparse.Namespace) -> list:
@@ -252,11 +264,16 @@ def sweep_run(a: argparse.Namespace) -> int:
         print(f"wrote {len(configs)} config(s) to {out}; run each with: python -m medtl train --config FILE")
         return 0
     from medtl.data import preflight
+    from medtl.data.adapters import check_source
 
     for data in {c.data for c in configs}:  # before anything runs (emitted configs may run where paths differ)
-        note = preflight(data)
+        # inline, the data is loaded here before any run is recorded; on a cluster the tasks load it
+        # (a login node need not read a whole dataset), so only the path and target are checked here
+        note = preflight(data) if a.executor == "inline" else check_source(data)
         if note:
             print(f"{data.dataset}: {note}", file=sys.stderr)
+    if a.executor != "inline":
+        return _sweep_submit(a, configs)
     store = RunStore(a.runs_dir)
     done_runs = store.experiments()
     failed = 0
@@ -269,6 +286,45 @@ def sweep_run(a: argparse.Namespace) -> int:
         _, status = _train_one(store, c)
         failed += status.get("state") != "done"
     print(f"sweep finished: {len(configs)} run(s), {failed} failed")
+    return 1 if failed else 0
+
+
+def _sweep_submit(a: argparse.Namespace, configs: list) -> int:
+    """The sweep as one submitit job array; ``local`` waits for its tasks, ``slurm`` returns at once."""
+    from medtl import cluster
+    from medtl.runs import RunStore
+
+    if a.slurm and a.executor != "slurm":
+        raise ValueError(f"--slurm applies to --executor slurm. Got --executor {a.executor}")
+    params = cluster.parse_slurm(a.slurm)
+    store = RunStore(a.runs_dir)
+    print(f"runs folder {store.root}: it {cluster.SHARED_NOTE}")
+    jobs, skipped = cluster.submit(configs, store.root, a.executor, params)
+    for key, run_id in skipped.items():
+        print(f"skip (done as {run_id}): {next(c.name for c in configs if c.key() == key)}")
+    if not jobs:
+        print(f"nothing to submit: all {len(configs)} run(s) are done")
+        return 0
+    if a.executor == "slurm":
+        print(f"submitted {len(jobs)} task(s) as SLURM job array {jobs[0].job_id.split('_')[0]}")
+    else:
+        print(f"submitted {len(jobs)} task(s) as local processes; waiting for them")
+    if a.executor == "slurm":
+        print(f"follow them with: python -m medtl runs --runs-dir {store.root} (or the dashboard)")
+        return 0
+    failed = 0
+    for job in jobs:
+        try:
+            r = job.result()
+        except Exception as e:  # noqa: BLE001 - a task that crashed is reported, the others still count
+            print(f"task {job.job_id} failed: {type(e).__name__}: {str(e).strip().splitlines()[-1:]}")
+            failed += 1
+            continue
+        failed += r["state"] != "done"
+        print(
+            f"{r['run_id']}  {r['state']}{' (resumed)' if r['resumed'] else ''}  {store.status(r['run_id']).get('name')}"
+        )
+    print(f"sweep finished: {len(configs)} run(s), {len(skipped)} skipped as done, {failed} failed")
     return 1 if failed else 0
 
 
@@ -314,6 +370,8 @@ def runs_run(a: argparse.Namespace) -> int:
                 "id": run_id,
                 "name": st.get("name"),
                 "state": st.get("state"),
+                # where it trained: the queue's worker, else the trainer's record
+                "device": st.get("worker") or st.get("device") or m.get("train", {}).get("device"),
                 "auroc": t.get("auroc"),
                 "auprc": t.get("auprc"),
                 "error": st.get("error"),
@@ -325,10 +383,10 @@ def runs_run(a: argparse.Namespace) -> int:
     if not rows:
         print(f"no runs in {store.root}")
         return 0
-    print(f"{'id':24}{'state':12}{'AUROC':>7}{'AUPRC':>7}  name")
+    print(f"{'id':24}{'state':12}{'device':9}{'AUROC':>7}{'AUPRC':>7}  name")
     fmt = lambda v: f"{v:>7.3f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
     for r in rows:
-        print(f"{r['id']:24}{r['state']:12}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}")
+        print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}")
     return 0
 
 
