@@ -12,6 +12,7 @@ are queued again, so an app restart loses nothing.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import logging
@@ -100,6 +101,7 @@ class JobQueue:
         self._live: dict[str, dict] = {}
         self._running: dict[str, str] = {}  # run id -> worker name
         self.interrupted: list[str] = []
+        self._stopping = False
         if recover:
             self._recover()
         self._threads = [
@@ -108,6 +110,7 @@ class JobQueue:
         ]
         for t in self._threads:
             t.start()
+        atexit.register(self._stop_at_exit)
 
     # --- API --------------------------------------------------------------------------------------
 
@@ -170,6 +173,14 @@ class JobQueue:
             self._q.put(None)  # one stop marker per worker
         for t in self._threads:
             t.join(timeout=60)
+
+    def _stop_at_exit(self) -> None:
+        """The process is exiting (e.g. the server was stopped mid-run): stop the running jobs at their
+        next batch and wait for them, so that no training thread is killed inside a native op (which
+        aborts with "terminate called without an active exception"). Their runs are left interrupted,
+        to be resumed; queued runs stay queued and are taken up again by the next app start."""
+        self._stopping = True
+        self.shutdown(cancel_running=True)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -244,4 +255,12 @@ class JobQueue:
         # where TrainConfig names only "cuda", the current CUDA device of this thread picks the GPU
         gpu = torch.cuda.device(dev.index) if dev.type == "cuda" and dev.index is not None else contextlib.nullcontext()
         with gpu:
-            train.run(cfg, self.store, job.run_id, cancel, lambda e, r=job.run_id: self._on_event(r, e), job.resume)
+            status = train.run(
+                cfg, self.store, job.run_id, cancel, lambda e, r=job.run_id: self._on_event(r, e), job.resume
+            )
+        if self._stopping and status.get("state") == "cancelled":  # stopped by the app's exit, not the user
+            self.store.write_status(
+                job.run_id,
+                state="interrupted",
+                error="The app stopped during this run; resume it to continue from its last epoch",
+            )

@@ -62,3 +62,34 @@ def test_two_workers_train_two_runs_at_once(tmp_path, monkeypatch):
     assert store.status(third)["state"] == "done" and store.status(third)["worker"] in ("cpu#0", "cpu#1")
     assert store.config(a).train.device == "auto"  # config.json keeps what was asked; the key is unchanged
     assert store.metrics(third)["train"]["device"] == "cpu"
+
+
+def test_process_exit_mid_run_leaves_it_interrupted_without_an_abort(tmp_path):
+    """Stopping the app mid-run (the interpreter exits while a worker trains) must not abort the
+    process ("terminate called without an active exception"); the run is left interrupted, resumable."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import time
+        from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+        from medtl.jobs import JobQueue
+        from medtl.runs import RunStore
+        store = RunStore({str(tmp_path / "runs")!r})
+        q = JobQueue(store, devices="cpu")
+        cfg = RunConfig(DataConfig(n_images=120, image_size=32), ModelConfig(cut="layer1"),
+                        TrainConfig(epochs=200, batch_size=16))
+        rid = q.submit(cfg)
+        while store.status(rid).get("progress", {{}}).get("batch") is None:
+            time.sleep(0.05)
+        print(rid, flush=True)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "terminate called" not in out.stderr
+    rid = out.stdout.split()[-1]
+    st = RunStore(tmp_path / "runs").status(rid)
+    assert st["state"] == "interrupted" and "resume" in st["error"]
