@@ -320,7 +320,7 @@ def advise(
 
     from medtl.data import load
     from medtl.models import build
-    from medtl.models import weights as mweights
+    from medtl.models.transfer import source_state
     from medtl.train import pick_device
 
     if init == "random":
@@ -333,8 +333,7 @@ def advise(
     if folds < 2:
         raise ValueError(f"folds must be at least 2. Got {folds}")
     cfg = ModelConfig(backbone, "finetune", "full", init, weights)  # validates backbone and init
-    if init == "imagenet" and not mweights.weights_status(backbone, weights)["available"]:
-        mweights.imagenet_state_dict(backbone, weights)  # raises the clear offline message, before any data work
+    source_state(cfg, runs_dir)  # an absent source (ImageNet weights offline, a wrong path) fails before any data work
     points = select_cuts(backbone, level)
     t0 = time.perf_counter()
     ds = load(data)
