@@ -100,13 +100,18 @@ def task(store, name, data, backbone, init, n, tc) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small data, 32 px, short training (minutes on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="small data, 48 px, short training (minutes on 2 cores)")
     ap.add_argument("--medmnist", help="a real MedMNIST .npz instead of the generated one")
     ap.add_argument("--finding", help="target of --medmnist (label name or index; default: the file's)")
     ap.add_argument("--backbone", default="resnet18")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads for training and advisor alike (default %(default)s)"
+    )
     a = ap.parse_args()
-    n_images, size, src_epochs, epochs, n_adv = (1000, 32, 2, 2, 256) if a.quick else (3000, 64, 5, 5, 512)
-    tc = TrainConfig(epochs=epochs, patience=0, bootstrap=200, device="cpu")
+    # one thread: on a busy shared CPU, two threads made a ResNet18 step 8x slower than one
+    torch.set_num_threads(a.threads)
+    n_images, size, src_epochs, epochs, n_adv = (800, 48, 4, 2, 256) if a.quick else (3000, 64, 5, 5, 512)
+    tc = TrainConfig(epochs=epochs, patience=0, bootstrap=200, device="cpu", threads=a.threads)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

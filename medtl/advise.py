@@ -7,8 +7,9 @@ the output of every cut; the features are global-average pooled per cut and scor
   Transfer Learning"): the log marginal evidence per sample of a Bayesian linear model on the
   features, maximised over its prior precision alpha and noise precision beta by the paper's
   fixed-point iteration, computed from one SVD of the features. The evidence is evaluated
-  exactly, including ``(D - k)/2 log alpha`` for features of rank ``k < D`` (the thuml/LogME
-  fixed-point code leaves that term out, which inflates wide features when D > N).
+  exactly, including ``-(D - k)/2 log alpha`` from the zero singular values of features of rank
+  ``k < D`` (thuml/LogME's fixed-point code sums over the k nonzero ones only, which shifts the
+  evidence of wide features, D > N, by that term; tests check against the Gaussian marginal).
 - a **linear probe**: logistic regression (scikit-learn) on standardised features,
   ``class_weight="balanced"``, stratified k-fold; AUROC and AUPRC (average precision) are the
   means over folds.
@@ -26,7 +27,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -270,8 +271,7 @@ def rank(rows: list[CutScore]) -> list[CutScore]:
         _percentile_rank(np.array([r.logme for r in rows])) + _percentile_rank(np.array([r.probe_auprc for r in rows]))
     ) / 2
     order = sorted(range(len(rows)), key=lambda i: (-pr[i], -np.nan_to_num(rows[i].probe_auprc, nan=-1)))
-    out = [rows[i].__class__(**{**asdict(rows[i]), "score": float(pr[i]), "rank": r + 1}) for r, i in enumerate(order)]
-    return out
+    return [replace(rows[i], score=float(pr[i]), rank=r + 1) for r, i in enumerate(order)]
 
 
 def sample_indices(y: np.ndarray, indices: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -280,9 +280,8 @@ def sample_indices(y: np.ndarray, indices: np.ndarray, n: int, seed: int) -> np.
         return np.sort(indices)
     from sklearn.model_selection import train_test_split
 
-    strata = np.asarray(y).reshape(len(y), -1).astype(int) @ (
-        1 << np.arange(np.asarray(y).reshape(len(y), -1).shape[1])
-    )
+    y2 = np.asarray(y).reshape(len(y), -1).astype(np.int64)
+    strata = y2 @ (1 << np.arange(y2.shape[1]))  # one stratum per combination of labels
     _, counts = np.unique(strata, return_counts=True)
     try:
         part, _ = train_test_split(
@@ -305,6 +304,7 @@ def advise(
     device: str = "auto",
     batch_size: int = 64,
     runs_dir=None,
+    threads: int | None = None,
 ) -> dict:
     """Score every cut of ``backbone`` initialised from ``init`` for the task in ``data``.
 
@@ -335,6 +335,8 @@ def advise(
     cfg = ModelConfig(backbone, "finetune", "full", init, weights)  # validates backbone and init
     source_state(cfg, runs_dir)  # an absent source (ImageNet weights offline, a wrong path) fails before any data work
     points = select_cuts(backbone, level)
+    if threads:
+        torch.set_num_threads(threads)
     t0 = time.perf_counter()
     ds = load(data)
     train = ds.splits["train"]

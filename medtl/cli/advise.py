@@ -7,7 +7,7 @@ import json
 
 # the data flags of `train`, and what to build; their names, types and help come from runs.RUN_FLAGS
 _SHARED = ("dataset", "finding", "train_size", "image_size", "n_images", "prevalence", "difficulty")
-_MODEL = ("backbone", "init", "weights", "device", "seed")
+_MODEL = ("backbone", "init", "weights", "device", "threads", "seed")
 
 
 def advise_configure(p: argparse.ArgumentParser) -> None:
@@ -35,9 +35,9 @@ def advise_run(a: argparse.Namespace) -> int:
     # finetune@full: the whole network is built once, so the image must suit every cut
     cfg = run_config_from_args(a, {"strategy": "finetune"})
     check_source(cfg.data)
-    m = cfg.model
+    m, t = cfg.model, cfg.train
     r = advise(
-        cfg.data, m.backbone, m.init, m.weights, a.n, a.level, a.folds, cfg.train.seed, cfg.train.device, 64, a.runs_dir
+        cfg.data, m.backbone, m.init, m.weights, a.n, a.level, a.folds, t.seed, t.device, 64, a.runs_dir, t.threads
     )
     if a.json:
         print(json.dumps(r, indent=2))
