@@ -107,10 +107,19 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=1, help="torch threads for training and advisor alike (default %(default)s)"
     )
+    ap.add_argument("--n-images", type=int, help="override: images per task")
+    ap.add_argument("--image-size", type=int, help="override: image side")
+    ap.add_argument("--source-epochs", type=int, help="override: epochs of the source network")
+    ap.add_argument("--epochs", type=int, help="override: epochs per cut")
+    ap.add_argument("--advisor-n", type=int, help="override: training images the advisor scores on")
+    ap.add_argument("--only", choices=("synthetic", "medmnist"), help="one task only")
+    ap.add_argument("--out", default="advise", help="results name: benchmarks/results/<out>.{json,md}")
     a = ap.parse_args()
     # one thread: on a busy shared CPU, two threads made a ResNet18 step 8x slower than one
     torch.set_num_threads(a.threads)
     n_images, size, src_epochs, epochs, n_adv = (800, 48, 4, 2, 256) if a.quick else (3000, 64, 5, 5, 512)
+    n_images, size = a.n_images or n_images, a.image_size or size
+    src_epochs, epochs, n_adv = a.source_epochs or src_epochs, a.epochs or epochs, a.advisor_n or n_adv
     tc = TrainConfig(epochs=epochs, patience=0, bootstrap=200, device="cpu", threads=a.threads)
     torch.manual_seed(0)
     t0 = time.perf_counter()
@@ -131,6 +140,7 @@ def main() -> None:
                 DataConfig(dataset=f"medmnist:{npz}", finding=a.finding, image_size=size),
             ),
         ]
+        tasks = [t for t in tasks if a.only is None or t[1].kind == a.only]
         results = [task(store, name, data, a.backbone, init, n_adv, tc) for name, data in tasks]
     setup = {
         "backbone": a.backbone,
@@ -141,11 +151,12 @@ def main() -> None:
         "advisor_n": n_adv,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads",
         "quick": a.quick,
+        "command": "python benchmarks/bench_advise.py " + " ".join(sys.argv[1:]),
         "total_seconds": time.perf_counter() - t0,
     }
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "advise.json").write_text(json.dumps({"setup": setup, "tasks": results}, indent=1))
-    write_result("advise", report(setup, results))
+    (HERE / "results" / f"{a.out}.json").write_text(json.dumps({"setup": setup, "tasks": results}, indent=1))
+    write_result(a.out, report(setup, results))
 
 
 def report(setup: dict, results: list[dict]) -> str:
@@ -153,7 +164,7 @@ def report(setup: dict, results: list[dict]) -> str:
         f"Cut advisor vs trained ranking: {setup['backbone']}, block-level cuts, {setup['image_size']} px, "
         f"{setup['n_images']} images per task, truncate@cut trained {setup['epochs_per_cut']} epochs from "
         f"{setup['source']}; advisor on {setup['advisor_n']} training images. {setup['machine']}"
-        f"{' (--quick)' if setup['quick'] else ''}.\n\n"
+        f". Command: `{setup['command']}`.\n\n"
     )
     summary = [
         [
