@@ -162,7 +162,7 @@ def main() -> None:
 def report(setup: dict, results: list[dict]) -> str:
     head = (
         f"Cut advisor vs trained ranking: {setup['backbone']}, block-level cuts, {setup['image_size']} px, "
-        f"{setup['n_images']} images per task, truncate@cut trained {setup['epochs_per_cut']} epochs from "
+        f"{setup['n_images']} images per task, truncate@cut trained {setup['epochs_per_cut']} epoch(s) from "
         f"{setup['source']}; advisor on {setup['advisor_n']} training images. {setup['machine']}"
         f". Command: `{setup['command']}`.\n\n"
     )
