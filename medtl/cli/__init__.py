@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from medtl import __version__
-from medtl.cli import explore, runs
+from medtl.cli import advise, explore, runs
 
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, KeyError)
 
@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         runs.explain_configure,
         runs.explain_run,
     ),
+    "advise": ("score every cut of a pretrained backbone before training", advise.advise_configure, advise.advise_run),
 }
 
 
