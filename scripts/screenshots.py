@@ -72,7 +72,7 @@ def main() -> int:
                     page.locator("[data-testid='stMain']").wait_for()
                     page.wait_for_timeout(1500)
                     page.wait_for_function(
-                        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000
+                        "!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=180_000
                     )
                     page.wait_for_timeout(1000)
                     # the app scrolls inside its main container: grow the window to its height for a whole-page picture
