@@ -22,7 +22,6 @@ network transfers, so their scores would rank nothing that exists before trainin
 
 from __future__ import annotations
 
-import functools
 import time
 import warnings
 from collections.abc import Iterator
@@ -154,31 +153,10 @@ def probe(features: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0, c:
 
 
 def cut_sources(backbone: str, point: registry.CutPoint) -> tuple[list[str], bool]:
-    """The module paths (in a built backbone) whose pooled outputs, concatenated, are the features at
-    ``point``, and whether a ReLU comes first.
-
-    The one place that maps a published cut to modules of the full network: a stage's output,
-    except inside a DenseNet block, where a truncated block returns the concatenation of its
-    input and its first dense layers (pooling commutes with concatenation), and DenseNet applies
-    a ReLU to whatever its features end with (:class:`registry.DenseFeatures`).
-    """
-    spec = registry.get_spec(backbone)
-    paths = _stage_paths(backbone)
-    path = paths[point.stage]
-    dense = spec.family == "densenet"
-    if not (dense and ".denselayer" in path):
-        return [path], dense
-    block = path.rsplit(".", 1)[0] + "."
-    first = point.stage
-    while paths[first - 1].startswith(block):
-        first -= 1
-    return [paths[first - 1], *paths[first : point.stage + 1]], True
-
-
-@functools.cache
-def _stage_paths(backbone: str) -> tuple[str, ...]:
-    # truncation keeps torchvision's module names, so the full model's stage paths name the built backbone's modules
-    return tuple(p for p, _ in registry.stages(registry.get_spec(backbone).builder()))
+    """The module paths (in a full built backbone; truncation keeps module names) whose pooled
+    outputs, concatenated, are the features at ``point``, and whether a ReLU comes first: the
+    family's knowledge."""
+    return registry.get_spec(backbone).family.pooled_sources(registry.stage_paths(backbone), point)
 
 
 @contextmanager

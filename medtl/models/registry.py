@@ -71,6 +71,13 @@ def cut_points(name: str) -> tuple[CutPoint, ...]:
     return tuple(spec.family.cut_points(spec.builder()))
 
 
+@functools.cache
+def stage_paths(name: str) -> tuple[str, ...]:
+    """The dotted paths of a backbone's stages, bottom first (truncation keeps these names)."""
+    spec = get_spec(name)
+    return tuple(p for p, _ in spec.family.stages(spec.builder()))
+
+
 def get_cut(name: str, cut: str) -> CutPoint:
     """The named cut point of a backbone; unknown names raise with the valid ones."""
     points = cut_points(name)

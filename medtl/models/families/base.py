@@ -75,6 +75,14 @@ class Family:
             ) from None
 
 
+    def pooled_sources(self, paths: Sequence[str], point: CutPoint) -> tuple[list[str], bool]:
+        """For scoring every cut in one forward pass of a FULL model of this family (stage paths
+        ``paths``): the module paths whose globally pooled outputs, concatenated, equal the pooled
+        features of a backbone truncated at ``point``, and whether a ReLU comes first (the truncated
+        forward applies one)."""
+        return [point.module], False
+
+
 def nest(
     kept: Sequence[tuple[str, nn.Module]], container: Callable[[str], nn.Module] = lambda path: nn.Sequential()
 ) -> nn.Sequential:

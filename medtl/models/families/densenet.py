@@ -10,6 +10,7 @@ forward) and then the ReLU that ``DenseNet.forward`` applies before pooling.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -93,6 +94,17 @@ class DenseNetFamily(Family):
                 f"its feature map. Use {point.module!r} or a model truncated at {point.name!r}"
             )
         return module
+
+
+    def pooled_sources(self, paths: Sequence[str], point: CutPoint) -> tuple[list[str], bool]:
+        # Truncated DenseNets end with a ReLU. Inside a dense block the features are the block's
+        # input and its first dense layers, concatenated (pooling commutes with concatenation).
+        if point.level != "layer":
+            return [point.module], True
+        first = point.stage
+        while paths[first - 1].startswith(point.module + "."):
+            first -= 1
+        return [paths[first - 1], *paths[first : point.stage + 1]], True
 
 
 DENSENET = DenseNetFamily()
