@@ -1,22 +1,36 @@
 """Grad-CAM on trained runs, overlays, and checks of where the maps point.
 
 Maps are computed with Captum's ``LayerGradCam`` (``relu_attributions=True``) at the last layer
-of the (possibly truncated) backbone, upsampled bilinearly to the image. They always run on a
+of the (possibly truncated) backbone, or at any earlier cut point (``layer=``, resolved by
+:func:`feature_module`), and upsampled bilinearly to the image for display. They always run on a
 fresh eval-mode model loaded from the run's ``model.pt`` with in-place ReLUs made out-of-place
 (backward hooks and in-place ops do not mix), never on a training model, and not under
 ``torch.inference_mode`` (gradients are needed).
 
 Where lesion masks exist (SynthCXR) two scores say whether a map looks at the lesion:
-the *pointing game* (the map's maximum lies in the mask, within 15 px at 224 px as in Zhang et
-al. 2016, scaled to the image) and
-*energy-in-mask* (the share of positive saliency inside the mask); both are also played by
-uniform random maps as the chance level. The randomised-weights check (Adebayo et al., 2018)
-recomputes maps with re-initialised weights: a faithful map must change.
+the *pointing game* (the map's maximum lies in the mask or closer to it than 15 px at 224 px,
+Euclidean, as in Zhang et al. 2016 and TorchRay, scaled to the image) and *energy-in-mask* (the
+share of positive saliency inside the mask). Both have an exact chance level in closed form: a
+uniform random map points at a uniformly random cell of its grid, so its hit rate is the share of
+cells whose centre lies in the tolerance region; its expected energy share is the mask's area
+fraction (exchangeable values, and bilinear upsampling by a whole factor gives every cell the
+same total weight).
+
+The pointing game plays the map at its *native* resolution: the maximum cell is mapped to the
+image pixel at its centre. Taking the argmax of the bilinearly upsampled map instead puts every
+edge-cell peak on the image border (the upsampled map is flat between the outermost cell centre
+and the border, and ``argmax`` returns the first pixel of that plateau: the top-left corner).
+A coarse map cannot point closer than its cell centres, so the best score a map of that
+resolution can reach is reported too (``pointing_game_ceiling``).
+
+The randomised-weights check (Adebayo et al., 2018) recomputes maps with re-initialised weights:
+a faithful map must change.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +38,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import distance_transform_edt
 from torch import nn
+from torchvision.models.densenet import _DenseLayer
 
+from medtl.config import ModelConfig
 from medtl.data import ImageSet
 from medtl.data.preview import outline
-from medtl.models import build
+from medtl.models import build, registry
 from medtl.models.transfer import TransferNet
 from medtl.runs import RunStore
+from medtl.strategies import get_strategy
 
 
 def load_model(store: RunStore, run_id: str) -> TransferNet:
@@ -54,19 +71,70 @@ def load_model(store: RunStore, run_id: str) -> TransferNet:
     return model.eval()
 
 
-def gradcam(
+@functools.cache
+def _stage_path(backbone: str, stage: int) -> str:
+    return registry.stages(registry.get_spec(backbone).builder())[stage][0]
+
+
+def feature_module(model: TransferNet, config: ModelConfig, cut: str | None = None) -> nn.Module:
+    """The module of ``model`` (built for ``config``) whose output is the feature map at ``cut``.
+
+    ``None`` (or the deepest kept point) is the map that feeds the head. Cuts above what the
+    network keeps, and DenseNet dense layers below it (their output is only the new channels,
+    not the concatenated map of the cut), raise ValueError.
+    """
+    kept = registry.get_cut(config.backbone, get_strategy(config.strategy).kept_cut(config.cut))
+    point = registry.get_cut(config.backbone, cut) if cut else kept
+    if point.stage >= kept.stage:
+        if point.stage > kept.stage:
+            raise ValueError(
+                f"layer {cut!r} lies above what this network keeps (up to {kept.name!r}). "
+                f"Grad-CAM layers: {', '.join(gradcam_layers(config))}"
+            )
+        return model.last_conv_layer
+    path = _stage_path(config.backbone, point.stage) if point.level == "stem" else point.name
+    module = model.backbone.get_submodule(path)
+    if isinstance(module, _DenseLayer):
+        raise ValueError(
+            f"layer {cut!r} is a dense layer whose output is only its new channels, not the cut's feature map. "
+            f"Grad-CAM layers: {', '.join(gradcam_layers(config))}"
+        )
+    return module
+
+
+def gradcam_layers(config: ModelConfig) -> list[str]:
+    """The block-level cut points where Grad-CAM can be read for a network built for ``config``,
+    bottom first, ending with the deepest kept point."""
+    kept = registry.get_cut(config.backbone, get_strategy(config.strategy).kept_cut(config.cut))
+    points = registry.cut_points(config.backbone)
+    names = [p.name for p in points if p.level in ("stem", "block") and p.stage < kept.stage]
+    return names + [kept.name]
+
+
+def gradcam_native(
     model: TransferNet, images: torch.Tensor, layer: nn.Module | None = None, target: int = 0, batch_size: int = 32
 ) -> np.ndarray:
-    """Grad-CAM maps (B, H, W), non-negative, for float images (B, C, H, W) in [0, 1]."""
-    layer = layer or model.last_conv_layer
-    cam = LayerGradCam(model, layer)
+    """Grad-CAM maps (B, h, w) at the layer's own resolution, non-negative, for float images in [0, 1]."""
+    cam = LayerGradCam(model, layer or model.last_conv_layer)
     out = []
     for s in range(0, len(images), batch_size):
         x = images[s : s + batch_size].detach().clone().requires_grad_(True)
         attr = cam.attribute(x, target=target, relu_attributions=True)
-        attr = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
         out.append(attr.detach()[:, 0].clamp(min=0).numpy())
     return np.concatenate(out)
+
+
+def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Maps (B, h, w) resized bilinearly to ``size`` (for display and energy-in-mask)."""
+    attr = torch.from_numpy(np.ascontiguousarray(maps))[:, None]
+    return LayerAttribution.interpolate(attr, tuple(size), interpolate_mode="bilinear")[:, 0].numpy()
+
+
+def gradcam(
+    model: TransferNet, images: torch.Tensor, layer: nn.Module | None = None, target: int = 0, batch_size: int = 32
+) -> np.ndarray:
+    """Grad-CAM maps (B, H, W), non-negative, upsampled to the images (B, C, H, W) in [0, 1]."""
+    return upsample(gradcam_native(model, images, layer, target, batch_size), tuple(images.shape[-2:]))
 
 
 def default_tolerance(size: int) -> int:
@@ -74,18 +142,47 @@ def default_tolerance(size: int) -> int:
     return max(1, round(15 / 224 * size))
 
 
-def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: int | None = None) -> np.ndarray:
-    """1 where the map's maximum lies in the mask dilated by ``tolerance`` pixels (default:
-    :func:`default_tolerance`), else 0 (an all-zero map points nowhere: a miss)."""
+def tolerance_region(mask: np.ndarray, tolerance: float) -> np.ndarray:
+    """Pixels in the mask or closer to it than ``tolerance`` (Euclidean, strict as TorchRay's
+    ``(dy**2 + dx**2) < tolerance**2``: 697 pixels around one pixel at 15 px)."""
+    if not mask.any():
+        return np.zeros_like(mask, dtype=bool)
+    return mask.astype(bool) | (distance_transform_edt(~mask.astype(bool)) < tolerance)
+
+
+def cell_centres(map_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Image pixel (rows, columns) at the centre of each cell of a (h, w) map over an (H, W) image."""
+    (h, w), (H, W) = map_size, image_size
+    return ((np.arange(h) + 0.5) * H / h).astype(int), ((np.arange(w) + 0.5) * W / w).astype(int)
+
+
+def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: float | None = None) -> np.ndarray:
+    """1 where the map's maximum lies in the mask's tolerance region (:func:`tolerance_region`,
+    default :func:`default_tolerance`), else 0; an all-zero map points nowhere (a miss).
+
+    Maps coarser than the masks (native Grad-CAM maps) point at the centre of their maximum cell.
+    """
     tolerance = default_tolerance(masks.shape[-1]) if tolerance is None else tolerance
+    rows, cols = cell_centres(maps.shape[-2:], masks.shape[-2:])
     hits = np.zeros(len(maps))
     for i, (m, k) in enumerate(zip(maps, masks, strict=True)):
         if m.max() <= 0:
             continue
         y, x = np.unravel_index(np.argmax(m), m.shape)
-        region = binary_dilation(k, iterations=tolerance) if tolerance else k
-        hits[i] = float(region[y, x])
+        hits[i] = float(tolerance_region(k, tolerance)[rows[y], cols[x]])
     return hits
+
+
+def pointing_game_chance(
+    masks: np.ndarray, tolerance: float | None = None, map_size: tuple[int, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Per image, exactly: ``chance``, the hit rate of a uniform random map of ``map_size``
+    (default: the masks' size), i.e. the share of its cell centres in the tolerance region; and
+    ``ceiling``, 1 where some cell centre lies in it (0: no map of this resolution can hit)."""
+    tolerance = default_tolerance(masks.shape[-1]) if tolerance is None else tolerance
+    rows, cols = cell_centres(map_size or masks.shape[-2:], masks.shape[-2:])
+    grid = [tolerance_region(k, tolerance)[np.ix_(rows, cols)] for k in masks]
+    return {"chance": np.array([g.mean() for g in grid]), "ceiling": np.array([float(g.any()) for g in grid])}
 
 
 def energy_in_mask(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -96,17 +193,9 @@ def energy_in_mask(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
 
 
-def random_baseline(
-    masks: np.ndarray, tolerance: int | None = None, draws: int = 20, seed: int = 0
-) -> dict[str, float]:
-    """The same games played by uniform random maps: the chance level for these masks."""
-    rng = np.random.default_rng(seed)
-    pg, em = [], []
-    for _ in range(draws):
-        maps = rng.random(masks.shape)
-        pg.append(pointing_game(maps, masks, tolerance).mean())
-        em.append(energy_in_mask(maps, masks).mean())
-    return {"pointing_game": float(np.mean(pg)), "energy_in_mask": float(np.mean(em))}
+def energy_in_mask_chance(masks: np.ndarray) -> np.ndarray:
+    """Per image, the expected energy-in-mask of a map with exchangeable values: the mask's area fraction."""
+    return masks.reshape(len(masks), -1).mean(axis=1)
 
 
 def randomized_copy(model: TransferNet, seed: int = 1) -> TransferNet:
@@ -122,12 +211,17 @@ def randomized_copy(model: TransferNet, seed: int = 1) -> TransferNet:
     return rand.eval()
 
 
-def randomization_check(model: TransferNet, images: torch.Tensor, maps: np.ndarray, seed: int = 1) -> float:
+def randomization_check(
+    model: TransferNet, images: torch.Tensor, maps: np.ndarray, seed: int = 1, layer: nn.Module | None = None
+) -> float:
     """Mean Spearman rank correlation between the maps and those of the same network with
-    re-initialised weights (Adebayo et al. 2018): near 1 means the maps ignore the weights."""
+    re-initialised weights (Adebayo et al. 2018), at the same ``layer``: near 1 means the maps
+    ignore the weights."""
     from scipy.stats import spearmanr
 
-    rmaps = gradcam(randomized_copy(model, seed), images)
+    rand = randomized_copy(model, seed)
+    path = next((n for n, m in model.named_modules() if m is layer), None) if layer is not None else None
+    rmaps = gradcam(rand, images, rand.get_submodule(path) if path else None)
     rs = [
         spearmanr(a.ravel(), b.ravel()).statistic
         for a, b in zip(maps, rmaps, strict=True)
@@ -170,10 +264,17 @@ def to_png(rgb: np.ndarray, scale: int = 1) -> bytes:
 class Explanation:
     indices: np.ndarray  # dataset indices of the images
     images: np.ndarray  # uint8 (n, C, H, W)
-    maps: np.ndarray  # (n, H, W)
+    maps: np.ndarray  # (n, H, W), upsampled to the images
     probs: np.ndarray  # predicted probability of the target
     labels: np.ndarray  # true target
     masks: np.ndarray | None  # (n, H, W) bool masks of the target finding, where known
+    native: np.ndarray | None = None  # (n, h, w) the maps at the layer's own resolution
+    layer: str | None = None  # the cut point the maps were read at
+
+    @property
+    def map_size(self) -> tuple[int, int]:
+        """The maps' native resolution (h, w)."""
+        return tuple((self.maps if self.native is None else self.native).shape[-2:])
 
 
 def pick_images(
@@ -208,56 +309,114 @@ def pick_images(
     return test[want[kind]][:n]
 
 
-def explain(model: TransferNet, data: ImageSet, indices: np.ndarray) -> Explanation:
-    """Maps, probabilities and (where known) target masks for dataset images."""
-    images = np.asarray(data.images[np.sort(indices)])
+def eval_copy(model: TransferNet) -> TransferNet:
+    """``model`` itself when it is ready for Grad-CAM (eval mode, no in-place ReLU), else an
+    eval-mode copy with out-of-place ReLUs: a training model is never put in eval mode or hooked."""
+    if not model.training and not any(isinstance(m, nn.ReLU) and m.inplace for m in model.modules()):
+        return model
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    return model.eval()
+
+
+def explain(
+    model: TransferNet,
+    data: ImageSet,
+    indices: np.ndarray,
+    layer: nn.Module | None = None,
+    layer_name: str | None = None,
+) -> Explanation:
+    """Maps at ``layer`` (default: the map that feeds the head), probabilities and (where known)
+    target masks for dataset images. A model in training mode is explained on an eval copy."""
+    ready = eval_copy(model)
+    if ready is not model and layer is not None:  # the same layer in the copy
+        layer = ready.get_submodule(next(n for n, m in model.named_modules() if m is layer))
+    model = ready
     indices = np.sort(indices)
+    images = np.asarray(data.images[indices])
     x = torch.from_numpy(images).float() / 255
     with torch.no_grad():
         logits = model(x)
         probs = (torch.softmax(logits, dim=1) if data.exclusive else torch.sigmoid(logits))[:, 0].numpy()
-    maps = gradcam(model, x)
+    native = gradcam_native(model, x, layer)
     masks = data.masks(indices)
     target = data.target if data.target is not None else 0
     return Explanation(
         indices,
         images,
-        maps,
+        upsample(native, tuple(x.shape[-2:])),
         probs,
         data.y(indices) if data.target is not None else data.labels[indices, 0],
         None if masks is None else masks[:, target],
+        native,
+        layer_name,
     )
 
 
-def scores(e: Explanation, tolerance: int | None = None) -> dict[str, float]:
-    """Pointing game and energy-in-mask over images with a non-empty mask, with the random-map chance level."""
+def scores(e: Explanation, tolerance: float | None = None) -> dict[str, float]:
+    """Pointing game (on the native maps) and energy-in-mask over images with a non-empty mask,
+    each with its exact chance level, and the best pointing score a map of this resolution can reach."""
+    out: dict = {"layer": e.layer, "map_size": list(e.map_size)}
     if e.masks is None:
-        return {"n": 0}
+        return {"n": 0, **out}
     keep = e.masks.reshape(len(e.masks), -1).any(axis=1)
     if not keep.any():
-        return {"n": 0}
-    maps, masks = e.maps[keep], e.masks[keep]
-    chance = random_baseline(masks, tolerance)
+        return {"n": 0, **out}
+    native = (e.maps if e.native is None else e.native)[keep]
+    masks = e.masks[keep]
+    pg = pointing_game_chance(masks, tolerance, native.shape[-2:])
+    em_chance = float(energy_in_mask_chance(masks).mean())
     return {
         "n": int(keep.sum()),
-        "pointing_game": float(pointing_game(maps, masks, tolerance).mean()),
-        "pointing_game_random": chance["pointing_game"],
-        "energy_in_mask": float(energy_in_mask(maps, masks).mean()),
-        "energy_in_mask_random": chance["energy_in_mask"],
+        **out,
+        "pointing_game": float(pointing_game(native, masks, tolerance).mean()),
+        "pointing_game_chance": float(pg["chance"].mean()),
+        "pointing_game_ceiling": float(pg["ceiling"].mean()),
+        "energy_in_mask": float(energy_in_mask(e.maps[keep], masks).mean()),
+        "energy_in_mask_chance": em_chance,
+        # the names before the exact chance levels (then a Monte Carlo of random maps); kept for readers of old keys
+        "pointing_game_random": float(pg["chance"].mean()),
+        "energy_in_mask_random": em_chance,
     }
 
 
-def explain_run(store: RunStore, run_id: str, n: int = 16, out: str | Path | None = None, sanity: bool = True) -> dict:
-    """Grad-CAM for ``n`` positive test images of a run; scores, and overlay PNGs in ``out``."""
+def run_explanation(
+    store: RunStore, run_id: str, indices: np.ndarray | list[int], layer: str | None = None
+) -> Explanation:
+    """Grad-CAM of a run at cut ``layer`` (default: the map that feeds the head) for dataset
+    ``indices``: everything the page needs, keyed by (run, images, layer) so it can be cached."""
     from medtl import data as D
 
+    cfg = store.config(run_id)
     model = load_model(store, run_id)
-    data = D.load(store.config(run_id).data)
-    e = explain(model, data, pick_images(data, store.predictions(run_id), "positives", n))
+    module = feature_module(model, cfg.model, layer)
+    name = layer or get_strategy(cfg.model.strategy).kept_cut(cfg.model.cut)
+    return explain(model, D.load(cfg.data), np.asarray(indices), module, name)
+
+
+def explain_run(
+    store: RunStore,
+    run_id: str,
+    n: int = 16,
+    out: str | Path | None = None,
+    sanity: bool = True,
+    layer: str | None = None,
+) -> dict:
+    """Grad-CAM at cut ``layer`` for ``n`` positive test images of a run; scores, and overlay PNGs in ``out``."""
+    from medtl import data as D
+
+    cfg = store.config(run_id)
+    model = load_model(store, run_id)
+    module = feature_module(model, cfg.model, layer)
+    data = D.load(cfg.data)
+    name = layer or get_strategy(cfg.model.strategy).kept_cut(cfg.model.cut)
+    e = explain(model, data, pick_images(data, store.predictions(run_id), "positives", n), module, name)
     result = {"run": run_id, **scores(e)}
     if sanity:
         x = torch.from_numpy(e.images).float() / 255
-        result["randomized_weights_rank_corr"] = randomization_check(model, x, e.maps)
+        result["randomized_weights_rank_corr"] = randomization_check(model, x, e.maps, layer=module)
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
