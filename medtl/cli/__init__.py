@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from medtl import __version__
-from medtl.cli import explore, runs
+from medtl.cli import analysis, explore, runs
 
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, KeyError)
 
@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         "Grad-CAM maps of a run and how well they point at the lesions",
         runs.explain_configure,
         runs.explain_run,
+    ),
+    "similarity": (
+        "linear CKA per cut between a run's network before and after training",
+        analysis.similarity_configure,
+        analysis.similarity_run,
     ),
 }
 
