@@ -112,16 +112,42 @@ def gradcam_layers(config: ModelConfig) -> list[str]:
 
 
 def gradcam_native(
-    model: TransferNet, images: torch.Tensor, layer: nn.Module | None = None, target: int = 0, batch_size: int = 32
+    model: TransferNet,
+    images: torch.Tensor,
+    layer: nn.Module | None = None,
+    target: int = 0,
+    batch_size: int = 32,
+    reference: np.ndarray | None = None,
+    signed: bool = False,
 ) -> np.ndarray:
-    """Grad-CAM maps (B, h, w) at the layer's own resolution, non-negative, for float images in [0, 1]."""
+    """Grad-CAM maps (B, h, w) at the layer's own resolution for float images in [0, 1].
+
+    Args:
+        reference: a signed map (h, w) subtracted before the ReLU (see :func:`reference_map`).
+        signed: return the maps before the ReLU.
+    """
     cam = LayerGradCam(model, layer or model.last_conv_layer)
     out = []
     for s in range(0, len(images), batch_size):
         x = images[s : s + batch_size].detach().clone().requires_grad_(True)
-        attr = cam.attribute(x, target=target, relu_attributions=True)
-        out.append(attr.detach()[:, 0].clamp(min=0).numpy())
-    return np.concatenate(out)
+        out.append(cam.attribute(x, target=target, relu_attributions=False).detach()[:, 0].numpy())
+    maps = np.concatenate(out)
+    if reference is not None:
+        maps = maps - reference
+    return maps if signed else np.clip(maps, 0, None)
+
+
+def reference_map(
+    model: TransferNet, images: torch.Tensor, layer: nn.Module | None = None, target: int = 0
+) -> np.ndarray:
+    """The mean signed Grad-CAM map (h, w) of reference images (e.g. negatives of the validation split).
+
+    With a GAP head, Grad-CAM is each position's contribution to the logit. Part of it is the same
+    for every image (on SynthCXR: positive at the image border, where the thorax is absent and the
+    convolutions see zero padding; negative over normal lung). Subtracted, what remains is the
+    evidence this image adds over a typical negative one: a *contrastive* map.
+    """
+    return gradcam_native(model, images, layer, target, signed=True).mean(axis=0)
 
 
 def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -327,9 +353,11 @@ def explain(
     indices: np.ndarray,
     layer: nn.Module | None = None,
     layer_name: str | None = None,
+    reference: np.ndarray | None = None,
 ) -> Explanation:
-    """Maps at ``layer`` (default: the map that feeds the head), probabilities and (where known)
-    target masks for dataset images. A model in training mode is explained on an eval copy."""
+    """Maps at ``layer`` (default: the map that feeds the head), less a ``reference`` map where
+    given, probabilities and (where known) target masks for dataset images. A model in training
+    mode is explained on an eval copy."""
     ready = eval_copy(model)
     if ready is not model and layer is not None:  # the same layer in the copy
         layer = ready.get_submodule(next(n for n, m in model.named_modules() if m is layer))
@@ -340,7 +368,7 @@ def explain(
     with torch.no_grad():
         logits = model(x)
         probs = (torch.softmax(logits, dim=1) if data.exclusive else torch.sigmoid(logits))[:, 0].numpy()
-    native = gradcam_native(model, x, layer)
+    native = gradcam_native(model, x, layer, reference=reference)
     masks = data.masks(indices)
     target = data.target if data.target is not None else 0
     return Explanation(
@@ -382,18 +410,32 @@ def scores(e: Explanation, tolerance: float | None = None) -> dict[str, float]:
     }
 
 
+def negatives_reference(
+    model: TransferNet, data: ImageSet, layer: nn.Module | None = None, n: int = 64
+) -> np.ndarray | None:
+    """:func:`reference_map` over up to ``n`` negative validation images (None when there are none)."""
+    val = data.splits["val"]
+    neg = np.sort(val[data.y(val) == 0][:n]) if data.target is not None else np.sort(val[:n])
+    if neg.size == 0:
+        return None
+    return reference_map(model, torch.from_numpy(np.asarray(data.images[neg])).float() / 255, layer)
+
+
 def run_explanation(
-    store: RunStore, run_id: str, indices: np.ndarray | list[int], layer: str | None = None
+    store: RunStore, run_id: str, indices: np.ndarray | list[int], layer: str | None = None, contrast: bool = False
 ) -> Explanation:
     """Grad-CAM of a run at cut ``layer`` (default: the map that feeds the head) for dataset
-    ``indices``: everything the page needs, keyed by (run, images, layer) so it can be cached."""
+    ``indices``, contrastive (less the mean map of negative validation images) where asked:
+    everything the page needs, keyed by (run, images, layer, contrast) so it can be cached."""
     from medtl import data as D
 
     cfg = store.config(run_id)
     model = load_model(store, run_id)
     module = feature_module(model, cfg.model, layer)
+    data = D.load(cfg.data)
     name = layer or get_strategy(cfg.model.strategy).kept_cut(cfg.model.cut)
-    return explain(model, D.load(cfg.data), np.asarray(indices), module, name)
+    reference = negatives_reference(model, data, module) if contrast else None
+    return explain(model, data, np.asarray(indices), module, name, reference)
 
 
 def explain_run(
@@ -403,17 +445,18 @@ def explain_run(
     out: str | Path | None = None,
     sanity: bool = True,
     layer: str | None = None,
+    contrast: bool = False,
 ) -> dict:
-    """Grad-CAM at cut ``layer`` for ``n`` positive test images of a run; scores, and overlay PNGs in ``out``."""
+    """Grad-CAM at cut ``layer`` for ``n`` positive test images of a run (contrastive where
+    asked, see :func:`run_explanation`); scores, and overlay PNGs in ``out``."""
     from medtl import data as D
 
-    cfg = store.config(run_id)
+    data = D.load(store.config(run_id).data)
+    picked = pick_images(data, store.predictions(run_id), "positives", n)
+    e = run_explanation(store, run_id, picked, layer, contrast)
     model = load_model(store, run_id)
-    module = feature_module(model, cfg.model, layer)
-    data = D.load(cfg.data)
-    name = layer or get_strategy(cfg.model.strategy).kept_cut(cfg.model.cut)
-    e = explain(model, data, pick_images(data, store.predictions(run_id), "positives", n), module, name)
-    result = {"run": run_id, **scores(e)}
+    module = feature_module(model, store.config(run_id).model, layer)
+    result = {"run": run_id, "contrast": contrast, **scores(e)}
     if sanity:
         x = torch.from_numpy(e.images).float() / 255
         result["randomized_weights_rank_corr"] = randomization_check(model, x, e.maps, layer=module)

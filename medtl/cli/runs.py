@@ -306,6 +306,11 @@ def explain_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--layer", metavar="CUT", help="read the maps at this cut point (default: the run's cut, the map the head sees)"
     )
+    p.add_argument(
+        "--contrast",
+        action="store_true",
+        help="subtract the mean map of negative validation images (the evidence over a typical negative)",
+    )
     p.add_argument("--json", action="store_true")
     _runs_dir_arg(p)
 
@@ -316,7 +321,9 @@ def explain_run(a: argparse.Namespace) -> int:
 
     if a.n < 1:
         raise ValueError(f"--n must be at least 1. Got {a.n}")
-    r = explain_run(RunStore(a.runs_dir), a.run_id, a.n, a.out, sanity=not a.no_sanity, layer=a.layer)
+    r = explain_run(
+        RunStore(a.runs_dir), a.run_id, a.n, a.out, sanity=not a.no_sanity, layer=a.layer, contrast=a.contrast
+    )
     if a.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -326,7 +333,8 @@ def explain_run(a: argparse.Namespace) -> int:
             f"{a.run_id}: no lesion masks for these images, so no pointing-game scores (maps written: {r.get('out', '-')})"
         )
         return 0
-    print(f"{a.run_id}: Grad-CAM at {r['layer']} ({h}x{w} map) on {r['n']} positive test images")
+    kind = "contrastive Grad-CAM" if r["contrast"] else "Grad-CAM"
+    print(f"{a.run_id}: {kind} at {r['layer']} ({h}x{w} map) on {r['n']} positive test images")
     print(f"  pointing game   {r['pointing_game']:.3f}   (chance: {r['pointing_game_chance']:.3f})")
     print(f"  energy in mask  {r['energy_in_mask']:.3f}   (chance: {r['energy_in_mask_chance']:.3f})")
     if r["pointing_game_ceiling"] < 1:
