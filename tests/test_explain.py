@@ -190,6 +190,16 @@ def test_feature_module_resolves_cuts_to_their_maps():
         explain.feature_module(d, dcfg, "features.denseblock2.denselayer3")
 
 
+def test_contrastive_maps_subtract_the_reference_before_the_relu():
+    m = _eval_copy(ModelConfig("resnet18", "truncate", "layer2", "random"), 48)
+    x, ref_images = torch.rand(3, 1, 48, 48), torch.rand(5, 1, 48, 48)
+    signed = explain.gradcam_native(m, x, signed=True)
+    assert (signed < 0).any() and np.array_equal(explain.gradcam_native(m, x), np.clip(signed, 0, None))
+    ref = explain.reference_map(m, ref_images)
+    np.testing.assert_allclose(ref, explain.gradcam_native(m, ref_images, signed=True).mean(0))
+    np.testing.assert_allclose(explain.gradcam_native(m, x, reference=ref), np.clip(signed - ref, 0, None), atol=1e-7)
+
+
 def test_randomised_weights_change_the_maps():
     m = _eval_copy(ModelConfig("resnet18", "truncate", "layer2", "random"), 48)
     x = torch.rand(4, 1, 48, 48)
@@ -218,9 +228,17 @@ def test_overlay_png_and_cli(tmp_path, capsys):
         assert 0 < r[key] < 1
     assert r["layer"] == "layer2" and r["map_size"] == [4, 4]
     assert 0 < r["n"] <= 4 and len(list(out.glob("*.png"))) == r["n"]
-    assert main(["explain", rid, "--n", "4", "--layer", "layer1", "--runs-dir", str(store.root), "--json"]) == 0
+    assert (
+        main(["explain", rid, "--n", "4", "--layer", "layer1", "--contrast", "--runs-dir", str(store.root), "--json"])
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
-    assert r["layer"] == "layer1" and r["map_size"] == [8, 8] and 0 <= r["pointing_game"] <= r["pointing_game_ceiling"]
+    assert (
+        r["contrast"] is True
+        and r["layer"] == "layer1"
+        and r["map_size"] == [8, 8]
+        and 0 <= r["pointing_game"] <= r["pointing_game_ceiling"]
+    )
     assert main(["explain", rid, "--layer", "layer4", "--runs-dir", str(store.root)]) == 2
     assert "layer4" in capsys.readouterr().err
     assert main(["explain", "nope-123", "--runs-dir", str(store.root)]) == 2
