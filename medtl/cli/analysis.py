@@ -8,13 +8,11 @@ import math
 
 
 def similarity_configure(p: argparse.ArgumentParser) -> None:
-    from medtl.similarity import FEATURES
-
     p.add_argument("run_id")
     p.add_argument("--n", type=int, default=256, help="test images to compare on (default %(default)s)")
     p.add_argument(
         "--features",
-        choices=FEATURES,
+        choices=("flatten", "gap"),  # medtl.similarity.FEATURES (not imported: building the parser imports no torch)
         default="flatten",
         help="flatten each stage's activations (as Kornblith et al.) or average them per channel (default %(default)s)",
     )
