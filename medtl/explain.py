@@ -395,19 +395,17 @@ def explain(
 def scores(e: Explanation, tolerance: float | None = None) -> dict[str, float]:
     """Pointing game (on the native maps) and energy-in-mask over images with a non-empty mask,
     each with its exact chance level, and the best pointing score a map of this resolution can reach."""
-    out: dict = {"layer": e.layer, "map_size": list(e.map_size)}
     if e.masks is None:
-        return {"n": 0, **out}
+        return {"n": 0}
     keep = e.masks.reshape(len(e.masks), -1).any(axis=1)
     if not keep.any():
-        return {"n": 0, **out}
+        return {"n": 0}
     native = (e.maps if e.native is None else e.native)[keep]
     masks = e.masks[keep]
     pg = pointing_game_chance(masks, tolerance, native.shape[-2:])
     em_chance = float(energy_in_mask_chance(masks).mean())
     return {
         "n": int(keep.sum()),
-        **out,
         "pointing_game": float(pointing_game(native, masks, tolerance).mean()),
         "pointing_game_chance": float(pg["chance"].mean()),
         "pointing_game_ceiling": float(pg["ceiling"].mean()),
@@ -465,7 +463,7 @@ def explain_run(
     e = run_explanation(store, run_id, picked, layer, contrast)
     model = load_model(store, run_id)
     module = feature_module(model, store.config(run_id).model, layer)
-    result = {"run": run_id, "contrast": contrast, **scores(e)}
+    result = {"run": run_id, "layer": e.layer, "map_size": list(e.map_size), "contrast": contrast, **scores(e)}
     if sanity:
         x = torch.from_numpy(e.images).float() / 255
         result["randomized_weights_rank_corr"] = randomization_check(model, x, e.maps, layer=module)
