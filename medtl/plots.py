@@ -424,3 +424,41 @@ def seed_figure(values: Mapping[str, Sequence[float]], metric_label: str) -> go.
         margin=dict(l=10, r=10, t=10, b=10),
     )
     return fig
+
+
+def cka_figure(results: Mapping[str, Mapping]) -> go.Figure:
+    """Linear CKA per stage (bottom → top) between each run's network before and after training
+    (solid), and between an independent random network and the trained one (dotted, the
+    baseline); ``results`` maps a label to :func:`medtl.similarity.run_similarity`'s output."""
+    fig = go.Figure()
+    order: list[str] = []
+    for i, (label, r) in enumerate(results.items()):
+        color = PALETTE[i % len(PALETTE)]
+        order += [s for s in r["stages"] if s not in order]
+        fig.add_scatter(
+            x=r["stages"],
+            y=r["cka_initial"],
+            mode="lines+markers",
+            name=f"{label}: vs its initialisation ({r['init']})",
+            line=dict(color=color, width=2.5),
+            marker=dict(size=9),
+            hovertemplate="%{x}: CKA %{y:.3f}<extra>" + label + "</extra>",
+        )
+        fig.add_scatter(
+            x=r["stages"],
+            y=r["cka_random"],
+            mode="lines+markers",
+            name=f"{label}: vs a random network",
+            line=dict(color=color, width=1.5, dash="dot"),
+            marker=dict(size=6, symbol="x"),
+            hovertemplate="%{x}: CKA %{y:.3f} (random baseline)<extra>" + label + "</extra>",
+        )
+    fig.update_layout(
+        template="plotly_white",
+        height=420,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=-0.25),
+        xaxis=dict(title="stage (bottom → top of the network)", categoryorder="array", categoryarray=order),
+        yaxis=dict(title="linear CKA with the trained network", range=[0, 1.05]),
+    )
+    return fig

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from medtl import __version__
-from medtl.cli import advise, explore, runs
+from medtl.cli import advise, analysis, explore, runs
 
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, KeyError)
 
@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         runs.explain_run,
     ),
     "advise": ("score every cut of a pretrained backbone before training", advise.advise_configure, advise.advise_run),
+    "similarity": (
+        "linear CKA per cut between a run's network before and after training",
+        analysis.similarity_configure,
+        analysis.similarity_run,
+    ),
 }
 
 
