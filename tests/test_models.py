@@ -98,10 +98,11 @@ def test_cut_table_agrees_with_built_models():
 
 
 def test_truncated_models_are_smaller_and_faster():
-    small = profile(build(ModelConfig("resnet50", "truncate", "layer2", "random"), 64), 64, batches=(8,), repeats=3)
-    big = profile(build(ModelConfig("resnet50", "finetune", "full", "random"), 64), 64, batches=(8,), repeats=3)
+    small = profile(build(ModelConfig("resnet50", "truncate", "layer2", "random"), 64), 64, batches=(8,), min_time=0.2)
+    big = profile(build(ModelConfig("resnet50", "finetune", "full", "random"), 64), 64, batches=(8,), min_time=0.2)
     assert small["params"] < big["params"] / 10
     assert small["macs"] < big["macs"] / 2
+    assert small["latency_ms_b8"] < big["latency_ms_b8"]  # single-threaded medians: stable enough to order
 
 
 def test_cbr_minimum_sizes_and_error():

@@ -6,7 +6,6 @@ counting convolutions and matrix products as the usual tables do).
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -32,29 +31,49 @@ def macs(model: nn.Module, image_size: int, in_channels: int = 1) -> int:
     return int(counter.get_total_flops() // 2)
 
 
-def latency_ms(model: nn.Module, image_size: int, batch: int = 1, in_channels: int = 1, repeats: int = 10) -> float:
-    """Median wall time per image, in ms, of an eval-mode forward pass on the CPU."""
+def latency(
+    model: nn.Module, image_size: int, batch: int = 1, in_channels: int = 1, min_time: float = 0.5, warmup: float = 0.1
+) -> dict[str, float]:
+    """Per-image CPU latency of an eval-mode forward pass: median and interquartile range, in ms.
+
+    Measured to be repeatable on a busy machine: single-threaded (other work competes for the
+    cores, and thread counts differ between machines), after ``warmup`` seconds of untimed passes
+    (allocator and oneDNN kernel caches), with ``torch.utils.benchmark``'s ``blocked_autorange``
+    over at least ``min_time`` seconds, and reported as the median with its spread."""
+    from torch.utils import benchmark
+
     x = torch.rand(batch, in_channels, image_size, image_size)
-    was = model.training
+    was, threads = model.training, torch.get_num_threads()
     model.eval()
-    times = []
-    with torch.inference_mode():
-        model(x)  # warm-up
-        for _ in range(repeats):
-            t = time.perf_counter()
+    try:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            end = time.perf_counter() + warmup
             model(x)
-            times.append(time.perf_counter() - t)
-    model.train(was)
-    return 1e3 * statistics.median(times) / batch
+            while time.perf_counter() < end:
+                model(x)
+        timer = benchmark.Timer(
+            "with torch.inference_mode(): model(x)", globals={"model": model, "x": x, "torch": torch}, num_threads=1
+        )
+        m = timer.blocked_autorange(min_run_time=min_time)
+    finally:
+        torch.set_num_threads(threads)
+        model.train(was)
+    return {"median_ms": 1e3 * m.median / batch, "iqr_ms": 1e3 * m.iqr / batch, "samples": len(m.times)}
+
+
+def latency_ms(model: nn.Module, image_size: int, batch: int = 1, in_channels: int = 1, min_time: float = 0.5) -> float:
+    """Median per-image CPU latency in ms (see :func:`latency`)."""
+    return latency(model, image_size, batch, in_channels, min_time)["median_ms"]
 
 
 def profile(
-    model: nn.Module, image_size: int, in_channels: int = 1, batches: tuple[int, ...] = (1, 32), repeats: int = 10
+    model: nn.Module, image_size: int, in_channels: int = 1, batches: tuple[int, ...] = (1, 32), min_time: float = 0.5
 ) -> dict[str, float]:
     """Parameters, MACs and latency per image at each batch size (``latency_ms_b1``, ...)."""
     out: dict[str, float] = {**count_params(model), "macs": macs(model, image_size, in_channels)}
     for b in batches:
-        out[f"latency_ms_b{b}"] = latency_ms(model, image_size, b, in_channels, repeats)
+        out[f"latency_ms_b{b}"] = latency_ms(model, image_size, b, in_channels, min_time)
     return out
 
 
