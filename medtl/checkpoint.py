@@ -119,7 +119,31 @@ class ModelCheckpoint:
         model.load_state_dict(ck["state_dict"])
 
 
-def save_resume_state(store: RunStore, run_id: str, state: dict[str, Any]) -> None:
+def save_resume_state(
+    store: RunStore,
+    run_id: str,
+    model,
+    opt,
+    sched,
+    gen: torch.Generator,
+    epoch: int,
+    selection: ModelCheckpoint,
+    seen: int,
+    train_seconds: float,
+) -> None:
+    """Write ``last.pt`` after epoch ``epoch`` (0-based): everything :func:`restore` needs."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else None,
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "best_score": selection.best_score,
+        "best_epoch": selection.best_epoch,
+        "seen": seen,
+        "train_seconds": train_seconds,
+    }
     store.save_checkpoint(run_id, RESUME_FILE, state)
 
 
@@ -129,3 +153,17 @@ def load_resume_state(store: RunStore, run_id: str, device) -> dict[str, Any] | 
     if not p.is_file():
         return None
     return torch.load(p, map_location=device, weights_only=True)
+
+
+def restore(
+    ck: dict[str, Any], model, opt, sched, gen: torch.Generator, selection: ModelCheckpoint
+) -> tuple[int, int, float]:
+    """Put a ``last.pt`` dict back into the training objects; returns (next epoch, images seen, training seconds)."""
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    if sched is not None and ck.get("scheduler"):
+        sched.load_state_dict(ck["scheduler"])
+    gen.set_state(ck["generator"])
+    torch.set_rng_state(ck["torch_rng"])
+    selection.best_score, selection.best_epoch = float(ck["best_score"]), int(ck["best_epoch"])
+    return int(ck["epoch"]) + 1, int(ck["seen"]), float(ck["train_seconds"])

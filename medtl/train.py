@@ -34,7 +34,7 @@ from scipy.special import expit, softmax
 from torch import nn
 
 from medtl import metrics as M
-from medtl.checkpoint import ModelCheckpoint, load_resume_state, model_record, save_resume_state
+from medtl.checkpoint import ModelCheckpoint, load_resume_state, model_record, restore, save_resume_state
 from medtl.config import RunConfig
 from medtl.data import ImageSet, load
 from medtl.data.augment import AugmentConfig, batches, normalization_stats
@@ -304,6 +304,22 @@ class _Progress:
         )
 
 
+@dataclass
+class _Setup:
+    """What a run builds once: its data, network, loss, optimiser and schedule, step and checkpoint selection."""
+
+    device: torch.device
+    data: ImageSet
+    model: nn.Module
+    channels_last: bool
+    loss_fn: Callable
+    opt: torch.optim.Optimizer
+    sched: object
+    step: Callable
+    steps: int
+    selection: ModelCheckpoint
+
+
 class Trainer:
     """One run: builds data and model from the config, trains, evaluates, records."""
 
@@ -322,7 +338,6 @@ class Trainer:
         self.callback = callback or (lambda e: None)
         self.throttle = _Throttle()
         self.folder = store.path(run_id)
-        self.warning: str | None = None
 
     def emit(self, event: dict, persist: bool = False) -> None:
         self.callback(event)
@@ -364,12 +379,9 @@ class Trainer:
 
     # --- the run ------------------------------------------------------------------------------------
 
-    def _fit(self, resume: bool) -> dict:
+    def _setup(self, device: torch.device) -> _Setup:
+        """Data, the network as built, loss, optimiser, schedule and the step function."""
         cfg, tc = self.cfg, self.cfg.train
-        gen = seed_everything(tc.seed)
-        device = pick_device(tc.device)
-        if tc.threads:
-            torch.set_num_threads(tc.threads)
         data = load(
             cfg.data, progress=lambda d, t, what: self.emit({"type": "data", "phase": what, "done": d, "total": t})
         )
@@ -378,14 +390,13 @@ class Trainer:
         mcfg = cfg.model if cfg.model.num_outputs == n_out else cfg.model.replace(num_outputs=n_out)
         norm = None if mcfg.init != "random" else normalization_stats(data)
         model = build(mcfg, data.image_size, data.channels, norm, runs_dir=self.store.root)
-        record = model_record(mcfg, model, data.image_size, data.channels)  # before channels_last/compile
+        record = model_record(mcfg, model, data.image_size, data.channels)  # what model.pt says was built
         # NHWC convolutions are faster on CUDA and with oneDNN on CPU (1.2-1.5x per step measured on a 2-core Xeon)
         channels_last = device.type in ("cuda", "cpu")
         model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
         # compile only the training step: one graph (fixed batch shape, train mode), compiled once;
         # evaluation and checkpoints use the eager module, whose parameters the compiled one shares
         forward = torch.compile(model) if tc.compile else model
-
         loss_fn = make_loss(data.y(data.splits["train"]), data.exclusive, device)
         n_train = data.splits["train"].size
         steps = max(1, n_train // tc.batch_size if n_train > tc.batch_size else 1)  # the last partial batch is dropped
@@ -393,101 +404,102 @@ class Trainer:
         sched = make_scheduler(opt, tc, steps)
         ctx, scaler = _autocast(device)
         step = make_step(forward, loss_fn, opt, sched, ctx, scaler)
-        aug = AugmentConfig() if tc.augment else None
-        # on the CPU a check costs nothing, so every step is checked (and the message names the batch exactly)
-        check_every = 1 if device.type == "cpu" else self.check_every_cuda
+        selection = ModelCheckpoint(self.store, self.run_id, tc.select_by, record, cfg.to_json())
+        return _Setup(device, data, model, channels_last, loss_fn, opt, sched, step, steps, selection)
 
-        best = ModelCheckpoint(self.store, self.run_id, tc.select_by, record, cfg.to_json())
+    def _fit(self, resume: bool) -> dict:
+        tc = self.cfg.train
+        gen = seed_everything(tc.seed)
+        device = pick_device(tc.device)
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        s = self._setup(device)
         start_epoch, seen, train_seconds = 0, 0, 0.0
         ck = load_resume_state(self.store, self.run_id, device) if resume else None
         if ck is not None:
             self.store.remove_partial_writes(self.run_id)  # a temp file left by a kill during a save
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if sched is not None and ck.get("scheduler"):
-                sched.load_state_dict(ck["scheduler"])
-            gen.set_state(ck["generator"])
-            torch.set_rng_state(ck["torch_rng"])
-            start_epoch, best.best_score, best.best_epoch = (
-                int(ck["epoch"]) + 1,
-                float(ck["best_score"]),
-                int(ck["best_epoch"]),
-            )
-            seen, train_seconds = int(ck["seen"]), float(ck["train_seconds"])
+            start_epoch, seen, train_seconds = restore(ck, s.model, s.opt, s.sched, gen, s.selection)
             self.store.truncate_history(self.run_id, start_epoch)
-        stopper = EarlyStopping(tc.patience, start_epoch - 1 - best.best_epoch if best.best_epoch >= 0 else 0)
+        stale = start_epoch - 1 - s.selection.best_epoch if s.selection.best_epoch >= 0 else 0
+        stopper = EarlyStopping(tc.patience, stale)
 
         if tc.compile:
             self.emit({"type": "status", "phase": "compiling the training step (torch.compile, once)"}, persist=True)
         chance_loss = None
         for epoch in range(start_epoch, tc.epochs):
-            model.train()
-            t0 = time.perf_counter()
-            loader = batches(data, "train", tc.batch_size, device, True, gen, aug, True, channels_last)
-            train_loss, n_seen = train_one_epoch(
-                step,
-                self._cancellable(loader),
-                epoch,
-                check_every,
-                _Progress(self.emit, epoch, tc.epochs, steps),
-                lambda first=epoch == start_epoch: _compile_errors(tc.compile and first),
-            )
-            epoch_seconds = time.perf_counter() - t0
-            train_seconds += epoch_seconds
-            seen += n_seen
-            self._check_cancel()
-
-            t_val = time.perf_counter()
-            val = evaluate(model, data, "val", loss_fn, device, tc.batch_size * 2, channels_last)
-            chance_loss = val["chance_loss"]
-            hist = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "val_loss": val["loss"],
-                "val_auroc": val["auroc"],
-                "val_auprc": val["auprc"],
-                "lr": opt.param_groups[-1]["lr"],
-                "seconds": epoch_seconds,
-                "val_seconds": time.perf_counter() - t_val,
-                "images_per_s": n_seen / max(epoch_seconds, 1e-9),
-            }
+            hist, chance_loss = self._epoch(s, epoch, gen, first=epoch == start_epoch)
+            seen, train_seconds = seen + hist.pop("n_seen"), train_seconds + hist["seconds"]
             self.store.append_history(self.run_id, hist)
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(val["loss"])
-            improved = best.update(epoch, hist, model)
+            if isinstance(s.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                s.sched.step(hist["val_loss"])
+            improved = s.selection.update(epoch, hist, s.model)
             save_resume_state(
-                self.store,
-                self.run_id,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict() if sched is not None else None,
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch,
-                    "best_score": best.best_score,
-                    "best_epoch": best.best_epoch,
-                    "seen": seen,
-                    "train_seconds": train_seconds,
-                },
+                self.store, self.run_id, s.model, s.opt, s.sched, gen, epoch, s.selection, seen, train_seconds
             )
-            self.emit({"type": "epoch", **hist, "epochs": tc.epochs, "best_epoch": best.best_epoch + 1}, persist=True)
+            self.emit(
+                {"type": "epoch", **hist, "epochs": tc.epochs, "best_epoch": s.selection.best_epoch + 1}, persist=True
+            )
             if stopper.step(improved):
                 self.emit({"type": "status", "phase": f"early stop after epoch {epoch + 1}"}, persist=True)
                 break
 
         if chance_loss is None:  # resumed after the last epoch: only the test evaluation was left
-            chance_loss = evaluate(model, data, "val", loss_fn, device, tc.batch_size * 2, channels_last)["chance_loss"]
+            chance_loss = self._validate(s)["chance_loss"]
         warning = divergence_warning(self.store.history(self.run_id), chance_loss)
-        return self._test(model, data, device, channels_last, seen, train_seconds, best, warning)
+        return self._test(s, seen, train_seconds, warning)
+
+    def _validate(self, s: _Setup) -> dict:
+        return evaluate(s.model, s.data, "val", s.loss_fn, s.device, self.cfg.train.batch_size * 2, s.channels_last)
+
+    def _epoch(self, s: _Setup, epoch: int, gen: torch.Generator, first: bool) -> tuple[dict, float]:
+        """Train one epoch and validate; returns the history record (with ``n_seen``) and the chance loss."""
+        tc = self.cfg.train
+        s.model.train()
+        t0 = time.perf_counter()
+        aug = AugmentConfig() if tc.augment else None
+        loader = batches(s.data, "train", tc.batch_size, s.device, True, gen, aug, True, s.channels_last)
+        # on the CPU a check costs nothing, so every step is checked (and the message names the batch exactly)
+        check_every = 1 if s.device.type == "cpu" else self.check_every_cuda
+        train_loss, n_seen = train_one_epoch(
+            s.step,
+            self._cancellable(loader),
+            epoch,
+            check_every,
+            _Progress(self.emit, epoch, tc.epochs, s.steps),
+            lambda: _compile_errors(tc.compile and first),
+        )
+        seconds = time.perf_counter() - t0
+        self._check_cancel()
+        t_val = time.perf_counter()
+        val = self._validate(s)
+        hist = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "val_loss": val["loss"],
+            "val_auroc": val["auroc"],
+            "val_auprc": val["auprc"],
+            "lr": s.opt.param_groups[-1]["lr"],
+            "seconds": seconds,
+            "val_seconds": time.perf_counter() - t_val,
+            "images_per_s": n_seen / max(seconds, 1e-9),
+            "n_seen": n_seen,
+        }
+        return hist, val["chance_loss"]
 
     def _cancellable(self, loader: Iterable) -> Iterable:
         for item in loader:
             self._check_cancel()
             yield item
 
-    def _test(self, model, data: ImageSet, device, channels_last, seen, train_seconds, best, warning) -> dict:
-        tc = self.cfg.train
+    def _test(self, s: _Setup, seen: int, train_seconds: float, warning: str | None) -> dict:
+        tc, model, data, device, channels_last, best = (
+            self.cfg.train,
+            s.model,
+            s.data,
+            s.device,
+            s.channels_last,
+            s.selection,
+        )
         self.emit({"type": "status", "phase": "evaluating on the test split"}, persist=True)
         best.load_best(model, device)
         logits, y, idx = predict(model, data, "test", device, tc.batch_size * 2, channels_last)
