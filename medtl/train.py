@@ -170,10 +170,10 @@ def predict(model: nn.Module, data: ImageSet, split: str, device, batch_size: in
     ys, ls, ix = [], [], []
     for x, y, idx in batches(data, split, batch_size, device, channels_last=channels_last):
         with ctx:
-            ls.append(model(x).float().cpu().numpy())
-        ys.append(y.cpu().numpy())
+            ls.append(model(x).float())  # kept on the device: one copy to the host at the end, not one per batch
+        ys.append(y)
         ix.append(idx)
-    logits, y = np.concatenate(ls), np.concatenate(ys)
+    logits, y = torch.cat(ls).cpu().numpy(), torch.cat(ys).cpu().numpy()
     return (logits[:, 0] if y.ndim == 1 else logits), y, np.concatenate(ix)
 
 
