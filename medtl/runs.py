@@ -143,13 +143,13 @@ class RunStore:
         atomic_write(path, lambda f: torch.save(obj, f))
         return path
 
-    def remove_partial_writes(self, run_id: str) -> list[str]:
-        """Delete temporary files a killed writer left behind (``.<name>.*``); returns their names."""
+    def remove_partial_checkpoints(self, run_id: str) -> list[str]:
+        """Delete the temporary files of checkpoint saves that a killed process left behind
+        (``.<name>.pt.*``); returns their names."""
         gone = []
-        for p in self.path(run_id).glob(".*"):
-            if p.is_file():
-                p.unlink(missing_ok=True)
-                gone.append(p.name)
+        for p in self.path(run_id).glob(".*.pt.*"):
+            p.unlink(missing_ok=True)
+            gone.append(p.name)
         return gone
 
     def delete(self, run_id: str) -> None:

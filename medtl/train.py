@@ -415,9 +415,10 @@ class Trainer:
             torch.set_num_threads(tc.threads)
         s = self._setup(device)
         start_epoch, seen, train_seconds = 0, 0, 0.0
+        if resume:
+            self.store.remove_partial_checkpoints(self.run_id)  # left by a kill during a save
         ck = load_resume_state(self.store, self.run_id, device) if resume else None
         if ck is not None:
-            self.store.remove_partial_writes(self.run_id)  # a temp file left by a kill during a save
             start_epoch, seen, train_seconds = restore(ck, s.model, s.opt, s.sched, gen, s.selection)
             self.store.truncate_history(self.run_id, start_epoch)
         stale = start_epoch - 1 - s.selection.best_epoch if s.selection.best_epoch >= 0 else 0
