@@ -89,7 +89,9 @@ class ModelCheckpoint:
     (as Lightning's ``ModelCheckpoint`` with ``save_top_k=1``).
 
     ``monitor`` is ``val_loss`` (lower is better) or a history key where higher is better
-    (``val_auroc``, ``val_auprc``); a NaN score never wins."""
+    (``val_auroc``, ``val_auprc``). The first epoch is always kept, so that ``model.pt`` exists even
+    when no epoch has a finite score (a diverged run is then reported with a warning, not lost);
+    after it, a NaN score never wins."""
 
     def __init__(self, store: RunStore, run_id: str, monitor: str, record: dict[str, Any], config_json: str):
         self.store, self.run_id, self.monitor = store, run_id, monitor
@@ -103,7 +105,7 @@ class ModelCheckpoint:
     def update(self, epoch: int, history_record: dict, model: nn.Module) -> bool:
         """Record epoch ``epoch`` (0-based); write ``model.pt`` and return True where it is the best so far."""
         s = self.score(history_record)
-        if s <= self.best_score:
+        if self.best_epoch >= 0 and s <= self.best_score:
             return False
         self.best_score, self.best_epoch = s, epoch
         self.store.save_checkpoint(

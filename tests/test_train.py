@@ -525,3 +525,26 @@ def test_latency_of_the_same_model_is_repeatable():
     assert torch.get_num_threads() == threads  # restored
     assert a["samples"] >= 5 and a["iqr_ms"] >= 0
     assert abs(a["median_ms"] - b["median_ms"]) <= 0.2 * min(a["median_ms"], b["median_ms"]), (a, b)
+
+
+def test_model_checkpoint_keeps_the_best_and_always_the_first(tmp_path):
+    """Selection by validation loss: the first epoch is kept even with a NaN score (model.pt must
+    exist for a diverged run), a finite score then wins, a worse or NaN one does not."""
+    from medtl import checkpoint
+    from medtl.models import build
+
+    store = RunStore(tmp_path)
+    cfg = tiny(epochs=1)
+    rid = store.create(cfg)
+    model = build(cfg.model, 32)
+    sel = checkpoint.ModelCheckpoint(store, rid, "val_loss", {"config": cfg.model.to_dict()}, cfg.to_json())
+    assert [
+        sel.update(e, {"val_loss": v}, model) for e, v in enumerate([float("nan"), 0.9, 1.2, float("nan"), 0.5])
+    ] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert sel.best_epoch == 4 and checkpoint.read(store.path(rid) / "model.pt")["epoch"] == 5
