@@ -440,6 +440,10 @@ def test_model_pt_records_the_network_as_built(tmp_path):
         k[len("backbone.") :] for k in ck["state_dict"] if k.startswith("backbone.")
     }
 
+    from medtl.models import build
+
+    child = build(cfg.model.replace(init=f"run:{rid}"), 32, runs_dir=store.root)  # init from the run's backbone
+    torch.testing.assert_close(child.backbone.conv1.weight, ck["state_dict"]["backbone.conv1.weight"])
     old = {k: v for k, v in ck.items() if k != "model"}  # the format before the record
     torch.save(old, store.path(rid) / "model.pt")
     again = load_model(store, rid)
