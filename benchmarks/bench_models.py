@@ -30,7 +30,7 @@ def main() -> None:
             for cut in cuts:
                 cfg = ModelConfig(backbone, "finetune" if cut == "full" else "truncate", cut, "random")
                 model = build(cfg, size)
-                results[cut] = profile(model, size, batches=(1, 32), repeats=5 if size == 64 else 3)
+                results[cut] = profile(model, size, batches=(1, 32), min_time=1.0)
             base = results["full"]
             for cut, r in results.items():
                 rows.append(

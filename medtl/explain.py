@@ -49,29 +49,29 @@ from captum.attr import LayerAttribution, LayerGradCam
 from scipy.ndimage import distance_transform_edt
 from torch import nn
 
+from medtl.checkpoint import MODEL_FILE, rebuild
+from medtl.checkpoint import read as read_checkpoint
 from medtl.config import ModelConfig
 from medtl.data import ImageSet
 from medtl.data.preview import outline
-from medtl.models import build, registry
+from medtl.models import registry
 from medtl.models.transfer import TransferNet
 from medtl.runs import RunStore
 from medtl.strategies import get_strategy
 
 
 def load_model(store: RunStore, run_id: str) -> TransferNet:
-    """A fresh eval-mode copy of a run's selected model, in-place ReLUs replaced."""
+    """A fresh eval-mode copy of a run's selected model, in-place ReLUs replaced.
+
+    Rebuilt from the model record in ``model.pt`` (the network as trained: outputs, input
+    channels, normalisation); older files without one fall back to the run's config."""
     cfg = store.config(run_id)
-    path = store.path(run_id) / "model.pt"
+    path = store.path(run_id) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"Run {run_id} has no model.pt: it has not finished (state {store.status(run_id).get('state')})"
         )
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    sd = ck["state_dict"]
-    n_out = sd[next(k for k in reversed(list(sd)) if k.startswith("head.") and k.endswith("weight"))].shape[0]
-    in_ch = 1 if cfg.model.grayscale == "fold" else (3 if sd["adapter.mean"].numel() == 3 else 1)
-    model = build(cfg.model.replace(init="random", num_outputs=n_out), cfg.data.image_size, in_ch)
-    model.load_state_dict(sd)
+    model = rebuild(read_checkpoint(path), cfg.model, cfg.data.image_size)
     for m in model.modules():
         if isinstance(m, nn.ReLU):
             m.inplace = False

@@ -16,8 +16,9 @@ import secrets
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -32,13 +33,20 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write via a temporary file in the same folder and ``os.replace``: readers never see half a file."""
+def atomic_write(path: Path, data: bytes | str | Callable[[BinaryIO], None]) -> None:
+    """Write via a temporary file in the same folder and ``os.replace``: readers never see half a file.
+
+    ``data`` is the content, or a function that writes it to the open binary file (a serialiser
+    such as ``torch.save``, so that a large object is not held twice in memory). A process killed
+    mid-write leaves the previous file intact and a ``.<name>.*`` temporary file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -130,11 +138,25 @@ class RunStore:
         atomic_write(self.path(run_id) / "metrics.json", json.dumps(metrics, indent=1, default=_json_default))
 
     def write_predictions(self, run_id: str, **arrays: np.ndarray) -> None:
-        p = self.path(run_id) / "predictions.npz"
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".pred.", suffix=".npz")
-        os.close(fd)
-        np.savez(tmp, **arrays)
-        os.replace(tmp, p)
+        atomic_write(self.path(run_id) / "predictions.npz", lambda f: np.savez(f, **arrays))
+
+    def save_checkpoint(self, run_id: str, name: str, obj: Any) -> Path:
+        """Serialise ``obj`` with ``torch.save`` to ``<run>/<name>`` atomically: the one writer of
+        checkpoint files, so a kill during a save never leaves a truncated ``model.pt``/``last.pt``."""
+        import torch  # only the trainer writes checkpoints; reading runs needs no torch
+
+        path = self.path(run_id) / name
+        atomic_write(path, lambda f: torch.save(obj, f))
+        return path
+
+    def remove_partial_checkpoints(self, run_id: str) -> list[str]:
+        """Delete the temporary files of checkpoint saves that a killed process left behind
+        (``.<name>.pt.*``); returns their names."""
+        gone = []
+        for p in self.path(run_id).glob(".*.pt.*"):
+            p.unlink(missing_ok=True)
+            gone.append(p.name)
+        return gone
 
     def delete(self, run_id: str) -> None:
         shutil.rmtree(self._require(run_id))

@@ -1,9 +1,19 @@
-"""The training loop: fit, validate, select, early-stop, evaluate, record.
+"""The training loop in parts: one epoch, one evaluation, the run around them.
 
 ``run(cfg, store, run_id)`` trains one :class:`~medtl.config.RunConfig` and writes everything the
 run-folder contract asks for. It never raises for a failing run: errors (bad input, out of
 memory, NaN loss) and cancellation are recorded in ``status.json`` with a readable message.
-Progress goes to an optional callback (events as dicts) and, throttled, to ``status.json``.
+Progress goes to an optional callback (events as dicts, a few per second) and, throttled, to
+``status.json``.
+
+The parts, as torchvision's ``references/classification`` splits them: :func:`train_one_epoch`
+and :func:`evaluate` here; which epoch is kept (:class:`~medtl.checkpoint.ModelCheckpoint`),
+when to stop (:class:`~medtl.monitors.EarlyStopping`) and whether the run diverged
+(:func:`~medtl.monitors.divergence_warning`) in their own modules; :class:`Trainer` wires them.
+
+On CUDA the loop never waits for the GPU per step: losses stay on the device and are checked
+for NaN/inf every ``check_every`` steps and at the end of the epoch (the message names the first
+bad batch); the host reads them only for the throttled progress events.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -24,11 +34,13 @@ from scipy.special import expit, softmax
 from torch import nn
 
 from medtl import metrics as M
+from medtl.checkpoint import ModelCheckpoint, load_resume_state, model_record, restore, save_resume_state
 from medtl.config import RunConfig
 from medtl.data import ImageSet, load
 from medtl.data.augment import AugmentConfig, batches, normalization_stats
 from medtl.models import build, param_groups
-from medtl.models.profile import count_params, latency_ms, macs
+from medtl.models.profile import count_params, latency, macs
+from medtl.monitors import EarlyStopping, divergence_warning
 from medtl.runs import RunStore, now
 
 Callback = Callable[[dict], None]
@@ -158,17 +170,100 @@ def predict(model: nn.Module, data: ImageSet, split: str, device, batch_size: in
     ys, ls, ix = [], [], []
     for x, y, idx in batches(data, split, batch_size, device, channels_last=channels_last):
         with ctx:
-            ls.append(model(x).float().cpu().numpy())
-        ys.append(y.cpu().numpy())
+            ls.append(model(x).float())  # kept on the device: one copy to the host at the end, not one per batch
+        ys.append(y)
         ix.append(idx)
-    logits, y = np.concatenate(ls), np.concatenate(ys)
+    logits, y = torch.cat(ls).cpu().numpy(), torch.cat(ys).cpu().numpy()
     return (logits[:, 0] if y.ndim == 1 else logits), y, np.concatenate(ix)
+
+
+# --- the parts --------------------------------------------------------------------------------------
+
+
+def make_step(forward, loss_fn, opt, sched, ctx, scaler) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """One optimisation step on a batch; returns the loss (a device tensor: reading it would sync)."""
+    per_step = sched is not None and not isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with ctx:
+            logits = forward(x)
+            loss = loss_fn(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        if per_step:
+            sched.step()
+        return loss.detach()
+
+    return step
+
+
+def _check_finite(losses: list[torch.Tensor], lo: int, hi: int, epoch: int) -> None:
+    """Raise :class:`NonFiniteLoss` naming the first batch in ``[lo, hi)`` whose loss is NaN/inf (one sync)."""
+    if hi <= lo:
+        return
+    window = torch.stack(losses[lo:hi])
+    bad = ~torch.isfinite(window)
+    if bool(bad.any()):
+        k = int(bad.nonzero()[0, 0])
+        where = f"batch {lo + k + 1}" + (f" (checked batches {lo + 1}-{hi})" if hi - lo > 1 else "")
+        raise NonFiniteLoss(
+            f"The loss became {window[k].item()} at epoch {epoch + 1}, {where}: training diverged. "
+            "Lower the learning rate (e.g. 10x)"
+        )
+
+
+def train_one_epoch(
+    step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loader: Iterable,
+    epoch: int,
+    check_every: int = 1,
+    on_batch: Callable[[int, int, Callable[[], float]], None] | None = None,
+    first_step_guard=nullcontext,
+) -> tuple[float, int]:
+    """Train over ``loader``'s ``(x, y, idx)`` batches; returns (mean loss per image, images seen).
+
+    Losses stay on the device; they are checked for NaN/inf every ``check_every`` batches and at
+    the end. ``on_batch(b, n_seen, mean_loss)`` is called after each batch (``b`` 0-based) with a
+    function that reads the running mean loss (a host sync: call it only when reporting).
+    ``first_step_guard()`` wraps the first step (turns compiler errors into one message)."""
+    losses: list[torch.Tensor] = []  # loss x batch size per batch, on the device
+    n_seen, checked = 0, 0
+    for b, (x, y, _) in enumerate(loader):
+        with first_step_guard() if b == 0 else nullcontext():
+            loss = step(x, y)
+        losses.append(loss * len(x))
+        n_seen += len(x)
+        if b + 1 - checked >= check_every:
+            _check_finite(losses, checked, b + 1, epoch)
+            checked = b + 1
+        if on_batch is not None:
+            on_batch(b, n_seen, lambda n=n_seen: float(torch.stack(losses).sum()) / n)
+    _check_finite(losses, checked, len(losses), epoch)
+    total = float(torch.stack(losses).float().cpu().double().sum()) if losses else 0.0
+    return total / max(n_seen, 1), n_seen
+
+
+def evaluate(
+    model: nn.Module, data: ImageSet, split: str, loss_fn, device, batch_size: int, channels_last=False
+) -> dict:
+    """Loss, AUROC and AUPRC of ``model`` on a split, and the *chance loss* (every logit 0) for reference."""
+    logits, y, _ = predict(model, data, split, device, batch_size, channels_last)
+    lt, yt = torch.from_numpy(logits).to(device), torch.from_numpy(y).to(device)
+    with torch.no_grad():
+        loss, chance = float(loss_fn(lt, yt)), float(loss_fn(torch.zeros_like(lt), yt))
+    return {"loss": loss, **binary_metrics(y, scores(logits, data.exclusive)), "chance_loss": chance}
 
 
 @dataclass
 class _Throttle:
     every: float = 0.5
-    last: float = 0.0
+    last: float = -float("inf")
 
     def ready(self) -> bool:
         t = time.monotonic()
@@ -178,8 +273,57 @@ class _Throttle:
         return False
 
 
+class _Progress:
+    """Batch events with images/s and ETA, at most one per ``every`` seconds (plus each epoch's last batch)."""
+
+    def __init__(self, emit: Callable[[dict], None], epoch: int, epochs: int, steps: int, every: float = 0.25):
+        self.emit, self.epoch, self.epochs, self.steps = emit, epoch, epochs, steps
+        self.throttle, self.t0 = _Throttle(every), time.perf_counter()
+        self.t_first = self.t0
+
+    def __call__(self, b: int, n_seen: int, mean_loss: Callable[[], float]) -> None:
+        if b == 0:  # the first batch carries one-off costs (compilation, warm-up): rates start after it
+            self.t_first = time.perf_counter()
+            per_batch = self.t_first - self.t0
+        elif not (self.throttle.ready() or b + 1 == self.steps):
+            return
+        else:
+            per_batch = (time.perf_counter() - self.t_first) / b
+        left = ((self.steps - b - 1) + (self.epochs - self.epoch - 1) * self.steps) * per_batch
+        self.emit(
+            {
+                "type": "batch",
+                "epoch": self.epoch + 1,
+                "epochs": self.epochs,
+                "batch": b + 1,
+                "batches": self.steps,
+                "loss": mean_loss(),
+                "images_per_s": n_seen / (b + 1) / max(per_batch, 1e-9),
+                "eta_s": left,
+            }
+        )
+
+
+@dataclass
+class _Setup:
+    """What a run builds once: its data, network, loss, optimiser and schedule, step and checkpoint selection."""
+
+    device: torch.device
+    data: ImageSet
+    model: nn.Module
+    channels_last: bool
+    loss_fn: Callable
+    opt: torch.optim.Optimizer
+    sched: object
+    step: Callable
+    steps: int
+    selection: ModelCheckpoint
+
+
 class Trainer:
     """One run: builds data and model from the config, trains, evaluates, records."""
+
+    check_every_cuda = 50  # steps between NaN/inf checks on an accelerator (each check waits for the device)
 
     def __init__(
         self,
@@ -202,7 +346,7 @@ class Trainer:
 
     def run(self, resume: bool = False) -> dict:
         """Train and evaluate; returns the final status. Never raises for a failing run."""
-        self.store.write_status(self.run_id, state="running", started=now(), pid=os.getpid(), error=None)
+        self.store.write_status(self.run_id, state="running", started=now(), pid=os.getpid(), error=None, warning=None)
         self.emit({"type": "status", "state": "running", "phase": "loading data"}, persist=True)
         try:
             metrics = self._fit(resume)
@@ -221,7 +365,8 @@ class Trainer:
             if "out of memory" in msg.lower():
                 return self._finish("failed", error="Out of memory: lower the batch size or the image size")
             return self._finish("failed", error=f"{type(e).__name__}: {msg}", traceback=traceback.format_exc())
-        return self._finish("done", summary={k: metrics["test"][k] for k in ("auroc", "auprc", "auroc_ci", "auprc_ci")})
+        summary = {k: metrics["test"][k] for k in ("auroc", "auprc", "auroc_ci", "auprc_ci")}
+        return self._finish("done", summary=summary, warning=metrics["val"]["warning"])
 
     def _finish(self, state: str, **extra) -> dict:
         status = self.store.write_status(self.run_id, state=state, finished=now(), **extra)
@@ -232,14 +377,11 @@ class Trainer:
         if self.cancel.is_set():
             raise Cancelled()
 
-    # --- the loop -----------------------------------------------------------------------------------
+    # --- the run ------------------------------------------------------------------------------------
 
-    def _fit(self, resume: bool) -> dict:
+    def _setup(self, device: torch.device) -> _Setup:
+        """Data, the network as built, loss, optimiser, schedule and the step function."""
         cfg, tc = self.cfg, self.cfg.train
-        gen = seed_everything(tc.seed)
-        device = pick_device(tc.device)
-        if tc.threads:
-            torch.set_num_threads(tc.threads)
         data = load(
             cfg.data, progress=lambda d, t, what: self.emit({"type": "data", "phase": what, "done": d, "total": t})
         )
@@ -248,148 +390,119 @@ class Trainer:
         mcfg = cfg.model if cfg.model.num_outputs == n_out else cfg.model.replace(num_outputs=n_out)
         norm = None if mcfg.init != "random" else normalization_stats(data)
         model = build(mcfg, data.image_size, data.channels, norm, runs_dir=self.store.root)
+        record = model_record(mcfg, model, data.image_size, data.channels)  # what model.pt says was built
         # NHWC convolutions are faster on CUDA and with oneDNN on CPU (1.2-1.5x per step measured on a 2-core Xeon)
         channels_last = device.type in ("cuda", "cpu")
         model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
         # compile only the training step: one graph (fixed batch shape, train mode), compiled once;
         # evaluation and checkpoints use the eager module, whose parameters the compiled one shares
         forward = torch.compile(model) if tc.compile else model
-
         loss_fn = make_loss(data.y(data.splits["train"]), data.exclusive, device)
-
         n_train = data.splits["train"].size
         steps = max(1, n_train // tc.batch_size if n_train > tc.batch_size else 1)  # the last partial batch is dropped
         opt = make_optimizer(model, tc)
         sched = make_scheduler(opt, tc, steps)
         ctx, scaler = _autocast(device)
-        aug = AugmentConfig() if tc.augment else None
+        step = make_step(forward, loss_fn, opt, sched, ctx, scaler)
+        selection = ModelCheckpoint(self.store, self.run_id, tc.select_by, record, cfg.to_json())
+        return _Setup(device, data, model, channels_last, loss_fn, opt, sched, step, steps, selection)
 
-        best = {"score": -math.inf, "epoch": -1}
+    def _fit(self, resume: bool) -> dict:
+        tc = self.cfg.train
+        gen = seed_everything(tc.seed)
+        device = pick_device(tc.device)
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        s = self._setup(device)
         start_epoch, seen, train_seconds = 0, 0, 0.0
-        last_ckpt = self.folder / "last.pt"
-        if resume and last_ckpt.is_file():
-            ck = torch.load(last_ckpt, map_location=device, weights_only=True)
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if sched is not None and ck.get("scheduler"):
-                sched.load_state_dict(ck["scheduler"])
-            gen.set_state(ck["generator"])
-            torch.set_rng_state(ck["torch_rng"])
-            start_epoch, best = int(ck["epoch"]) + 1, {"score": float(ck["best_score"]), "epoch": int(ck["best_epoch"])}
-            seen, train_seconds = int(ck["seen"]), float(ck["train_seconds"])
+        if resume:
+            self.store.remove_partial_checkpoints(self.run_id)  # left by a kill during a save
+        ck = load_resume_state(self.store, self.run_id, device) if resume else None
+        if ck is not None:
+            start_epoch, seen, train_seconds = restore(ck, s.model, s.opt, s.sched, gen, s.selection)
             self.store.truncate_history(self.run_id, start_epoch)
+        stale = start_epoch - 1 - s.selection.best_epoch if s.selection.best_epoch >= 0 else 0
+        stopper = EarlyStopping(tc.patience, stale)
 
-        stale = start_epoch - 1 - best["epoch"] if best["epoch"] >= 0 else 0
         if tc.compile:
             self.emit({"type": "status", "phase": "compiling the training step (torch.compile, once)"}, persist=True)
+        chance_loss = None
         for epoch in range(start_epoch, tc.epochs):
-            model.train()
-            t0, total_loss, n_seen = time.perf_counter(), 0.0, 0
-            for b, (x, y, _) in enumerate(
-                batches(data, "train", tc.batch_size, device, True, gen, aug, True, channels_last)
-            ):
-                self._check_cancel()
-                with _compile_errors(tc.compile and b == 0 and epoch == start_epoch):
-                    with ctx:
-                        logits = forward(x)
-                        loss = loss_fn(logits.float(), y)
-                    if not torch.isfinite(loss):
-                        raise NonFiniteLoss(
-                            f"The loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: training diverged. "
-                            "Lower the learning rate (e.g. 10x)"
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        opt.step()
-                if sched is not None and not isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    sched.step()
-                total_loss += loss.item() * len(x)
-                n_seen += len(x)
-                now = time.perf_counter()
-                if b == 0:  # the first batch carries one-off costs (compilation, warm-up): rates start after it
-                    t_first, per_batch = now, now - t0
-                else:
-                    per_batch = (now - t_first) / b
-                ips = len(x) / max(per_batch, 1e-9)
-                left = ((steps - b - 1) + (tc.epochs - epoch - 1) * steps) * per_batch
-                self.emit(
-                    {
-                        "type": "batch",
-                        "epoch": epoch + 1,
-                        "epochs": tc.epochs,
-                        "batch": b + 1,
-                        "batches": steps,
-                        "loss": total_loss / n_seen,
-                        "images_per_s": ips,
-                        "eta_s": left,
-                    }
-                )
-            epoch_seconds = time.perf_counter() - t0
-            train_seconds += epoch_seconds
-            seen += n_seen
-            self._check_cancel()
-
-            t_val = time.perf_counter()
-            logits, yv, _ = predict(model, data, "val", device, tc.batch_size * 2, channels_last)
-            with torch.no_grad():
-                val_loss = float(loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(yv).to(device)))
-            vm = binary_metrics(yv, scores(logits, data.exclusive))
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": total_loss / max(n_seen, 1),
-                "val_loss": val_loss,
-                "val_auroc": vm["auroc"],
-                "val_auprc": vm["auprc"],
-                "lr": opt.param_groups[-1]["lr"],
-                "seconds": epoch_seconds,
-                "val_seconds": time.perf_counter() - t_val,
-                "images_per_s": n_seen / max(epoch_seconds, 1e-9),
-            }
-            self.store.append_history(self.run_id, record)
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(val_loss)
-            sel = -val_loss if tc.select_by == "val_loss" else record[tc.select_by]
-            sel = -math.inf if math.isnan(sel) else sel
-            if sel > best["score"]:
-                best, stale = {"score": sel, "epoch": epoch}, 0
-                torch.save(
-                    {"state_dict": model.state_dict(), "epoch": epoch + 1, "config": cfg.to_json()},
-                    self.folder / "model.pt",
-                )
-            else:
-                stale += 1
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict() if sched is not None else None,
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch,
-                    "best_score": best["score"],
-                    "best_epoch": best["epoch"],
-                    "seen": seen,
-                    "train_seconds": train_seconds,
-                },
-                last_ckpt,
+            hist, chance_loss = self._epoch(s, epoch, gen, first=epoch == start_epoch)
+            seen, train_seconds = seen + hist.pop("n_seen"), train_seconds + hist["seconds"]
+            self.store.append_history(self.run_id, hist)
+            if isinstance(s.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                s.sched.step(hist["val_loss"])
+            improved = s.selection.update(epoch, hist, s.model)
+            save_resume_state(
+                self.store, self.run_id, s.model, s.opt, s.sched, gen, epoch, s.selection, seen, train_seconds
             )
-            self.emit({"type": "epoch", **record, "epochs": tc.epochs, "best_epoch": best["epoch"] + 1}, persist=True)
-            if tc.patience and stale >= tc.patience:
+            self.emit(
+                {"type": "epoch", **hist, "epochs": tc.epochs, "best_epoch": s.selection.best_epoch + 1}, persist=True
+            )
+            if stopper.step(improved):
                 self.emit({"type": "status", "phase": f"early stop after epoch {epoch + 1}"}, persist=True)
                 break
 
-        return self._evaluate(model, data, device, channels_last, seen, train_seconds, best)
+        if chance_loss is None:  # resumed after the last epoch: only the test evaluation was left
+            chance_loss = self._validate(s)["chance_loss"]
+        warning = divergence_warning(self.store.history(self.run_id), chance_loss)
+        return self._test(s, seen, train_seconds, warning)
 
-    def _evaluate(self, model, data: ImageSet, device, channels_last, seen, train_seconds, best) -> dict:
+    def _validate(self, s: _Setup) -> dict:
+        return evaluate(s.model, s.data, "val", s.loss_fn, s.device, self.cfg.train.batch_size * 2, s.channels_last)
+
+    def _epoch(self, s: _Setup, epoch: int, gen: torch.Generator, first: bool) -> tuple[dict, float]:
+        """Train one epoch and validate; returns the history record (with ``n_seen``) and the chance loss."""
         tc = self.cfg.train
+        s.model.train()
+        t0 = time.perf_counter()
+        aug = AugmentConfig() if tc.augment else None
+        loader = batches(s.data, "train", tc.batch_size, s.device, True, gen, aug, True, s.channels_last)
+        # on the CPU a check costs nothing, so every step is checked (and the message names the batch exactly)
+        check_every = 1 if s.device.type == "cpu" else self.check_every_cuda
+        train_loss, n_seen = train_one_epoch(
+            s.step,
+            self._cancellable(loader),
+            epoch,
+            check_every,
+            _Progress(self.emit, epoch, tc.epochs, s.steps),
+            lambda: _compile_errors(tc.compile and first),
+        )
+        seconds = time.perf_counter() - t0
+        self._check_cancel()
+        t_val = time.perf_counter()
+        val = self._validate(s)
+        hist = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "val_loss": val["loss"],
+            "val_auroc": val["auroc"],
+            "val_auprc": val["auprc"],
+            "lr": s.opt.param_groups[-1]["lr"],
+            "seconds": seconds,
+            "val_seconds": time.perf_counter() - t_val,
+            "images_per_s": n_seen / max(seconds, 1e-9),
+            "n_seen": n_seen,
+        }
+        return hist, val["chance_loss"]
+
+    def _cancellable(self, loader: Iterable) -> Iterable:
+        for item in loader:
+            self._check_cancel()
+            yield item
+
+    def _test(self, s: _Setup, seen: int, train_seconds: float, warning: str | None) -> dict:
+        tc, model, data, device, channels_last, best = (
+            self.cfg.train,
+            s.model,
+            s.data,
+            s.device,
+            s.channels_last,
+            s.selection,
+        )
         self.emit({"type": "status", "phase": "evaluating on the test split"}, persist=True)
-        ck = torch.load(self.folder / "model.pt", map_location=device, weights_only=True)
-        model.load_state_dict(ck["state_dict"])
+        best.load_best(model, device)
         logits, y, idx = predict(model, data, "test", device, tc.batch_size * 2, channels_last)
         score = scores(logits, data.exclusive)
         self.store.write_predictions(self.run_id, index=idx, y_true=y, y_score=score)
@@ -405,9 +518,10 @@ class Trainer:
             test["labels"] = list(data.label_names)
         cpu_model = model.to("cpu", memory_format=torch.contiguous_format).eval()
         y_train = data.y(data.splits["train"])
+        lat = latency(cpu_model, data.image_size, 1, data.channels)
         metrics = {
             "test": test,
-            "val": {"best_epoch": best["epoch"] + 1, "selected_by": tc.select_by},
+            "val": {"best_epoch": best.best_epoch + 1, "selected_by": tc.select_by, "warning": warning},
             "train": {
                 "n": int(len(y_train)),
                 "n_pos": int((y_train if y_train.ndim == 1 else y_train.max(1)).sum()),
@@ -420,7 +534,8 @@ class Trainer:
             "model": {
                 **count_params(cpu_model),
                 "macs": macs(cpu_model, data.image_size, data.channels),
-                "latency_ms": latency_ms(cpu_model, data.image_size, 1, data.channels, repeats=5),
+                "latency_ms": lat["median_ms"],
+                "latency_iqr_ms": lat["iqr_ms"],
             },
             "data": {"image_size": data.image_size, "counts": data.counts()},
         }

@@ -8,7 +8,7 @@ from medtl.cli import main
 from medtl.config import ModelConfig
 from medtl.models import build, param_groups, registry, weights
 from medtl.models.families import cbr
-from medtl.models.profile import count_params, cut_table, macs, profile
+from medtl.models.profile import cut_table, macs, profile
 from medtl.models.transfer import BUILD_RULES
 from medtl.strategies import STRATEGIES
 
@@ -193,13 +193,11 @@ def test_cut_table_agrees_with_built_models():
 
 
 def test_truncated_models_are_smaller_and_cheaper():
-    small = build(ModelConfig("resnet50", "truncate", "layer2", "random"), 64)
-    big = build(ModelConfig("resnet50", "finetune", "full", "random"), 64)
-    assert count_params(small)["params"] < count_params(big)["params"] / 10
-    assert macs(small, 64) < macs(big, 64) / 2
-    # latency is measured, not compared: on a shared CPU it is noise at this size
-    p = profile(small, 32, batches=(1, 2), repeats=1)
-    assert p["macs"] == macs(small, 32) and p["latency_ms_b1"] > 0 and p["latency_ms_b2"] > 0
+    small = profile(build(ModelConfig("resnet50", "truncate", "layer2", "random"), 64), 64, batches=(8,), min_time=0.2)
+    big = profile(build(ModelConfig("resnet50", "finetune", "full", "random"), 64), 64, batches=(8,), min_time=0.2)
+    assert small["params"] < big["params"] / 10
+    assert small["macs"] < big["macs"] / 2
+    assert small["latency_ms_b8"] < big["latency_ms_b8"]  # single-threaded medians: stable enough to order
 
 
 def test_cbr_minimum_sizes_and_error():

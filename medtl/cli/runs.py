@@ -168,10 +168,11 @@ def _summary(store, run_id: str, status: dict) -> str:
     t = store.metrics(run_id)["test"]
     labels = t.get("labels")
     what = f"mean over {len(labels)} labels" if labels else f"{t['n_pos']} positive"
-    return (
+    line = (
         f"test AUROC {t['auroc']:.3f} [{t['auroc_ci'][0]:.3f}, {t['auroc_ci'][1]:.3f}] · "
         f"AUPRC {t['auprc']:.3f} [{t['auprc_ci'][0]:.3f}, {t['auprc_ci'][1]:.3f}] · n={t['n']} ({what})"
     )
+    return f"{line} · warning: {status['warning']}" if status.get("warning") else line
 
 
 def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str, dict]:
@@ -375,6 +376,7 @@ def runs_run(a: argparse.Namespace) -> int:
                 "auroc": t.get("auroc"),
                 "auprc": t.get("auprc"),
                 "error": st.get("error"),
+                "warning": st.get("warning"),
             }
         )
     if a.json:
@@ -386,7 +388,8 @@ def runs_run(a: argparse.Namespace) -> int:
     print(f"{'id':24}{'state':12}{'device':9}{'AUROC':>7}{'AUPRC':>7}  name")
     fmt = lambda v: f"{v:>7.3f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
     for r in rows:
-        print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}")
+        warn = f"  [warning: {r['warning']}]" if r["warning"] else ""
+        print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}{warn}")
     return 0
 
 

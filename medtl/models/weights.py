@@ -132,16 +132,29 @@ def file_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def run_state_dict(run_id: str, runs_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
-    """The backbone of a finished run's ``model.pt``."""
+    """The backbone of a finished run's ``model.pt``.
+
+    The file's model record (when present: runs trained since it was added) names the backbone
+    the weights belong to; older files are taken by their tensor names alone."""
+    from medtl import checkpoint
     from medtl.runs import RunStore
 
     store = RunStore(runs_dir)
-    path = store.path(run_id) / "model.pt"
+    path = store.path(run_id) / checkpoint.MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"Run {run_id!r} has no model.pt in {store.root}: it has not finished, or the id is wrong"
         )
-    return file_state_dict(path)
+    ck = checkpoint.read(path)
+    sd = ck.get("state_dict")
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path} holds no 'state_dict': it is not a MedTL model checkpoint")
+    rec = ck.get("model")
+    source = f"run:{run_id} ({rec['config']['backbone']}, cut {rec['config']['cut']})" if rec else f"run:{run_id}"
+    backbone = {k.removeprefix("backbone."): v for k, v in sd.items() if k.startswith("backbone.")}
+    if not backbone:
+        raise ValueError(f"{source} has no backbone weights in {path}")
+    return backbone
 
 
 def load_into(
