@@ -77,6 +77,12 @@ def _compile_errors(active: bool):
         ) from e
 
 
+# Held while a run seeds the global generators and builds its network, so that two runs starting at
+# once on two workers of one process still get the initialisation their seed gives (similarity.py
+# rebuilds it the same way: seed_everything, then build).
+_INIT_LOCK = threading.Lock()
+
+
 def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -389,7 +395,9 @@ class Trainer:
         n_out = 1 if data.target is not None else len(data.label_names)
         mcfg = cfg.model if cfg.model.num_outputs == n_out else cfg.model.replace(num_outputs=n_out)
         norm = None if mcfg.init != "random" else normalization_stats(data)
-        model = build(mcfg, data.image_size, data.channels, norm, runs_dir=self.store.root)
+        with _INIT_LOCK:  # the queue's workers share torch's global generator: seed and build as one step
+            seed_everything(tc.seed)
+            model = build(mcfg, data.image_size, data.channels, norm, runs_dir=self.store.root)
         record = model_record(mcfg, model, data.image_size, data.channels)  # what model.pt says was built
         # NHWC convolutions are faster on CUDA and with oneDNN on CPU (1.2-1.5x per step measured on a 2-core Xeon)
         channels_last = device.type in ("cuda", "cpu")
