@@ -74,6 +74,8 @@ def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
                     f"AUPRC **{t['auprc']:.3f}** [{t['auprc_ci'][0]:.3f}, {t['auprc_ci'][1]:.3f}] · "
                     f"{m['model']['params'] / 1e6:.2f} M params · {m['train']['seconds']:.0f} s training"
                 )
+            if status.get("warning"):  # e.g. diverged: the run stays, the user decides
+                st.warning(status["warning"], icon=":material/warning:")
 
 
 def render(queue: JobQueue, limit: int = 12) -> None:
