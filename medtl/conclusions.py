@@ -14,8 +14,8 @@ import numpy as np
 from medtl import stats
 from medtl.compare import size_label
 from medtl.runs import RunStore
-from medtl.study import StudyConfig, search_state
 from medtl.strategies import FULL
+from medtl.study import StudyConfig, search_state
 
 N_BOOT = 1000
 
