@@ -65,6 +65,10 @@ class StudyConfig(_Config):
             v = getattr(self, axis)
             if isinstance(v, list):
                 object.__setattr__(self, axis, tuple(v))
+        from medtl.data.imageset import parse_train_size
+
+        # one spelling per size ("10%" = 0.1), so experiment keys match runs trained elsewhere
+        object.__setattr__(self, "train_sizes", tuple(parse_train_size(z) for z in self.train_sizes))
         for axis in _AXES:
             v = getattr(self, axis)
             if not isinstance(v, tuple) or not v:
@@ -178,7 +182,8 @@ def distinct_cuts(backbone: str, layers: bool) -> list[str]:
     return [by_stage[s].name for s in sorted(by_stage)]
 
 
-def _stage_of(backbone: str) -> dict[str, int]:
+def cut_stages(backbone: str) -> dict[str, int]:
+    """Cut name -> stage index (the depth along the network; aliases share one)."""
     from medtl.models.registry import cut_points
 
     return {p.name: p.stage for p in cut_points(backbone)}
@@ -190,7 +195,7 @@ def stage2_cuts(backbone: str, best: str, tried: list[str]) -> list[str]:
     Args:
         backbone: the network; best: the stage-1 cut that won on validation; tried: stage-1 cuts.
     """
-    stage = _stage_of(backbone)
+    stage = cut_stages(backbone)
     tried_stages = sorted({stage[c] for c in tried})
     below = max((s for s in tried_stages if s < stage[best]), default=-1)
     every = distinct_cuts(backbone, layers=True)

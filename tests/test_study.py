@@ -127,3 +127,97 @@ def test_presets():
     assert {c.model.strategy for c in study.preset("shallow-vs-deep").stage1()} == {"finetune"}
     with pytest.raises(ValueError, match="Unknown preset 'nope'"):
         study.preset("nope")
+
+
+# --- CLI (on the finished tiny study) --------------------------------------------------------------
+
+
+def _cli(capsys, *argv):
+    from medtl.cli import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_study_show_json_and_rerun_trains_nothing(searched, capsys):
+    s, store, _, _ = searched
+    rc, out, _ = _cli(capsys, "study", "show", "tiny", "--json", "--runs-dir", str(store.root))
+    assert rc == 0
+    (g,) = json.loads(out)["groups"]
+    assert g["selected"] and {"auroc", "auprc"} <= set(g["selected_test"])
+    if g["selected"] != "full":
+        assert {"value", "ci"} <= set(g["vs_full"]["delta_auprc"]) and "delong_p" in g["vs_full"]
+    n = len(store.ids())
+    rc, out, _ = _cli(capsys, "study", "run", "tiny", "--runs-dir", str(store.root))
+    assert rc == 0 and "trained 0 run(s)" in out and "Conclusions:" in out
+    assert len(store.ids()) == n
+
+
+def test_cli_compare_matches_sklearn(searched, capsys):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    _, store, _, _ = searched
+    a, b = store.ids()[:2]
+    rc, out, _ = _cli(capsys, "compare", a, b, "--json", "--n-boot", "200", "--runs-dir", str(store.root))
+    assert rc == 0
+    r = json.loads(out)
+    pa, pb = store.predictions(a), store.predictions(b)
+    assert np.array_equal(pa["index"], pb["index"])
+    y = pa["y_true"]
+    assert r["delta_auroc"]["value"] == pytest.approx(roc_auc_score(y, pa["y_score"]) - roc_auc_score(y, pb["y_score"]))
+    assert r["delta_auprc"]["value"] == pytest.approx(
+        average_precision_score(y, pa["y_score"]) - average_precision_score(y, pb["y_score"])
+    )
+    lo, hi = r["delta_auprc"]["ci"]
+    assert lo <= r["delta_auprc"]["value"] <= hi and 0 <= r["delong_p"] <= 1
+    assert r["n"] == len(y) and r["n_pos"] == int(y.sum())
+
+
+def test_cli_compare_refuses_different_test_sets(searched, capsys, tmp_path):
+    import shutil
+
+    _, store, _, _ = searched
+    a = store.ids()[0]
+    other = RunStore(tmp_path / "runs")
+    shutil.copytree(store.root / a, other.root / a)
+    shutil.copytree(store.root / a, other.root / "other-split")
+    cfg = json.loads((other.root / "other-split" / "config.json").read_text())
+    cfg["data"]["split_seed"] = 1
+    (other.root / "other-split" / "config.json").write_text(json.dumps(cfg))
+    rc, _, err = _cli(capsys, "compare", a, "other-split", "--runs-dir", str(other.root))
+    assert rc == 2 and "different test sets" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["study", "run", "--preset", "nope"], "Unknown preset 'nope'"),
+        (["study", "run", "--preset", "demo", "--cuts", "layer2,layer9", "--dry-run"], "Unknown cut 'layer9'"),
+        (["study", "show", "missing"], "No study 'missing'"),
+        (["study", "run", "--preset", "demo", "--seed", "x", "--dry-run"], "--seed must be whole numbers"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(argv, match, capsys, tmp_path):
+    rc, _, err = _cli(capsys, *argv, "--runs-dir", str(tmp_path))
+    assert rc == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_dry_run_lists_the_demo(capsys, tmp_path):
+    rc, out, _ = _cli(
+        capsys, "study", "run", "--preset", "demo", "--train-size", "10%", "--dry-run", "--runs-dir", str(tmp_path)
+    )
+    assert rc == 0 and "10 run(s) to train now" in out and "resnet18 truncate@layer2" in out
+    assert not (tmp_path / "studies").exists()  # a dry run saves nothing
+
+
+def test_report_is_self_contained(searched, tmp_path, capsys):
+    _, store, _, _ = searched
+    out = tmp_path / "report.html"
+    rc, _, _ = _cli(capsys, "report", "tiny", "--out", str(out), "--runs-dir", str(store.root))
+    assert rc == 0
+    text = out.read_text()
+    assert text.count("plotly.js v") == 1  # the library is inline, once
+    assert "<script src" not in text and "<link" not in text  # nothing is fetched
+    assert "Conclusions" in text and "Software and device" in text and "torchvision" in text
+    assert text.count("<details>") == len(store.ids())  # every run's config
