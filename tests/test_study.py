@@ -221,3 +221,48 @@ def test_report_is_self_contained(searched, tmp_path, capsys):
     assert "<script src" not in text and "<link" not in text  # nothing is fetched
     assert "Conclusions" in text and "Software and device" in text and "torchvision" in text
     assert text.count("<details>") == len(store.ids())  # every run's config
+
+
+def test_pending_skips_queued_runs_and_plan_keeps_them(tmp_path):
+    store = RunStore(tmp_path)
+    s = tiny(cuts=("layer1",))
+    first = s.stage1()[0]
+    store.create(first, state="queued")
+    assert first.key() in {c.key() for c in study.plan(s, store)}
+    assert first.key() not in {c.key() for c in study.pending(s, store)}
+    assert len(study.pending(s, store)) == len(study.plan(s, store)) - 1
+
+
+def _d(v, lo, hi):
+    return {"value": v, "ci": [lo, hi]}
+
+
+def test_conclusions_in_words_say_both_metrics_and_significance():
+    s = tiny(cuts="blocks").replace(inits=("random",), train_sizes=(0.1, None))
+    cmp = {
+        "a": {"auroc": _d(0.90, 0.85, 0.95), "auprc": _d(0.86, 0.8, 0.9)},
+        "b": {"auroc": _d(0.88, 0.83, 0.93), "auprc": _d(0.81, 0.75, 0.86)},
+        "delta_auroc": _d(0.02, -0.01, 0.05),
+        "delta_auprc": _d(0.05, 0.02, 0.08),
+        "delong_p": 0.003,
+        "n": 450,
+    }
+    small = {
+        "backbone": "resnet18",
+        "strategy": "truncate",
+        "init": "random",
+        "size": "10%",
+        "stage1_best": "layer2",
+        "stage2": [],
+        "selected": "layer2",
+        "vs_full": cmp,
+        "full_test": cmp["b"],
+        "model": {},
+    }
+    large = {**small, "size": "100%", "vs_full": {**cmp, "delta_auprc": _d(0.01, -0.02, 0.03)}}
+    text = conclusions.conclusions(s, {"groups": [small, large], "tl_vs_ri": []})
+    first = text[0]
+    assert first.startswith("With 10% of the training data (random init, resnet18), truncating resnet18 at layer2")
+    assert "AUPRC 0.860 vs 0.810 for full fine-tuning: +0.050 [+0.020, +0.080];" in first
+    assert "AUROC 0.900 vs 0.880: +0.020 [-0.010, +0.050], not significant, p = 0.003 (DeLong, AUROC)" in first
+    assert any(t.startswith("Data-poor effect") and "larger" in t for t in text)
