@@ -15,7 +15,7 @@ from medtl import stats
 from medtl.compare import size_label
 from medtl.runs import RunStore
 from medtl.strategies import FULL
-from medtl.study import StudyConfig, search_state
+from medtl.study import StudyConfig, search_state, val_score
 
 N_BOOT = 1000
 
@@ -45,25 +45,41 @@ def check_same_test_set(store: RunStore, run_a: str, run_b: str) -> None:
         raise ValueError(f"Runs {run_a} and {run_b} have different test images in predictions.npz: nothing to pair")
 
 
-def paired(store: RunStore, runs_a: list[str], runs_b: list[str], n_boot: int = N_BOOT) -> dict[str, Any]:
-    """Run(s) A against run(s) B, paired row by row (e.g. by seed): differences with intervals and DeLong p."""
+def paired(
+    store: RunStore, runs_a: list[str], runs_b: list[str], n_boot: int = N_BOOT, seeds: list[int] | None = None
+) -> dict[str, Any]:
+    """Run(s) A against run(s) B, paired row by row (e.g. by seed): differences with intervals and DeLong p.
+
+    With several rows the differences are of the means over rows (pooled), and ``per_seed`` holds each
+    row's own comparison; ``seeds_a``/``seeds_b`` the mean ± std of each metric over rows.
+    """
     for a, b in zip(runs_a, runs_b, strict=True):
         check_same_test_set(store, a, b)
     check_same_test_set(store, runs_a[0], runs_a[-1])
     y = _aligned(store, runs_a[0])[1]
     sa = np.vstack([_aligned(store, r)[2] for r in runs_a])
     sb = np.vstack([_aligned(store, r)[2] for r in runs_b])
-    bs = stats.paired_bootstrap(y, sa, sb, n_boot=n_boot)
-    dl = stats.delong(y, sa, sb)
+    out: dict[str, Any] = {}
+    if len(runs_a) > 1:
+        r = stats.paired_seeds(y, sa, sb, seeds=seeds, n_boot=n_boot)
+        bs, p = r["pooled"], r["pooled"]["delong"]["p"]
+        out["per_seed"] = [
+            {"seed": x["seed"], "delta_auroc": x["auroc"], "delta_auprc": x["auprc"], "delong_p": x["delong_p"]}
+            for x in r["per_seed"]
+        ]
+        out["seeds_a"], out["seeds_b"] = r["a"], r["b"]
+    else:
+        bs, p = stats.paired_bootstrap(y, sa, sb, n_boot=n_boot), stats.delong(y, sa, sb)["p"]
     return {
         "a": {m: bs[m]["a"] for m in ("auroc", "auprc")},
         "b": {m: bs[m]["b"] for m in ("auroc", "auprc")},
         "delta_auroc": bs["auroc"]["delta"],
         "delta_auprc": bs["auprc"]["delta"],
-        "delong_p": dl["p"],
+        "delong_p": p,
         "n": int(y.size),
         "n_pos": int(y.sum()),
         "rows": len(runs_a),
+        **out,
     }
 
 
@@ -102,7 +118,7 @@ def summarize(study: StudyConfig, store: RunStore, n_boot: int = N_BOOT) -> dict
             row["seeds"] = seeds
             row["runs"] = {"selected": [cut_runs[k] for k in seeds], "full": [full_runs[k] for k in seeds]}
             if seeds:
-                row["vs_full"] = paired(store, row["runs"]["selected"], row["runs"]["full"], n_boot)
+                row["vs_full"] = paired(store, row["runs"]["selected"], row["runs"]["full"], n_boot, seeds)
                 row["selected_test"] = {**row["vs_full"]["a"]}
                 row["full_test"] = {**row["vs_full"]["b"]}
                 row["selected_seeds"] = _seeds(store, row["runs"]["selected"])
@@ -114,6 +130,7 @@ def summarize(study: StudyConfig, store: RunStore, n_boot: int = N_BOOT) -> dict
         groups.append(row)
     tl = _tl_vs_ri(study, store, done, groups, n_boot)
     out = {"study": study.name, "criterion": study.criterion, "groups": groups, "tl_vs_ri": tl}
+    out["backbones"] = _backbones(study, store, done, n_boot)
     out["conclusions"] = conclusions(study, out)
     out["complete"] = all(g["selected"] is not None and g.get("vs_full") for g in groups)
     return out
@@ -140,10 +157,37 @@ def _tl_vs_ri(study, store, done, groups, n_boot) -> list[dict]:
                 rb = _runs(study, done, b, s, cut_ri, "random", z)
                 seeds = [k for k in study.seeds if k in ra and k in rb]
                 if seeds:
-                    r = paired(store, [ra[k] for k in seeds], [rb[k] for k in seeds], n_boot)
+                    r = paired(store, [ra[k] for k in seeds], [rb[k] for k in seeds], n_boot, seeds)
                     out.append(
                         {"backbone": b, "strategy": s, "size": size_label(z), "cut_tl": cut_tl, "cut_ri": cut_ri, **r}
                     )
+    return out
+
+
+def _backbones(study, store, done, n_boot) -> list[dict]:
+    """Full fine-tuning of each backbone against the one best on validation, per (init, size)."""
+    if len(study.backbones) < 2:
+        return []
+    out = []
+    for i in study.inits:
+        for z in study.train_sizes:
+            runs = {
+                b: _runs(study, done, b, "finetune", FULL, i, z) for b in study.backbones if i in study.inits_for(b)
+            }
+            runs = {b: r for b, r in runs.items() if r}
+            if len(runs) < 2:
+                continue
+            val = {
+                b: float(np.mean([val_score(store, x, study.criterion) for x in r.values()])) for b, r in runs.items()
+            }
+            best = max(val, key=val.get)
+            for b in runs:
+                if b == best:
+                    continue
+                seeds = [k for k in study.seeds if k in runs[best] and k in runs[b]]
+                r = paired(store, [runs[best][k] for k in seeds], [runs[b][k] for k in seeds], n_boot, seeds)
+                model = {x: _model(store, list(runs[x].values())) for x in (best, b)}
+                out.append({"init": i, "size": size_label(z), "best": best, "other": b, "model": model, **r})
     return out
 
 
@@ -236,6 +280,18 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
         out.append(
             f"ImageNet vs random init, {r['backbone']} {what}, with {_size_words(r['size'])}: "
             f"{_both(r, 'ImageNet', 'random init')}."
+        )
+    for r in summary.get("backbones", []):
+        mb, mo = r["model"][r["best"]], r["model"][r["other"]]
+        size = ""
+        if mb.get("params") and mo.get("params"):
+            size = (
+                f" Size/speed: {mb['params'] / 1e6:.2f} M vs {mo['params'] / 1e6:.2f} M parameters, "
+                f"latency {mb.get('latency_ms', float('nan')):.2f} vs {mo.get('latency_ms', float('nan')):.2f} ms/image."
+            )
+        out.append(
+            f"With {_size_words(r['size'])} ({r['init']} init), full fine-tuning of {r['best']} (best on validation) vs "
+            f"{r['other']}: {_both(r, r['best'], r['other'])}.{size}"
         )
     return out
 
