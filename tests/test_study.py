@@ -187,6 +187,12 @@ def test_cli_compare_refuses_different_test_sets(searched, capsys, tmp_path):
     (other.root / "other-split" / "config.json").write_text(json.dumps(cfg))
     rc, _, err = _cli(capsys, "compare", a, "other-split", "--runs-dir", str(other.root))
     assert rc == 2 and "different test sets" in err and len(err.strip().splitlines()) == 1
+    # same settings, but the predictions cover other images
+    shutil.copytree(store.root / a, other.root / "other-images")
+    p = other.predictions("other-images")
+    other.write_predictions("other-images", index=p["index"] + 10_000, y_true=p["y_true"], y_score=p["y_score"])
+    rc, _, err = _cli(capsys, "compare", a, "other-images", "--runs-dir", str(other.root))
+    assert rc == 2 and "different test images" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
