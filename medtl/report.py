@@ -113,7 +113,9 @@ def figures(study: StudyConfig, store: RunStore, summary: dict) -> list[tuple[st
         out.append(("ImageNet vs random initialisation", plots.difference_figure(rows, "ImageNet − random init")))
     if summary.get("backbones"):
         rows = [{"label": f"{r['best']} − {r['other']} · {r['init']} · {r['size']}", **r} for r in summary["backbones"]]
-        out.append(("Backbones, full fine-tuning", plots.difference_figure(rows, "best backbone on validation − other")))
+        out.append(
+            ("Backbones, full fine-tuning", plots.difference_figure(rows, "best backbone on validation − other"))
+        )
     return out
 
 
