@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from medtl import metrics as M
+from medtl import stats
 from medtl.config import EXECUTION_FIELDS, SEED_FIELDS
 from medtl.strategies import get_strategy
 
@@ -127,8 +127,7 @@ def _interval(group: pd.DataFrame, metric: str, predictions: Predictions | None,
     y = preds[0]["y_true"]
     if any(p["y_true"].shape != y.shape or not np.array_equal(p["y_true"], y) for p in preds):
         return (np.nan, np.nan)  # not the same test images: no pooled interval
-    w = np.full(len(preds), 1 / len(preds))
-    return M.bootstrap_combination(y, [p["y_score"] for p in preds], w, n_boot=n_boot)[key]
+    return stats.bootstrap_mean(y, np.stack([p["y_score"] for p in preds]), n_boot=n_boot)[key]
 
 
 def truncation_summary(

@@ -257,9 +257,7 @@ def pick_positive(classes: Iterable[str], where: str) -> tuple[str, str]:
                 pos,
                 f"positive class {pos!r} ({neg[0]!r} is the negative class; set the target label to choose another)",
             )
-    raise ValueError(
-        f"Choose the positive class (the target label) of {where}: one of {', '.join(map(str, classes))}"
-    )
+    raise ValueError(f"Choose the positive class (the target label) of {where}: one of {', '.join(map(str, classes))}")
 
 
 def parse_train_size(value: float | int | str | None) -> float | int | None:

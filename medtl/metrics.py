@@ -230,48 +230,6 @@ def bootstrap_ci(
     return {"auroc": _interval(aurocs, alpha), "auprc": _interval(aps, alpha)}
 
 
-def bootstrap_combination(
-    y_true,
-    y_scores,
-    weights,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    chunk: int = 250,
-) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals of a weighted sum of AUROCs (and of APs) of several score
-    vectors on the SAME test images, resampled together (stratified, as :func:`bootstrap_ci`).
-
-    ``weights`` (1/n, ..., 1/n) gives the mean over n runs (e.g. seeds of one experiment);
-    (1, -1) the paired difference of two runs.
-
-    Returns:
-        ``{"auroc": (lo, hi), "auprc": (lo, hi)}``.
-    """
-    _check_bootstrap(n_boot, alpha)
-    scores = [check_binary(y_true, s)[1] for s in y_scores]
-    y = check_binary(y_true, scores[0])[0]
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(scores),):
-        raise ValueError(f"weights must have one value per score vector ({len(scores)}). Got {w.shape}")
-    rng = np.random.default_rng(seed)
-    pos_idx, neg_idx = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    aurocs, aps = [], []
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        pw, nw = np.zeros((b, y.size)), np.zeros((b, y.size))
-        pw[:, pos_idx] = _resample_counts(rng, b, pos_idx.size)
-        nw[:, neg_idx] = _resample_counts(rng, b, neg_idx.size)
-        au, ap = np.zeros(b), np.zeros(b)
-        for wi, s in zip(w, scores, strict=True):
-            c = weighted_curves(s, pw, nw)
-            au += wi * c.auroc()
-            ap += wi * c.average_precision()
-        aurocs.append(au)
-        aps.append(ap)
-    return {"auroc": _interval(aurocs, alpha), "auprc": _interval(aps, alpha)}
-
-
 def bootstrap_ci_labels(
     y_true, y_score, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0, chunk: int = 250
 ) -> dict[str, tuple[float, float]]:

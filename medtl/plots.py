@@ -462,3 +462,82 @@ def cka_figure(results: Mapping[str, Mapping]) -> go.Figure:
         yaxis=dict(title="linear CKA with the trained network", range=[0, 1.05]),
     )
     return fig
+
+
+def difference_figure(rows: Sequence[Mapping], title: str = "selected cut − full fine-tuning") -> go.Figure:
+    """Paired differences with 95% intervals, one row per comparison, AUROC and AUPRC side by side.
+
+    Args:
+        rows: ``{"label", "delta_auroc": {"value", "ci"}, "delta_auprc": {...}}`` per comparison.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=("Δ AUROC", "Δ AUPRC"))
+    labels = [r["label"] for r in rows]
+    for col, key in enumerate(("delta_auroc", "delta_auprc"), start=1):
+        v = np.array([r[key]["value"] for r in rows])
+        lo = np.array([r[key]["ci"][0] for r in rows])
+        hi = np.array([r[key]["ci"][1] for r in rows])
+        sig = (lo > 0) | (hi < 0)
+        fig.add_scatter(
+            x=v,
+            y=labels,
+            mode="markers",
+            marker=dict(size=10, color=[PALETTE[0] if s else "grey" for s in sig]),
+            error_x=dict(type="data", symmetric=False, array=hi - v, arrayminus=v - lo),
+            showlegend=False,
+            hovertemplate="%{y}: %{x:+.3f}<extra></extra>",
+            row=1,
+            col=col,
+        )
+        fig.add_vline(x=0, line=dict(color="black", width=1, dash="dot"), row=1, col=col)
+    fig.update_layout(
+        template="plotly_white",
+        height=140 + 40 * len(rows),
+        margin=dict(l=10, r=10, t=50, b=10),
+        title=dict(text=f"{title} (paired bootstrap 95% interval; grey: contains 0)", font=dict(size=13)),
+    )
+    return fig
+
+
+def search_figure(groups: Sequence[Mapping], order: Sequence[str], criterion_label: str) -> go.Figure:
+    """The validation criterion of every cut a search trained, one line per group; stage-2 cuts open
+    markers, the selected cut a star (the choices are made on these values only).
+
+    Args:
+        groups: ``{"label", "val": {cut: value}, "stage2": [...], "selected"}`` per group.
+        order: every cut name, bottom of the network first (the x axis).
+    """
+    fig = go.Figure()
+    for i, g in enumerate(groups):
+        cuts = [c for c in order if c in g["val"]]
+        if not cuts:
+            continue
+        color = PALETTE[i % len(PALETTE)]
+        stage2 = set(g.get("stage2", ()))
+        fig.add_scatter(
+            x=cuts,
+            y=[g["val"][c] for c in cuts],
+            mode="lines+markers",
+            name=g["label"],
+            line=dict(color=color),
+            marker=dict(size=9, symbol=["circle-open" if c in stage2 else "circle" for c in cuts]),
+        )
+        if g.get("selected") in g["val"]:
+            fig.add_scatter(
+                x=[g["selected"]],
+                y=[g["val"][g["selected"]]],
+                mode="markers",
+                marker=dict(symbol="star", size=16, color=color),
+                name=f"selected ({g['label']})",
+                showlegend=False,
+            )
+    fig.update_layout(
+        template="plotly_white",
+        height=400,
+        margin=dict(l=10, r=10, t=30, b=10),
+        xaxis=dict(title="cut point (bottom → top)", categoryorder="array", categoryarray=list(order)),
+        yaxis=dict(title=f"validation {criterion_label} (mean over seeds)"),
+        legend=dict(orientation="h", y=-0.3),
+    )
+    return fig

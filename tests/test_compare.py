@@ -48,9 +48,9 @@ def test_pooled_interval_is_a_bootstrap_of_the_mean_over_seeds(store):
     key = done.set_index("id").loc[ids[0], "experiment"]
     row = s[s["experiment"] == key].iloc[0]
     preds = [store.predictions(i) for i in ids]
-    from medtl import metrics as M
+    from medtl import stats
 
-    ref = M.bootstrap_combination(preds[0]["y_true"], [p["y_score"] for p in preds], np.full(3, 1 / 3), n_boot=300)
+    ref = stats.bootstrap_mean(preds[0]["y_true"], np.stack([p["y_score"] for p in preds]), n_boot=300)
     assert (row["lo"], row["hi"]) == pytest.approx(ref["auprc"])
 
 

@@ -111,28 +111,3 @@ def test_confusion_at_threshold():
     assert c["sensitivity"] == 0.5 and c["specificity"] == pytest.approx(2 / 3)
     assert c["precision"] == 0.5 and c["f1"] == 0.5
     assert np.isnan(M.confusion_at(y, s, 2.0)["precision"])  # nothing flagged
-
-
-def test_bootstrap_combination_matches_a_plain_loop():
-    """The mean over runs and the paired difference, on shared stratified resamples, against
-    scikit-learn evaluated resample by resample."""
-    rng = np.random.default_rng(0)
-    y = (rng.random(80) < 0.3).astype(int)
-    s1, s2 = y + rng.normal(0, 1, 80), y + rng.normal(0, 1.5, 80)
-    got = M.bootstrap_combination(y, [s1, s2], [1, -1], n_boot=200, seed=4, chunk=64)
-    # replay the same resamples: counts per stratum in the same order of draws
-    r = np.random.default_rng(4)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    d_au, d_ap = [], []
-    for start in range(0, 200, 64):
-        b = min(64, 200 - start)
-        cp = M._resample_counts(r, b, pos.size)
-        cn = M._resample_counts(r, b, neg.size)
-        for i in range(b):
-            idx = np.r_[np.repeat(pos, cp[i]), np.repeat(neg, cn[i])]
-            d_au.append(sk.roc_auc_score(y[idx], s1[idx]) - sk.roc_auc_score(y[idx], s2[idx]))
-            d_ap.append(sk.average_precision_score(y[idx], s1[idx]) - sk.average_precision_score(y[idx], s2[idx]))
-    assert got["auroc"] == pytest.approx(tuple(np.percentile(d_au, [2.5, 97.5])), abs=1e-9)
-    assert got["auprc"] == pytest.approx(tuple(np.percentile(d_ap, [2.5, 97.5])), abs=1e-9)
-    one = M.bootstrap_combination(y, [s1], [1.0], n_boot=300, seed=1)
-    assert one["auroc"][0] < M.auroc(y, s1) < one["auroc"][1]

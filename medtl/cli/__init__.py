@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from medtl import __version__
-from medtl.cli import advise, analysis, explore, runs
+from medtl.cli import advise, analysis, explore, runs, study
 
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, KeyError)
 
@@ -40,6 +40,17 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         analysis.similarity_configure,
         analysis.similarity_run,
     ),
+    "study": (
+        "run a study (a preset or saved grid; search = two stages) or show its conclusions",
+        study.study_configure,
+        study.study_run,
+    ),
+    "compare": (
+        "paired statistics of two runs on the same test images (bootstrap, DeLong)",
+        study.compare_configure,
+        study.compare_run,
+    ),
+    "report": ("write a study's self-contained HTML report", study.report_configure, study.report_run),
 }
 
 

@@ -74,7 +74,6 @@ class Family:
                 "Choose the cut the model was built with or an earlier one"
             ) from None
 
-
     def pooled_sources(self, paths: Sequence[str], point: CutPoint) -> tuple[list[str], bool]:
         """For scoring every cut in one forward pass of a FULL model of this family (stage paths
         ``paths``): the module paths whose globally pooled outputs, concatenated, equal the pooled

@@ -95,7 +95,6 @@ class DenseNetFamily(Family):
             )
         return module
 
-
     def pooled_sources(self, paths: Sequence[str], point: CutPoint) -> tuple[list[str], bool]:
         # Truncated DenseNets end with a ReLU. Inside a dense block the features are the block's
         # input and its first dense layers, concatenated (pooling commutes with concatenation).

@@ -1,0 +1,223 @@
+"""``study``, ``compare`` and ``report``: run a study, read its conclusions, compare two runs, share a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+STUDY_LISTS = {  # flag -> StudyConfig axis (comma-separated values)
+    "backbone": "backbones",
+    "strategy": "strategies",
+    "init": "inits",
+    "train_size": "train_sizes",
+    "seed": "seeds",
+}
+
+
+def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs-dir", help="runs folder (default $MEDTL_RUNS or ./runs)")
+
+
+def study_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("run", "show", "plan"), help="run (train what is missing), show, or plan")
+    p.add_argument("name", nargs="?", help="the study's name (show, plan; run without --preset)")
+    p.add_argument("--preset", help="demo, paper or shallow-vs-deep")
+    p.add_argument("--name", dest="new_name", help="save the study under this name (default: the preset's)")
+    p.add_argument("--dataset", help="synthetic, medmnist:..., chexpert:..., folder:... or csv:...")
+    p.add_argument("--finding", help="the target label")
+    p.add_argument("--image-size", type=int, help="image side in pixels")
+    p.add_argument("--epochs", type=int, help="training epochs of every run")
+    p.add_argument("--backbone", help="comma-separated backbones")
+    p.add_argument("--strategy", help="comma-separated strategies (finetune is always trained as the reference)")
+    p.add_argument("--cuts", help="blocks, layers, search or a comma-separated list of cut names")
+    p.add_argument("--init", help="comma-separated: random, imagenet")
+    p.add_argument("--train-size", help="comma-separated training sizes: 10%%, 0.1, 500 or all")
+    p.add_argument("--seed", help="comma-separated seeds")
+    p.add_argument("--criterion", help="how cuts are chosen, on validation: val_auprc, val_auroc or val_loss")
+    p.add_argument("--dry-run", action="store_true", help="print the runs needed now and exit")
+    p.add_argument("--json", action="store_true", help="show: machine-readable output")
+    _runs_dir_arg(p)
+
+
+def _split(v: str) -> list[str]:
+    return [x.strip() for x in v.split(",") if x.strip()]
+
+
+def _size(v: str):
+    from medtl.data.imageset import parse_train_size
+
+    return None if v.lower() in ("all", "none", "100%") else parse_train_size(v)
+
+
+def study_from_args(a: argparse.Namespace, store):
+    """The StudyConfig a ``study run`` command line asks for (a preset or a saved study, with overrides)."""
+    from medtl import study
+
+    if a.preset:
+        s = study.preset(a.preset)
+    elif a.name:
+        s = study.load(store, a.name)
+    else:
+        raise ValueError(f"study run needs --preset ({', '.join(study.PRESETS)}) or the name of a saved study")
+    d = s.to_dict()
+    if a.new_name:
+        d["name"] = a.new_name
+    data_over = {"dataset": a.dataset, "finding": a.finding, "image_size": a.image_size}
+    d["base"]["data"].update({k: v for k, v in data_over.items() if v is not None})
+    if a.epochs is not None:
+        d["base"]["train"]["epochs"] = a.epochs
+    for flag, axis in STUDY_LISTS.items():
+        v = getattr(a, flag)
+        if v is None:
+            continue
+        values = _split(v)
+        if not values:
+            raise ValueError(f"--{flag.replace('_', '-')} needs at least one value. Got {v!r}")
+        if flag == "seed":
+            try:
+                values = [int(x) for x in values]
+            except ValueError:
+                raise ValueError(f"--seed must be whole numbers separated by commas. Got {v!r}") from None
+        elif flag == "train_size":
+            values = [_size(x) for x in values]
+        d[axis] = values
+    if a.cuts is not None:
+        d["cuts"] = a.cuts if a.cuts in study.CUT_MODES else _split(a.cuts)
+    if a.criterion is not None:
+        d["criterion"] = a.criterion
+    return study.StudyConfig.from_dict(d)
+
+
+def study_run(a: argparse.Namespace) -> int:
+    from medtl.runs import RunStore
+
+    store = RunStore(a.runs_dir)
+    if a.action == "run":
+        return _run(a, store)
+    from medtl import study
+
+    if not a.name:
+        raise ValueError(f"'study {a.action}' needs the study's name")
+    s = study.load(store, a.name)
+    if a.action == "plan":
+        for i, c in enumerate(study.plan(s, store), 1):
+            print(f"{i:3}  {c.name}")
+        return 0
+    return _show(s, store, a.json)
+
+
+def _run(a: argparse.Namespace, store) -> int:
+    from medtl import study
+
+    s = study_from_args(a, store)
+    if a.dry_run:
+        todo = study.plan(s, store)
+        for i, c in enumerate(todo, 1):
+            print(f"{i:3}  {c.name}")
+        later = " (stage 2 of the search is added once stage 1 has finished)" if s.cuts == "search" else ""
+        print(f"{len(todo)} run(s) to train now{later}")
+        return 0
+    from medtl.data.adapters import check_source
+
+    check_source(s.base.data)
+    from medtl.cli.runs import _train_one
+
+    def on_run(k, n, cfg):
+        print(f"[{k}/{n}] {cfg.name}", file=sys.stderr)
+
+    result = study.run_study(s, store, lambda cfg: _train_one(store, cfg), on_run)
+    print(
+        f"study {s.name}: trained {result['trained']} run(s), {result['failed']} failed, {result['missing']} missing; "
+        f"saved as {study.study_path(store, s.name)}"
+    )
+    _show(s, store, False)
+    return 0 if result["failed"] == 0 and result["missing"] == 0 else 1
+
+
+def _fmt_ci(d: dict) -> str:
+    return f"{d['value']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]"
+
+
+def _show(s, store, as_json: bool) -> int:
+    from medtl.conclusions import summarize
+
+    out = summarize(s, store)
+    if as_json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print(f"study {s.name} (cuts chosen on {s.criterion}):")
+    for g in out["groups"]:
+        head = f"  {g['backbone']} {g['strategy']} · {g['init']} · {g['size']}:"
+        if not g.get("vs_full"):
+            print(f"{head} not decided yet")
+            continue
+        t, f, v = g["selected_test"], g["full_test"], g["vs_full"]
+        print(
+            f"{head} selected {g['selected']}  AUROC {_fmt_ci(t['auroc'])}  AUPRC {_fmt_ci(t['auprc'])}  |  "
+            f"full AUROC {f['auroc']['value']:.3f} AUPRC {f['auprc']['value']:.3f}  |  "
+            f"Δ AUROC {_fmt_ci(v['delta_auroc'])} Δ AUPRC {_fmt_ci(v['delta_auprc'])} p={v['delong_p']:.3g}"
+        )
+    print("\nConclusions:")
+    for line in out["conclusions"]:
+        print(f"- {line}" if not line.startswith("  ") else f"  {line.strip()}")
+    return 0
+
+
+def compare_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--json", action="store_true")
+    _runs_dir_arg(p)
+
+
+def compare_run(a: argparse.Namespace) -> int:
+    from medtl.conclusions import paired
+    from medtl.runs import RunStore
+
+    if a.n_boot < 1:
+        raise ValueError(f"--n-boot must be at least 1. Got {a.n_boot}")
+    store = RunStore(a.runs_dir)
+    r = paired(store, [a.run_a], [a.run_b], a.n_boot)
+    out = {
+        "run_a": a.run_a,
+        "run_b": a.run_b,
+        "auroc_a": r["a"]["auroc"],
+        "auroc_b": r["b"]["auroc"],
+        "auprc_a": r["a"]["auprc"],
+        "auprc_b": r["b"]["auprc"],
+        "delta_auroc": r["delta_auroc"],
+        "delta_auprc": r["delta_auprc"],
+        "delong_p": r["delong_p"],
+        "n": r["n"],
+        "n_pos": r["n_pos"],
+    }
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"A = {a.run_a}: {store.config(a.run_a).name}\nB = {a.run_b}: {store.config(a.run_b).name}")
+    print(f"n = {out['n']} test images ({out['n_pos']} positive), paired stratified bootstrap 95% intervals")
+    for m in ("auroc", "auprc"):
+        print(
+            f"  {m.upper():6} A {_fmt_ci(out[m + '_a'])}  B {_fmt_ci(out[m + '_b'])}  A - B {_fmt_ci(out['delta_' + m])}"
+        )
+    print(f"  DeLong test of equal AUROC: p = {out['delong_p']:.4g}")
+    return 0
+
+
+def report_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    _runs_dir_arg(p)
+
+
+def report_run(a: argparse.Namespace) -> int:
+    from medtl import study
+    from medtl.report import write_report
+    from medtl.runs import RunStore
+
+    store = RunStore(a.runs_dir)
+    path = write_report(study.load(store, a.name), store, a.out)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,190 @@
+"""A study's report as one self-contained HTML file: opens in a browser with no network access.
+
+plotly.js is embedded once (inline, with the first figure); the file holds the conclusions, the
+tables, the figures, every run's config, and the software versions and device it was written on.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from medtl import plots
+from medtl.compare import SECONDARY, truncation_summary
+from medtl.conclusions import summarize
+from medtl.runs import RunStore, now
+from medtl.study import StudyConfig, cut_stages, planned
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}
+th{background:#f5f5f5}li{margin:.3em 0}pre{background:#f7f7f7;padding:.5em;font-size:.8em;overflow-x:auto}
+.note{color:#666;font-size:.9em}
+"""
+
+
+def _ci(d: dict) -> str:
+    return f"{d['value']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]"
+
+
+def _groups_table(summary: dict) -> pd.DataFrame:
+    rows = []
+    for g in summary["groups"]:
+        row = {"backbone": g["backbone"], "strategy": g["strategy"], "init": g["init"], "size": g["size"]}
+        row["stage 1 best"] = g["stage1_best"] or "-"
+        row["stage 2 cuts"] = ", ".join(g["stage2"]) or "-"
+        row["selected"] = g["selected"] or "-"
+        if g.get("vs_full"):
+            v = g["vs_full"]
+            row.update(
+                {
+                    "AUROC": _ci(g["selected_test"]["auroc"]),
+                    "AUPRC": _ci(g["selected_test"]["auprc"]),
+                    "full AUROC": _ci(g["full_test"]["auroc"]),
+                    "full AUPRC": _ci(g["full_test"]["auprc"]),
+                    "Δ AUROC": _ci(v["delta_auroc"]),
+                    "Δ AUPRC": _ci(v["delta_auprc"]),
+                    "DeLong p": f"{v['delong_p']:.3g}",
+                    "params (M)": f"{g['model']['selected'].get('params', float('nan')) / 1e6:.2f} / "
+                    f"{g['model']['full'].get('params', float('nan')) / 1e6:.2f}",
+                    "latency ms": f"{g['model']['selected'].get('latency_ms', float('nan')):.2f} / "
+                    f"{g['model']['full'].get('latency_ms', float('nan')):.2f}",
+                }
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _study_runs(study: StudyConfig, store: RunStore) -> pd.DataFrame:
+    """The store's table restricted to the study's finished runs."""
+    done = store.experiments()
+    ids = [done[c.key()] for c in planned(study, store, done) if c.key() in done]
+    table = store.table()
+    return table[table["id"].isin(ids)] if not table.empty else table
+
+
+def figures(study: StudyConfig, store: RunStore, summary: dict) -> list[tuple[str, object]]:
+    """(caption, plotly figure) pairs of the report, in order."""
+    out = []
+    runs = _study_runs(study, store)
+    if not runs.empty:
+        for metric, label in (("test.auprc", "AUPRC (AP)"), ("test.auroc", "AUROC")):
+            s = truncation_summary(runs, metric, "model.params")
+            out.append(
+                (
+                    f"Test {label} by cut (mean ± std over seeds)",
+                    plots.truncation_figure(s, label, SECONDARY["model.params"]),
+                )
+            )
+    searched = [g for g in summary["groups"] if g["val"]]
+    if searched:
+        sign = -1 if study.criterion == "val_loss" else 1  # choices maximise -loss; show the loss itself
+        order = sorted(
+            {c for g in searched for c in g["val"]}, key=lambda c: cut_stages(searched[0]["backbone"]).get(c, 0)
+        )
+        rows = [
+            {
+                "label": f"{g['backbone']} {g['strategy']} · {g['init']} · {g['size']}",
+                "val": {c: sign * v for c, v in g["val"].items()},
+                "stage2": g["stage2"],
+                "selected": g["selected"],
+            }
+            for g in searched
+        ]
+        crit = study.criterion.removeprefix("val_")
+        out.append(
+            (f"Validation {crit} of each cut: what the choices were made on", plots.search_figure(rows, order, crit))
+        )
+    diffs = [
+        {"label": f"{g['strategy']}@{g['selected']} · {g['init']} · {g['size']}", **g["vs_full"]}
+        for g in summary["groups"]
+        if g.get("vs_full") and g["selected"] != "full"
+    ]
+    if diffs:
+        out.append(
+            ("Selected cut vs full fine-tuning, paired by seed on the test images", plots.difference_figure(diffs))
+        )
+    if summary["tl_vs_ri"]:
+        rows = [{"label": f"{r['backbone']} {r['strategy']} · {r['size']}", **r} for r in summary["tl_vs_ri"]]
+        out.append(("ImageNet vs random initialisation", plots.difference_figure(rows, "ImageNet − random init")))
+    if summary.get("backbones"):
+        rows = [{"label": f"{r['best']} − {r['other']} · {r['init']} · {r['size']}", **r} for r in summary["backbones"]]
+        out.append(
+            ("Backbones, full fine-tuning", plots.difference_figure(rows, "best backbone on validation − other"))
+        )
+    return out
+
+
+def build_report(study: StudyConfig, store: RunStore) -> str:
+    """The report's HTML text."""
+    from medtl.system import status
+
+    summary = summarize(study, store)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Study {html.escape(study.name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Study {html.escape(study.name)}</h1>",
+        f"<p class='note'>Written {now()} from {html.escape(str(store.root))}. Cuts are chosen on validation "
+        f"({html.escape(study.criterion)}); the test split is only reported. Intervals: paired stratified bootstrap, "
+        "95%; p: DeLong's test of equal AUROC. A difference whose interval contains 0 is not significant.</p>",
+        "<h2>Conclusions</h2><ul>",
+        *(f"<li>{html.escape(c)}</li>" for c in summary["conclusions"]),
+        "</ul>",
+    ]
+    if not summary["complete"]:
+        parts.append("<p class='note'>The study is not complete: some groups are waiting for runs.</p>")
+    parts.append("<h2>Selected cuts</h2>")
+    parts.append(_groups_table(summary).to_html(index=False, escape=True))
+    parts.append("<h2>Figures</h2>")
+    for k, (caption, fig) in enumerate(figures(study, store, summary)):
+        parts.append(f"<h3>{html.escape(caption)}</h3>")
+        # plotly.js inline once, with the first figure: the file works offline
+        parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if k == 0 else False))
+    runs = _study_runs(study, store)
+    parts.append(f"<h2>Runs ({len(runs)})</h2>")
+    if not runs.empty:
+        cols = [
+            c
+            for c in (
+                "id",
+                "name",
+                "test.auroc",
+                "test.auprc",
+                "model.params",
+                "model.macs",
+                "model.latency_ms",
+                "train.seconds",
+            )
+            if c in runs.columns
+        ]
+        parts.append(runs[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        parts.append("<h3>Every run's config</h3>")
+        for rid in runs["id"]:
+            cfg = store.config(rid).to_json()
+            parts.append(f"<details><summary>{html.escape(rid)}</summary><pre>{html.escape(cfg)}</pre></details>")
+    parts.append("<h2>Study definition</h2>")
+    parts.append(f"<pre>{html.escape(study.to_json())}</pre>")
+    parts.append("<h2>Software and device</h2>")
+    parts.append(pd.DataFrame(list(status().items()), columns=["", "version / value"]).to_html(index=False))
+    parts.append(f"<script type='application/json' id='medtl-summary'>{_json_in_html(summary)}</script>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _json_in_html(obj) -> str:
+    # "</" would end the script element early
+    return json.dumps(obj, default=str).replace("</", "<\\/")
+
+
+def write_report(study: StudyConfig, store: RunStore, out: str | Path) -> Path:
+    """Write the report to ``out`` and return its path."""
+    p = Path(out).expanduser()
+    if p.is_dir():
+        raise IsADirectoryError(f"--out {p} is a folder: give a file name such as report.html")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(build_report(study, store), encoding="utf-8")
+    return p

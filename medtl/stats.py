@@ -1,0 +1,221 @@
+"""Paired statistics of two classifiers scored on the same test images.
+
+The differences in AUROC and in average precision get a paired, stratified bootstrap interval:
+each resample draws positives and negatives separately (as :func:`medtl.metrics.bootstrap_ci`)
+and the same resample weights both classifiers, so their correlation is kept. The curves of all
+resamples come from :func:`medtl.metrics.weighted_curves`, vectorised. DeLong's test compares two
+correlated AUROCs with the fast midrank algorithm of Sun & Xu (2014, IEEE SPL 21(11)).
+
+Scores may be ``(N,)`` (one run each) or ``(K, N)`` (K seeds each, paired by row): the statistic
+is then the mean over seeds, which on one test set is again a linear function of the per-image
+structural components, so DeLong and the bootstrap apply unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm, rankdata
+
+from medtl.metrics import _check_bootstrap, _interval, _resample_counts, check_binary, weighted_curves
+
+__all__ = [
+    "stratified_counts",
+    "bootstrap_mean",
+    "paired_bootstrap",
+    "delong",
+    "seed_summary",
+    "paired_seeds",
+    "significant",
+]
+
+
+def _scores(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[None, :] if s.ndim == 1 else s
+    if s.ndim != 2:
+        raise ValueError(f"scores must be (N,) or (K, N). Got shape {s.shape}")
+    y, _ = check_binary(y_true, s[0])
+    for row in s:
+        check_binary(y, row)
+    return y, s
+
+
+def _pair(y_true, scores_a, scores_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y, a = _scores(y_true, scores_a)
+    _, b = _scores(y, scores_b)
+    if a.shape != b.shape:
+        raise ValueError(f"scores_a and scores_b must have the same shape (paired). Got {a.shape} and {b.shape}")
+    return y, a, b
+
+
+def stratified_counts(y: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each image is drawn in each of ``rows`` stratified resamples, shape ``(rows, N)``.
+
+    Positives are drawn among positives and negatives among negatives, keeping both counts.
+    """
+    y = np.asarray(y)
+    w = np.zeros((rows, y.size))
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    w[:, pos] = _resample_counts(rng, rows, pos.size)
+    w[:, neg] = _resample_counts(rng, rows, neg.size)
+    return w
+
+
+def _metrics(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC and AP of scores ``s`` (N,) under each row of weights ``w`` (B, N)."""
+    order = np.argsort(-s, kind="stable")
+    yo, wo = y[order], w[:, order]
+    c = weighted_curves(s[order], wo * yo, wo * (1 - yo))
+    return c.auroc(), c.average_precision()
+
+
+def _mean_metrics(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    au, ap = zip(*(_metrics(y, row, w) for row in s), strict=True)
+    return np.mean(au, axis=0), np.mean(ap, axis=0)
+
+
+def _draws(y: np.ndarray, sets: list[np.ndarray], n_boot: int, seed: int, chunk: int) -> list[tuple[list, list]]:
+    """AUROC and AP draws (mean over rows) of each ``(K, N)`` score set, all on the same stratified resamples."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[list, list]] = [([], []) for _ in sets]
+    for start in range(0, n_boot, chunk):
+        w = stratified_counts(y, min(chunk, n_boot - start), rng)
+        for (au, ap), s in zip(out, sets, strict=True):
+            m = _mean_metrics(y, s, w)
+            au.append(m[0])
+            ap.append(m[1])
+    return out
+
+
+def bootstrap_mean(
+    y_true, scores, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0, chunk: int = 250
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of the mean AUROC and mean AP over the rows of ``scores`` ``(K, N)``
+    (e.g. K seeds of one experiment on one test set), the rows resampled together.
+
+    Returns:
+        ``{"auroc": (lo, hi), "auprc": (lo, hi)}``.
+    """
+    _check_bootstrap(n_boot, alpha)
+    y, s = _scores(y_true, scores)
+    ((au, ap),) = _draws(y, [s], n_boot, seed, chunk)
+    return {"auroc": _interval(au, alpha), "auprc": _interval(ap, alpha)}
+
+
+def paired_bootstrap(
+    y_true, scores_a, scores_b, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0, chunk: int = 250
+) -> dict[str, dict]:
+    """AUROC and AP of A, of B and of A - B, with percentile intervals from the same resamples.
+
+    Args:
+        y_true: 0/1 labels of the N test images.
+        scores_a, scores_b: scores, ``(N,)`` or ``(K, N)`` with rows paired (e.g. by seed);
+            with K rows the metric is the mean over rows.
+        n_boot: resamples; alpha: 1 - coverage; seed: of the resampling; chunk: resamples per batch.
+
+    Returns:
+        ``{"auroc": {"a", "b", "delta"}, "auprc": {...}}``, each leaf ``{"value", "ci"}``.
+    """
+    _check_bootstrap(n_boot, alpha)
+    y, a, b = _pair(y_true, scores_a, scores_b)
+    ones = np.ones((1, y.size))
+    point = {"a": _mean_metrics(y, a, ones), "b": _mean_metrics(y, b, ones)}
+    da, db = _draws(y, [a, b], n_boot, seed, chunk)
+    draws = {"a": da, "b": db, "delta": tuple([x - y_ for x, y_ in zip(da[k], db[k], strict=True)] for k in range(2))}
+    out: dict[str, dict] = {}
+    for k, metric in enumerate(("auroc", "auprc")):
+        values = {"a": float(point["a"][k][0]), "b": float(point["b"][k][0])}
+        values["delta"] = values["a"] - values["b"]
+        out[metric] = {
+            part: {"value": values[part], "ci": list(_interval(draws[part][k], alpha))} for part in ("a", "b", "delta")
+        }
+    return out
+
+
+def _midrank_components(y: np.ndarray, s: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """AUROC and its structural components V10 (per positive) and V01 (per negative), by midranks."""
+    pos, neg = s[y == 1], s[y == 0]
+    m, n = pos.size, neg.size
+    tz = rankdata(np.r_[pos, neg])  # midranks over all images
+    tx, ty = rankdata(pos), rankdata(neg)  # midranks within each class
+    v10 = (tz[:m] - tx) / n
+    v01 = 1.0 - (tz[m:] - ty) / m
+    return float(v10.mean()), v10, v01
+
+
+def delong(y_true, scores_a, scores_b) -> dict[str, float]:
+    """DeLong's test of equal AUROC for two classifiers scored on the same images.
+
+    Args:
+        y_true: 0/1 labels; scores_a, scores_b: ``(N,)`` or ``(K, N)`` (mean AUROC over K paired rows).
+
+    Returns:
+        ``{"auroc_a", "auroc_b", "delta", "se", "z", "p"}``; ``p`` is two-sided. Identical
+        scores give ``se = 0`` and ``p = 1``.
+    """
+    y, a, b = _pair(y_true, scores_a, scores_b)
+    comps = []
+    for s in (a, b):
+        parts = [_midrank_components(y, row) for row in s]
+        comps.append(
+            (
+                np.mean([p[0] for p in parts]),
+                np.mean([p[1] for p in parts], axis=0),
+                np.mean([p[2] for p in parts], axis=0),
+            )
+        )
+    (auc_a, v10a, v01a), (auc_b, v10b, v01b) = comps
+    # Var(A - B) = (s10_aa + s10_bb - 2 s10_ab) / m + (same for V01) / n: the variance of the difference of components
+    d10, d01 = v10a - v10b, v01a - v01b
+    var = (d10.var(ddof=1) if d10.size > 1 else 0.0) / d10.size + (d01.var(ddof=1) if d01.size > 1 else 0.0) / d01.size
+    delta = float(auc_a - auc_b)
+    se = float(np.sqrt(max(var, 0.0)))
+    if se <= 1e-15:
+        z, p = 0.0, 1.0 if abs(delta) < 1e-15 else 0.0
+    else:
+        z = delta / se
+        p = float(2 * norm.sf(abs(z)))
+    return {"auroc_a": float(auc_a), "auroc_b": float(auc_b), "delta": delta, "se": se, "z": float(z), "p": p}
+
+
+def seed_summary(values) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value) and count of a metric over seeds."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("seed_summary needs at least one value")
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
+
+
+def paired_seeds(y_true, scores_a, scores_b, seeds=None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Paired comparison of two configurations over seeds (rows of ``(K, N)`` scores paired by seed).
+
+    Returns:
+        ``{"per_seed": [{"seed", "auroc": {...}, "auprc": {...}, "delong_p"}], "pooled": {...},
+        "a": {"auroc": mean/std/n, "auprc": ...}, "b": {...}}``; ``pooled`` compares the mean over
+        seeds with the same resamples for every seed.
+    """
+    y, a, b = _pair(y_true, scores_a, scores_b)
+    seeds = list(range(len(a))) if seeds is None else list(seeds)
+    if len(seeds) != len(a):
+        raise ValueError(f"seeds must name each of the {len(a)} rows. Got {seeds}")
+    per_seed = []
+    for k, sd in enumerate(seeds):
+        bs = paired_bootstrap(y, a[k], b[k], n_boot=n_boot, seed=seed)
+        per_seed.append({"seed": sd, **_deltas(bs), "delong_p": delong(y, a[k], b[k])["p"]})
+    pooled = paired_bootstrap(y, a, b, n_boot=n_boot, seed=seed)
+    out = {"per_seed": per_seed, "pooled": {**pooled, "delong": delong(y, a, b)}}
+    ones = np.ones((1, y.size))
+    for part, s in (("a", a), ("b", b)):
+        per_row = [_metrics(y, row, ones) for row in s]
+        out[part] = {m: seed_summary(r[k][0] for r in per_row) for k, m in enumerate(("auroc", "auprc"))}
+    return out
+
+
+def _deltas(bs: dict) -> dict:
+    return {m: bs[m]["delta"] for m in ("auroc", "auprc")}
+
+
+def significant(ci) -> bool:
+    """A difference is significant when its interval does not contain 0."""
+    lo, hi = ci
+    return lo > 0 or hi < 0

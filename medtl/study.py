@@ -1,0 +1,429 @@
+"""Studies: a named grid of runs over one dataset, the two-stage truncation search, and its results.
+
+A :class:`StudyConfig` is a base :class:`~medtl.config.RunConfig` plus axes (backbones, strategies,
+cuts, initialisations, training sizes, seeds), saved as ``<runs dir>/studies/<name>/study.json``.
+It references runs by experiment key (:meth:`RunConfig.key`), so re-running trains only what is
+missing and runs trained elsewhere into the same folder count.
+
+With ``cuts="search"`` (the TTL paper's procedure) stage 1 trains every block-level cut plus the
+full network; once a group (backbone, strategy, init, size) has all its seeds, stage 2 adds the
+layer-level cuts inside the block that won on validation, up to the first layer of the next block.
+Every choice reads validation metrics (``history.jsonl`` at the selected epoch); the test split is
+only reported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medtl.config import SELECT_BY, RunConfig, _bad, _Config
+from medtl.runs import RunStore, atomic_write
+from medtl.strategies import FULL, get_strategy
+
+CUT_MODES = ("blocks", "layers", "search")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+_AXES = ("backbones", "strategies", "inits", "train_sizes", "seeds")
+
+
+@dataclass(frozen=True)
+class StudyConfig(_Config):
+    """A saved question: which runs to train and how to choose the cut.
+
+    Attributes:
+        name: folder name under ``<runs dir>/studies``.
+        base: the RunConfig every run starts from (dataset, image size, training settings).
+        backbones, strategies, inits, train_sizes, seeds: the axes (``None`` size = all the data).
+            ``finetune`` (the full network) is always trained as the reference.
+        cuts: ``blocks`` (block-level cuts), ``layers`` (every cut point), ``search`` (two stages)
+            or an explicit tuple of cut names.
+        criterion: how a cut is chosen, on validation: ``val_auprc``, ``val_auroc`` or ``val_loss``.
+        start: an optional cut suggested in advance (e.g. by an advisor): always trained in stage 1.
+    """
+
+    name: str = "study"
+    base: RunConfig = field(default_factory=RunConfig)
+    backbones: tuple[str, ...] = ("resnet18",)
+    strategies: tuple[str, ...] = ("truncate",)
+    cuts: str | tuple[str, ...] = "blocks"
+    inits: tuple[str, ...] = ("random",)
+    train_sizes: tuple[float | int | str | None, ...] = (None,)
+    seeds: tuple[int, ...] = (0,)
+    criterion: str = "val_auprc"
+    start: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise _bad("name", self.name, "letters, digits, '-', '_' and '.' (a folder name)")
+        if not isinstance(self.base, RunConfig):
+            raise _bad("base", self.base, "a RunConfig")
+        for axis in (*_AXES, "cuts"):  # JSON gives lists; frozen fields are tuples
+            v = getattr(self, axis)
+            if isinstance(v, list):
+                object.__setattr__(self, axis, tuple(v))
+        from medtl.data.imageset import parse_train_size
+
+        # one spelling per size ("10%" = 0.1), so experiment keys match runs trained elsewhere
+        object.__setattr__(self, "train_sizes", tuple(parse_train_size(z) for z in self.train_sizes))
+        for axis in _AXES:
+            v = getattr(self, axis)
+            if not isinstance(v, tuple) or not v:
+                raise _bad(axis, v, "a non-empty list")
+        for s in self.strategies:
+            get_strategy(s)
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
+            raise _bad("seeds", self.seeds, "whole numbers")
+        if isinstance(self.cuts, str):
+            if self.cuts not in CUT_MODES:
+                raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a list of cut names")
+        elif not isinstance(self.cuts, tuple) or not self.cuts:
+            raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a non-empty list of cut names")
+        if self.criterion not in SELECT_BY:
+            raise _bad("criterion", self.criterion, f"one of {', '.join(SELECT_BY)}")
+        # every run of the grid must be a valid RunConfig: building them checks cut names per backbone
+        self.stage1()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StudyConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"StudyConfig expects a JSON object. Got {type(d).__name__}")
+        d = dict(d)
+        if isinstance(d.get("base"), dict):
+            d["base"] = RunConfig.from_dict(d["base"])
+        return super().from_dict(d)
+
+    # --- the grid ---------------------------------------------------------------------------------
+
+    def inits_for(self, backbone: str) -> list[str]:
+        """The initialisations that exist for ``backbone`` (CBR nets have no ImageNet weights: random only)."""
+        from medtl.models.registry import get_spec
+
+        has_weights = get_spec(backbone).weights is not None
+        out = [i for i in self.inits if i != "imagenet" or has_weights]
+        if not out:
+            raise ValueError(
+                f"inits {list(self.inits)} leave no initialisation for {backbone}: it has no ImageNet weights"
+            )
+        return out
+
+    def groups(self) -> list[tuple[str, str, str, Any]]:
+        """(backbone, strategy, init, size) for every strategy that uses a cut."""
+        return [
+            (b, s, i, z)
+            for b in self.backbones
+            for s in self.strategies
+            if get_strategy(s).cut_rule != "none"
+            for i in self.inits_for(b)
+            for z in self.train_sizes
+        ]
+
+    def run_config(self, backbone: str, strategy: str, cut: str, init: str, size, seed: int) -> RunConfig:
+        """The RunConfig of one cell; ``truncate`` at ``full`` is full fine-tuning (one canonical run)."""
+        if strategy == "truncate" and cut == FULL:
+            strategy = "finetune"
+        cut = get_strategy(strategy).effective_cut(cut)
+        b = self.base
+        return b.replace(
+            data=b.data.replace(train_size=size, seed=seed),
+            model=b.model.replace(backbone=backbone, strategy=strategy, cut=cut, init=init),
+            train=b.train.replace(seed=seed),
+        )
+
+    def candidates(self, backbone: str, strategy: str, stage: int = 1) -> list[str]:
+        """The cuts a group trains in stage 1 (or every cut a search may reach with ``stage=2``)."""
+        st = get_strategy(strategy)
+        if isinstance(self.cuts, tuple):
+            cuts = list(self.cuts)
+        elif self.cuts == "layers" or stage == 2:
+            cuts = distinct_cuts(backbone, layers=True)
+        else:
+            cuts = distinct_cuts(backbone, layers=False)
+        if self.start and self.start not in cuts:
+            cuts.append(self.start)
+        if st.cut_rule == "below_full":
+            cuts = [c for c in cuts if c != FULL]
+        elif FULL not in cuts:  # the full network competes too (for truncate it is full fine-tuning)
+            cuts.append(FULL)
+        return cuts
+
+    def stage1(self) -> list[RunConfig]:
+        """Stage 1 (or the whole grid without a search): every cell's RunConfig, full fine-tuning included."""
+        out: dict[str, RunConfig] = {}
+        for b in self.backbones:
+            for s in (*self.strategies, "finetune"):
+                cuts = [FULL] if get_strategy(s).cut_rule == "none" else self.candidates(b, s)
+                for i in self.inits_for(b):
+                    for z in self.train_sizes:
+                        for seed in self.seeds:
+                            for c in cuts:
+                                cfg = self.run_config(b, s, c, i, z, seed)
+                                out.setdefault(cfg.key(), cfg)
+        return list(out.values())
+
+
+def distinct_cuts(backbone: str, layers: bool) -> list[str]:
+    """Cut names of ``backbone`` bottom first, one per distinct network (block names preferred).
+
+    A ResNet cut at ``layer4`` is the full network and ``layer2`` is ``layer2.1``: such aliases
+    share a stage index, and only one name per stage is kept (``full`` for the top).
+    """
+    from medtl.models.registry import cut_points
+
+    points = cut_points(backbone)
+    rank = {"full": 0, "block": 1, "stem": 1, "layer": 2}
+    by_stage: dict[int, Any] = {}
+    for p in points:
+        if not layers and p.level == "layer":
+            continue
+        if p.stage not in by_stage or rank[p.level] < rank[by_stage[p.stage].level]:
+            by_stage[p.stage] = p
+    return [by_stage[s].name for s in sorted(by_stage)]
+
+
+def cut_stages(backbone: str) -> dict[str, int]:
+    """Cut name -> stage index (the depth along the network; aliases share one)."""
+    from medtl.models.registry import cut_points
+
+    return {p.name: p.stage for p in cut_points(backbone)}
+
+
+def stage2_cuts(backbone: str, best: str, tried: list[str]) -> list[str]:
+    """Layer-level cuts inside the block ending at ``best`` and up to the first layer of the next block.
+
+    Args:
+        backbone: the network; best: the stage-1 cut that won on validation; tried: stage-1 cuts.
+    """
+    stage = cut_stages(backbone)
+    tried_stages = sorted({stage[c] for c in tried})
+    below = max((s for s in tried_stages if s < stage[best]), default=-1)
+    every = distinct_cuts(backbone, layers=True)
+    after = [c for c in every if stage[c] > stage[best]]
+    upper = stage[after[0]] if after else stage[best]
+    return [c for c in every if below < stage[c] <= upper and stage[c] not in tried_stages]
+
+
+# --- storage ---------------------------------------------------------------------------------------
+
+
+def study_path(store: RunStore, name: str) -> Path:
+    if not _NAME_RE.match(name or ""):
+        raise _bad("name", name, "letters, digits, '-', '_' and '.' (a folder name)")
+    return store.root / "studies" / name / "study.json"
+
+
+def save(study: StudyConfig, store: RunStore) -> Path:
+    p = study_path(store, study.name)
+    atomic_write(p, study.to_json())
+    return p
+
+
+def load(store: RunStore, name: str) -> StudyConfig:
+    p = study_path(store, name)
+    if not p.is_file():
+        known = sorted(d.name for d in (store.root / "studies").glob("*") if (d / "study.json").is_file())
+        raise FileNotFoundError(f"No study {name!r} in {store.root / 'studies'}. Studies: {', '.join(known) or 'none'}")
+    return StudyConfig.from_dict(json.loads(p.read_text()))
+
+
+# --- presets ---------------------------------------------------------------------------------------
+
+
+def preset(name: str) -> StudyConfig:
+    """A ready-made study: ``demo``, ``paper`` or ``shallow-vs-deep``."""
+    from medtl.config import DataConfig, ModelConfig, TrainConfig
+
+    if name == "demo":
+        # sized so the whole study (20 runs) finishes in minutes on a 2-core CPU; large, high-contrast
+        # nodules (difficulty 0.1) so that 4 epochs on 700 images learn (600 images x 3 epochs at 0.3: chance)
+        base = RunConfig(
+            DataConfig(dataset="synthetic", finding="nodule", image_size=64, n_images=1000, difficulty=0.1),
+            ModelConfig(backbone="resnet18"),
+            TrainConfig(epochs=4, batch_size=32, bootstrap=500, patience=0),
+        )
+        return StudyConfig(
+            "demo", base, ("resnet18",), ("truncate",), "blocks", ("random",), (None, 0.1), (0, 1), "val_auprc"
+        )
+    if name == "paper":
+        base = RunConfig(
+            DataConfig(dataset="synthetic", finding="nodule", image_size=128, n_images=3000),
+            ModelConfig(backbone="resnet50"),
+            TrainConfig(epochs=20, patience=5),
+        )
+        return StudyConfig(
+            "paper",
+            base,
+            ("resnet50",),
+            ("truncate", "freeze", "transfusion"),
+            "search",
+            ("imagenet", "random"),
+            (0.05, 0.1, None),
+            (0, 1, 2),
+        )
+    if name == "shallow-vs-deep":
+        base = RunConfig(
+            # 128 px: the 7x7 CBR nets need at least 91 px at full depth
+            DataConfig(dataset="synthetic", finding="nodule", image_size=128, n_images=3000),
+            ModelConfig(backbone="resnet50"),
+            TrainConfig(epochs=10),
+        )
+        return StudyConfig(
+            "shallow-vs-deep",
+            base,
+            ("cbr_tiny", "cbr_small", "cbr_large_w", "resnet50", "densenet121"),
+            ("finetune",),
+            "blocks",
+            ("imagenet", "random"),
+            (0.1, None),
+            (0, 1, 2),
+        )
+    raise ValueError(f"Unknown preset {name!r}. Presets: {', '.join(PRESETS)}")
+
+
+PRESETS = ("demo", "paper", "shallow-vs-deep")
+
+
+# --- reading the runs ------------------------------------------------------------------------------
+
+
+def val_score(store: RunStore, run_id: str, criterion: str) -> float:
+    """The validation criterion of a finished run at its selected epoch (higher is better).
+
+    Reads ``metrics.json``'s ``val.best_epoch`` and that line of ``history.jsonl``: never the test split.
+    """
+    best = (store.metrics(run_id) or {}).get("val", {}).get("best_epoch")
+    hist = store.history(run_id)
+    if not hist:
+        raise ValueError(f"Run {run_id} has no history.jsonl: cannot read its validation {criterion}")
+    row = next((h for h in hist if h.get("epoch") == best), hist[-1])
+    v = float(row[criterion])
+    return -v if criterion == "val_loss" else v
+
+
+@dataclass
+class Cell:
+    """The finished runs of one configuration (all seeds)."""
+
+    cfg: RunConfig
+    runs: dict[int, str]  # seed -> run id
+
+
+def _cells(study: StudyConfig, store: RunStore, done: dict[str, str], b, s, i, z, cuts) -> dict[str, Cell]:
+    out = {}
+    for c in cuts:
+        runs = {}
+        for seed in study.seeds:
+            cfg = study.run_config(b, s, c, i, z, seed)
+            if cfg.key() in done:
+                runs[seed] = done[cfg.key()]
+        out[c] = Cell(study.run_config(b, s, c, i, z, study.seeds[0]), runs)
+    return out
+
+
+def _complete(cells: dict[str, Cell], n_seeds: int) -> bool:
+    return all(len(c.runs) == n_seeds for c in cells.values())
+
+
+def _best(study: StudyConfig, store: RunStore, cells: dict[str, Cell]) -> tuple[str, dict[str, float]]:
+    """The cut with the best mean validation criterion over seeds (ties: the shallower cut)."""
+    means = {
+        c: sum(val_score(store, r, study.criterion) for r in cell.runs.values()) / len(cell.runs)
+        for c, cell in cells.items()
+        if cell.runs
+    }
+    if not means:
+        raise ValueError("No finished runs to choose a cut from")
+    return max(means, key=lambda c: means[c]), means
+
+
+def search_state(study: StudyConfig, store: RunStore, done: dict[str, str] | None = None) -> list[dict]:
+    """Per group: the stage-1 winner, the stage-2 cuts and the final choice (each None until known).
+
+    Only validation metrics are read.
+    """
+    done = store.experiments() if done is None else done
+    out = []
+    for b, s, i, z in study.groups():
+        cuts1 = study.candidates(b, s)
+        cells = _cells(study, store, done, b, s, i, z, cuts1)
+        g: dict[str, Any] = {"backbone": b, "strategy": s, "init": i, "size": z, "stage1": cuts1}
+        g.update(stage1_best=None, stage2=[], selected=None, val={})
+        if _complete(cells, len(study.seeds)):
+            best, means = _best(study, store, cells)
+            g["stage1_best"], g["val"] = best, means
+            if study.cuts == "search":
+                g["stage2"] = stage2_cuts(b, best, cuts1)
+                cells2 = _cells(study, store, done, b, s, i, z, g["stage2"])
+                if _complete(cells2, len(study.seeds)):
+                    g["selected"], g["val"] = _best(study, store, {**cells, **cells2})
+            else:
+                g["selected"] = best
+        out.append(g)
+    return out
+
+
+def planned(study: StudyConfig, store: RunStore, done: dict[str, str] | None = None) -> list[RunConfig]:
+    """Every run the study needs as far as it is known now (stage 2 appears once stage 1 is done)."""
+    out = {c.key(): c for c in study.stage1()}
+    for g in search_state(study, store, done):
+        for c in g["stage2"]:
+            for seed in study.seeds:
+                cfg = study.run_config(g["backbone"], g["strategy"], c, g["init"], g["size"], seed)
+                out.setdefault(cfg.key(), cfg)
+    return list(out.values())
+
+
+def plan(study: StudyConfig, store: RunStore) -> list[RunConfig]:
+    """The runs to train now: planned and not done."""
+    done = store.experiments()
+    return [c for c in planned(study, store, done) if c.key() not in done]
+
+
+def pending(study: StudyConfig, store: RunStore) -> list[RunConfig]:
+    """The runs to queue now: planned and neither done nor already queued or running (for a job queue)."""
+    busy = store.experiments(states=("done", "queued", "running"))
+    return [c for c in planned(study, store, store.experiments()) if c.key() not in busy]
+
+
+Executor = Callable[[RunConfig], Any]
+
+
+def run_study(
+    study: StudyConfig, store: RunStore, executor: Executor | None = None, on_run: Callable | None = None
+) -> dict:
+    """Train what the study is missing, stage after stage, until nothing new can be trained.
+
+    Args:
+        executor: trains one RunConfig into ``store`` (default: inline with :func:`medtl.train.run`).
+        on_run: called as ``on_run(i, total, cfg)`` before each run.
+
+    Returns:
+        ``{"trained": n, "failed": n, "missing": n}`` (missing: runs still needed, e.g. after failures).
+    """
+    save(study, store)
+    executor = executor or (lambda cfg: _train_inline(store, cfg))
+    tried: set[str] = set()
+    trained = failed = 0
+    while True:
+        todo = [c for c in plan(study, store) if c.key() not in tried]
+        if not todo:
+            break
+        for k, cfg in enumerate(todo, 1):
+            if on_run:
+                on_run(k, len(todo), cfg)
+            tried.add(cfg.key())
+            executor(cfg)
+            trained += 1
+        done = store.experiments()
+        failed = sum(k not in done for k in tried)
+    return {"trained": trained, "failed": failed, "missing": len(plan(study, store))}
+
+
+def _train_inline(store: RunStore, cfg: RunConfig) -> dict:
+    from medtl import train
+
+    run_id = store.create(cfg, state="queued")
+    return train.run(cfg, store, run_id)
