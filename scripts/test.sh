@@ -15,4 +15,5 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 python3 -m ruff check .
-python3 -m pytest -q "$@"
+# two test processes, a file per process at a time (module-scoped servers stay in one process)
+python3 -m pytest -q -n 2 --dist loadfile "$@"
