@@ -68,6 +68,9 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _is(value: Any, tp: Any) -> bool:
     origin = typing.get_origin(tp)
+    if origin is tuple:  # tuple[X, ...]: every item an X
+        args = typing.get_args(tp)
+        return isinstance(value, tuple) and all(_is(v, args[0]) for v in value)
     if origin in (typing.Union, types.UnionType):
         return any(_is(value, a) for a in typing.get_args(tp))
     if origin is Literal:
@@ -92,6 +95,8 @@ def describe(tp: Any) -> str:
         return " or ".join(describe(a) for a in typing.get_args(tp))
     if origin is Literal:
         return f"one of {', '.join(map(str, typing.get_args(tp)))}"
+    if origin is tuple:
+        return f"a list of {describe(typing.get_args(tp)[0]).removeprefix('a ')}s"
     names = {type(None): "None", bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
     return names.get(tp, f"a {getattr(tp, '__name__', tp)}")
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medtl.config import SELECT_BY, RunConfig, _bad, _Config
+from medtl.config import RunConfig, SelectBy, _Config
+from medtl.fields import bad as _bad
+from medtl.fields import check_fields
 from medtl.runs import RunStore, atomic_write
 from medtl.strategies import FULL, get_strategy
 
@@ -53,7 +55,7 @@ class StudyConfig(_Config):
     inits: tuple[str, ...] = ("random",)
     train_sizes: tuple[float | int | str | None, ...] = (None,)
     seeds: tuple[int, ...] = (0,)
-    criterion: str = "val_auprc"
+    criterion: SelectBy = "val_auprc"
     start: str | None = None
 
     def __post_init__(self):
@@ -69,21 +71,17 @@ class StudyConfig(_Config):
 
         # one spelling per size ("10%" = 0.1), so experiment keys match runs trained elsewhere
         object.__setattr__(self, "train_sizes", tuple(parse_train_size(z) for z in self.train_sizes))
+        check_fields(self)  # types and choices from the annotations, as for the run configs
         for axis in _AXES:
-            v = getattr(self, axis)
-            if not isinstance(v, tuple) or not v:
-                raise _bad(axis, v, "a non-empty list")
+            if not getattr(self, axis):
+                raise _bad(axis, getattr(self, axis), "a non-empty list")
         for s in self.strategies:
             get_strategy(s)
-        if not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
-            raise _bad("seeds", self.seeds, "whole numbers")
         if isinstance(self.cuts, str):
             if self.cuts not in CUT_MODES:
                 raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a list of cut names")
         elif not isinstance(self.cuts, tuple) or not self.cuts:
             raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a non-empty list of cut names")
-        if self.criterion not in SELECT_BY:
-            raise _bad("criterion", self.criterion, f"one of {', '.join(SELECT_BY)}")
         # every run of the grid must be a valid RunConfig: building them checks cut names per backbone
         self.stage1()
 
