@@ -82,8 +82,9 @@ class StudyConfig(_Config):
                 raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a list of cut names")
         elif not isinstance(self.cuts, tuple) or not self.cuts:
             raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a non-empty list of cut names")
-        # every run of the grid must be a valid RunConfig: building them checks cut names per backbone
-        self.stage1()
+        # every run of the grid must be a valid run: names checked against the registries (cuts per backbone)
+        for cfg in self.stage1():
+            cfg.check()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudyConfig:
