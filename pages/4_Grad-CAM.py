@@ -61,6 +61,15 @@ if len({split_of[r] for r in runs}) > 1:
     )
     st.stop()
 
+# columns and rows are labelled by what differs between the selected runs; what they share is said once
+parts = {r: names[r].split(" · ") for r in runs}
+shared = [x for x in parts[runs[0]] if all(x in parts[r] for r in runs)] if len(runs) > 1 else []
+label = {r: " · ".join(x for x in parts[r] if x not in shared) or names[r] for r in runs}
+if len(set(label.values())) < len(runs):  # repeats of one config: tell them apart by id
+    label = {r: f"{label[r]} · {r[-7:]}" for r in runs}
+if shared:
+    st.caption("All selected runs: " + " · ".join(shared))
+
 # the layers every selected run keeps, bottom first: a common earlier cut compares like with like
 layers_of = {r: explain.gradcam_layers(store.config(r).model) for r in runs}
 common = [name for name in layers_of[runs[0]] if all(name in layers_of[r] for r in runs)]
@@ -110,7 +119,7 @@ with st.spinner("Computing Grad-CAM (cached after the first time)…"):
         s = X.scores(store, r, picked, layer, contrast)
         results[r] = (e, s)
         h, w = e.map_size
-        rows.append({"run": names[r], "layer": e.layer, "map": f"{h}×{w}", **s})
+        rows.append({"run": label[r], "layer": e.layer, "map": f"{h}×{w}", **s})
 
 scores = pd.DataFrame(rows).set_index("run")
 if "pointing_game" in scores:
@@ -138,7 +147,7 @@ if "pointing_game" in scores:
             lesion = e.masks[e.masks.reshape(len(e.masks), -1).any(axis=1)]
             diameter = float(np.median(2 * np.sqrt(lesion.reshape(len(lesion), -1).sum(axis=1) / np.pi)))
             st.warning(
-                f"**{names[r]}** at {e.layer}: at {h}×{w} a map cannot point at a {diameter:.0f}-px lesion in a "
+                f"**{label[r]}** at {e.layer}: at {h}×{w} a map cannot point at a {diameter:.0f}-px lesion in a "
                 f"{size}-px image (a cell centre lies within reach of only {s['pointing_game_ceiling']:.0%} of them): "
                 "choose an earlier layer or a larger image size.",
                 icon=":material/grid_on:",
@@ -151,7 +160,7 @@ cols = st.columns(len(runs))
 for c, r in zip(cols, runs, strict=True):
     e = results[r][0]
     h, w = e.map_size
-    c.markdown(f"**{names[r]}**  \n{e.layer} · {h}×{w} map" + (" · contrastive" if contrast else ""))
+    c.markdown(f"**{label[r]}**  \n{e.layer} · {h}×{w} map" + (" · contrastive" if contrast else ""))
 for i, ix in enumerate(picked):
     cols = st.columns(len(runs))
     for c, r in zip(cols, runs, strict=True):
@@ -169,5 +178,5 @@ if st.button("Compute CKA", key="cka_btn", help="Tens of seconds per run on a CP
     st.session_state["cka_on"] = True
 if st.session_state.get("cka_on"):
     with st.spinner("Computing CKA per stage (cached after the first time)…"):
-        sims = {names[r]: X.run_similarity(store, r) for r in runs}
+        sims = {label[r]: X.run_similarity(store, r) for r in runs}
     st.plotly_chart(plots.cka_figure(sims), key="cka_fig")
