@@ -76,6 +76,6 @@ def test_sweep_watch_cancel_compare(server, page, tmp_path):
 
     page.goto(server["url"] + "/Grad-CAM")  # the Explain page keeps its URL
     page.get_by_role("heading", name="Explain", exact=True).wait_for()
-    page.locator(".st-key-layer [data-baseweb='select']").wait_for()  # the layer choice
+    page.locator(".st-key-layer [data-testid='stSelectbox']").wait_for()  # the layer choice
     page.locator("[data-testid='stImage']").first.wait_for(timeout=90_000)
     screenshot(page, "gradcam")

@@ -109,7 +109,7 @@ def _tiny_data(at: AppTest) -> AppTest:
 def test_suggest_cuts_random_init_says_why_not():
     at = _app(TRAIN).run()
     assert not at.exception
-    assert any("random initialisation has nothing pretrained" in c.value for c in at.caption)
+    assert any("a random one has nothing pretrained to score" in c.value for c in at.caption)
     assert not any(b.key == "train_suggest" for b in at.button)
 
 

@@ -18,9 +18,8 @@ from medtl.models.weights import weights_status
 from ui.state import get_store
 
 RANDOM_NOTE = (
-    "Suggest cuts scores the features a pretrained initialisation gives at each cut, before training. "
-    "A random initialisation has nothing pretrained to score (its features say nothing about what training will "
-    "learn): choose imagenet, file: or run: to use it."
+    "Suggest cuts (scoring every cut before training) needs a pretrained initialisation: a random one has nothing "
+    "pretrained to score, its features say nothing about what training will learn."
 )
 
 
