@@ -42,20 +42,20 @@ def _advise(data_json: str, backbone: str, init: str, level: str, runs_dir: str,
 
 
 def table(result: dict) -> pd.DataFrame:
-    """The advisor's rows, best first, rounded for reading."""
+    """The advisor's rows, best first (narrow: it sits in a form column)."""
     rows = [
-        {
-            "rank": c["rank"],
-            "cut": c["cut"],
-            "channels": c["channels"],
-            "LogME": round(c["logme"], 3),
-            "probe AUROC": round(c["probe_auroc"], 3),
-            "probe AUPRC": round(c["probe_auprc"], 3),
-            "score": round(c["score"], 2),
-        }
+        {"cut": c["cut"], "LogME": c["logme"], "AUROC": c["probe_auroc"], "AUPRC": c["probe_auprc"]}
         for c in result["cuts"]
     ]
-    return pd.DataFrame(rows).set_index("rank")
+    return pd.DataFrame(rows)
+
+
+COLUMNS = {
+    "cut": st.column_config.TextColumn("cut", help="Best first"),
+    "LogME": st.column_config.NumberColumn("LogME", format="%.4f", help="LogME evidence per sample (higher: better)"),
+    "AUROC": st.column_config.NumberColumn("AUROC", format="%.3f", help="Logistic-regression probe, 5-fold"),
+    "AUPRC": st.column_config.NumberColumn("AUPRC", format="%.3f", help="Logistic-regression probe, 5-fold"),
+}
 
 
 def suggest_cuts(data_cfg: DataConfig, model_dict: dict, key_prefix: str, top: int | None = None) -> list[str] | None:
@@ -96,11 +96,11 @@ def suggest_cuts(data_cfg: DataConfig, model_dict: dict, key_prefix: str, top: i
     if held is None or held[0] != args:  # not asked yet, or for other data / backbone / init
         return None
     result = held[1]
-    st.dataframe(table(result), key=f"{key_prefix}_advice_table")
+    st.dataframe(table(result), hide_index=True, column_config=COLUMNS, key=f"{key_prefix}_advice_table")
     st.caption(
-        f"{result['n']} training images ({result['n_pos']} positive), {result['seconds']:.1f} s. "
-        "Ranked by the mean percentile rank of LogME and probe AUPRC among the cuts: a guide to which cuts to "
-        "train first, not a result."
+        f"Best first, by the mean percentile rank of LogME and the probe's AUPRC among the cuts; {result['n']} "
+        f"training images ({result['n_pos']} positive), {result['seconds']:.1f} s. A guide to which cuts to train "
+        "first, not a result."
     )
     names = [c["cut"] for c in result["cuts"]]
     if top is None:
