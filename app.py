@@ -73,7 +73,7 @@ def home() -> None:
         link("pages/1_ROC_vs_PRC.py", "ROC vs PRC — the imbalance toy example")
         link("pages/2_Train.py", "Train — queue runs and sweeps, watch them live")
         link("pages/3_Compare.py", "Compare — curves, truncation plots, seeds")
-        link("pages/4_Grad-CAM.py", "Grad-CAM — what each truncation level looks at")
+        link("pages/4_Grad-CAM.py", "Explain — where each cut looks (Grad-CAM), what it reuses (CKA)")
         store = get_store()
         counts = Counter(store.status(r).get("state") for r in store.ids())
         st.subheader("Runs")

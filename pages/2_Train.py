@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from ui import forms, queue_view
+from medtl.config import DataConfig
+from ui import advisor, forms, queue_view
 from ui.nav import page_setup
 from ui.state import get_queue
 
@@ -34,10 +35,30 @@ with new:
                 st.error(res.errors[key])
     with c_model:
         st.subheader("Model")
+        advised = st.session_state.pop("_advised_cuts", None)
+        if advised:  # "Suggest cuts" chose these on the last run: into the cut widget before it is drawn
+            st.session_state["cuts" if sweep else "cut"] = advised if sweep else advised[0]
         m, cuts, inits = forms.model_section(d, sweep, res)
         for key in ("cut", "init"):
             if key in res.errors:
                 st.error(res.errors[key])
+        if cuts != ["full"] and sizes and "dataset" not in res.errors:  # "Suggest cuts" for the first pretrained init
+            picked = st.session_state.get("inits" if sweep else "init")
+            picked = picked if isinstance(picked, list) else [picked]
+            pretrained = [i for i in inits if i != "random"]
+            init = pretrained[0] if pretrained else ("imagenet" if "imagenet" in picked else "random")
+            if "init" not in res.errors or init == "imagenet":  # a missing file or run: its error is shown
+                size = None if sizes[0] in ("100%", "1") else sizes[0]
+                level = "layer" if st.session_state.get("layer_level") else "block"
+                take = advisor.suggest_cuts(
+                    DataConfig(**{**d, "train_size": size}),
+                    {**m, "init": init, "level": level},
+                    "train",
+                    top=None if sweep else 1,
+                )
+                if take:
+                    st.session_state["_advised_cuts"] = take
+                    st.rerun()
     with c_train:
         st.subheader("Training")
         t, seeds = forms.train_section(res)

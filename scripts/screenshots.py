@@ -45,6 +45,23 @@ def serve(runs: str | None, port: int) -> subprocess.Popen:
     raise SystemExit("streamlit did not become healthy in 60 s")
 
 
+# the script has stopped running and no spinner is left (a long first computation)
+IDLE = (
+    "!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')"
+    " && !document.querySelector('[data-testid=\"stSpinner\"]')"
+)
+
+
+def wait_idle(page, quiet_s: int = 2) -> None:
+    """Wait until the page has been idle for ``quiet_s`` checks a second apart: a page opened by URL
+    runs more than once (the app's navigation, then the page), with short idle gaps in between."""
+    quiet = 0
+    while quiet < quiet_s:
+        page.wait_for_function(IDLE, timeout=180_000)
+        page.wait_for_timeout(1000)
+        quiet = quiet + 1 if page.evaluate(IDLE) else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", help="runs folder (default: $MEDTL_RUNS or ./runs)")
@@ -71,10 +88,7 @@ def main() -> int:
                     page.goto(f"http://127.0.0.1:{port}{urls[title]}")
                     page.locator("[data-testid='stMain']").wait_for()
                     page.wait_for_timeout(1500)
-                    page.wait_for_function(
-                        "!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=180_000
-                    )
-                    page.wait_for_timeout(1000)
+                    wait_idle(page)
                     # the app scrolls inside its main container: grow the window to its height for a whole-page picture
                     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
                     page.set_viewport_size({"width": width, "height": min(max(height, 800), 12000)})

@@ -1,5 +1,5 @@
 """Real-browser test of the key flow: queue a 2-cut x 2-init sweep on SynthCXR from the Train page,
-watch it progress, cancel one run, let the rest finish, then open Compare and Grad-CAM."""
+watch it progress, cancel one run, let the rest finish, then open Compare and Explain (Grad-CAM)."""
 
 import time
 
@@ -74,7 +74,8 @@ def test_sweep_watch_cancel_compare(server, page, tmp_path):
     assert "random · 100%" in legends and "file:" in legends  # one truncation line per initialisation
     screenshot(page, "compare")
 
-    page.goto(server["url"] + "/Grad-CAM")
-    page.get_by_role("heading", name="Grad-CAM").wait_for()
+    page.goto(server["url"] + "/Grad-CAM")  # the Explain page keeps its URL
+    page.get_by_role("heading", name="Explain", exact=True).wait_for()
+    page.locator(".st-key-layer [data-testid='stSelectbox']").wait_for()  # the layer choice
     page.locator("[data-testid='stImage']").first.wait_for(timeout=90_000)
     screenshot(page, "gradcam")

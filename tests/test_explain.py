@@ -226,7 +226,7 @@ def test_overlay_png_and_cli(tmp_path, capsys):
     r = json.loads(capsys.readouterr().out)
     for key in ("pointing_game_chance", "energy_in_mask_chance", "pointing_game_random", "energy_in_mask_random"):
         assert 0 < r[key] < 1
-    assert r["layer"] == "layer2" and r["map_size"] == [4, 4]
+    assert r["layer"] == "layer2" and r["map_size"] == [4, 4] and r["contrast"] is True  # the default, as on the page
     assert 0 < r["n"] <= 4 and len(list(out.glob("*.png"))) == r["n"]
     assert (
         main(["explain", rid, "--n", "4", "--layer", "layer1", "--contrast", "--runs-dir", str(store.root), "--json"])
@@ -239,6 +239,11 @@ def test_overlay_png_and_cli(tmp_path, capsys):
         and r["map_size"] == [8, 8]
         and 0 <= r["pointing_game"] <= r["pointing_game_ceiling"]
     )
+    assert main(["explain", rid, "--n", "4", "--plain", "--no-sanity", "--runs-dir", str(store.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["contrast"] is False
+    with pytest.raises(SystemExit):  # argparse: one or the other
+        main(["explain", rid, "--plain", "--contrast", "--runs-dir", str(store.root)])
+    assert "not allowed with" in capsys.readouterr().err
     assert main(["explain", rid, "--layer", "layer4", "--runs-dir", str(store.root)]) == 2
     assert "layer4" in capsys.readouterr().err
     assert main(["explain", "nope-123", "--runs-dir", str(store.root)]) == 2

@@ -15,7 +15,7 @@ PAGES = {
     "pages/1_ROC_vs_PRC.py": ("ROC vs PRC", ":material/show_chart:"),
     "pages/2_Train.py": ("Train", ":material/model_training:"),
     "pages/3_Compare.py": ("Compare", ":material/compare_arrows:"),
-    "pages/4_Grad-CAM.py": ("Grad-CAM", ":material/local_fire_department:"),
+    "pages/4_Grad-CAM.py": ("Explain", ":material/local_fire_department:"),
 }
 
 

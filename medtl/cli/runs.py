@@ -401,11 +401,17 @@ def explain_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--layer", metavar="CUT", help="read the maps at this cut point (default: the run's cut, the map the head sees)"
     )
-    p.add_argument(
+    # contrastive by default, as on the Explain page: with a GAP head plain maps carry an offset that is the
+    # same for every image (on SynthCXR the zero-padded border), which puts deep cuts' maxima on the border
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument(
         "--contrast",
+        dest="contrast",
         action="store_true",
-        help="subtract the mean map of negative validation images (the evidence over a typical negative)",
+        default=True,
+        help="subtract the mean map of negative validation images (the evidence over a typical negative; the default)",
     )
+    kind.add_argument("--plain", dest="contrast", action="store_false", help="plain Grad-CAM maps (no reference map)")
     p.add_argument("--json", action="store_true")
     _runs_dir_arg(p)
 
