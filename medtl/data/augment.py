@@ -151,10 +151,10 @@ class Batches:
                 slot["done"] = torch.cuda.Event()
                 slot["done"].record()  # on the stream that copies: the buffer is reused only after it
             return x, y, b, slot["done"]
-        x = xb.float().div_(255)  # a new tensor: the buffer is free again at once
+        x = xb.to(self.device).float().div_(255)  # a new tensor (CPU, MPS): the buffer is free again at once
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, yb.clone(), b, None
+        return x, yb.to(self.device, copy=True), b, None
 
     def _put(self, item) -> bool:
         """Hand ``item`` over; False where the consumer closed meanwhile (a bounded wait, never a hang)."""
