@@ -13,7 +13,13 @@ when to stop (:class:`~medtl.monitors.EarlyStopping`) and whether the run diverg
 
 On CUDA the loop never waits for the GPU per step: losses stay on the device and are checked
 for NaN/inf every ``check_every`` steps and at the end of the epoch (the message names the first
-bad batch); the host reads them only for the throttled progress events.
+bad batch); the host reads them only for the throttled progress events. Batches come from a
+prefetching thread (:class:`~medtl.data.augment.Batches`); the time the loop waited for one is
+``data_wait_s`` in each epoch's history record.
+
+Under ``torchrun`` (``dist``, :mod:`medtl.distributed`) the step runs through DistributedDataParallel
+on each rank's shard of the epoch, evaluation gathers every rank's predictions, and rank 0 alone
+writes the run folder.
 """
 
 from __future__ import annotations
