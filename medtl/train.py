@@ -301,8 +301,11 @@ class _Throttle:
 class _Progress:
     """Batch events with images/s and ETA, at most one per ``every`` seconds (plus each epoch's last batch)."""
 
-    def __init__(self, emit: Callable[[dict], None], epoch: int, epochs: int, steps: int, every: float = 0.25):
+    def __init__(
+        self, emit: Callable[[dict], None], epoch: int, epochs: int, steps: int, every: float = 0.25, world: int = 1
+    ):
         self.emit, self.epoch, self.epochs, self.steps = emit, epoch, epochs, steps
+        self.world = world  # processes training the run in step (torchrun): the run's rate is world x this one's
         self.throttle, self.t0 = _Throttle(every), time.perf_counter()
         self.t_first = self.t0
 
@@ -323,7 +326,7 @@ class _Progress:
                 "batch": b + 1,
                 "batches": self.steps,
                 "loss": mean_loss(),
-                "images_per_s": n_seen / (b + 1) / max(per_batch, 1e-9),
+                "images_per_s": self.world * n_seen / (b + 1) / max(per_batch, 1e-9),
                 "eta_s": left,
             }
         )
@@ -507,7 +510,7 @@ class Trainer:
                 self._cancellable(loader),
                 epoch,
                 check_every,
-                _Progress(self.emit, epoch, tc.epochs, s.steps),
+                _Progress(self.emit, epoch, tc.epochs, s.steps, world=self.dist.world),
                 lambda: _compile_errors(tc.compile and first),
             )
         seconds = time.perf_counter() - t0
