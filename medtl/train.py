@@ -13,7 +13,13 @@ when to stop (:class:`~medtl.monitors.EarlyStopping`) and whether the run diverg
 
 On CUDA the loop never waits for the GPU per step: losses stay on the device and are checked
 for NaN/inf every ``check_every`` steps and at the end of the epoch (the message names the first
-bad batch); the host reads them only for the throttled progress events.
+bad batch); the host reads them only for the throttled progress events. Batches come from a
+prefetching thread (:class:`~medtl.data.augment.Batches`); the time the loop waited for one is
+``data_wait_s`` in each epoch's history record.
+
+Under ``torchrun`` (``dist``, :mod:`medtl.distributed`) the step runs through DistributedDataParallel
+on each rank's shard of the epoch, evaluation gathers every rank's predictions, and rank 0 alone
+writes the run folder.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from medtl.checkpoint import ModelCheckpoint, load_resume_state, model_record, r
 from medtl.config import RunConfig
 from medtl.data import ImageSet, load
 from medtl.data.augment import AugmentConfig, batches, normalization_stats
+from medtl.distributed import SINGLE, Dist, RankStore
 from medtl.models import build, param_groups
 from medtl.models.profile import count_params, latency, macs
 from medtl.monitors import EarlyStopping, divergence_warning
@@ -169,18 +176,30 @@ def make_loss(y_train: np.ndarray, exclusive: bool, device) -> Callable[[torch.T
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: ImageSet, split: str, device, batch_size: int, channels_last=False) -> tuple:
-    """Logits, targets and indices for a split (eval mode); :func:`scores` turns logits into probabilities."""
+def predict(
+    model: nn.Module, data: ImageSet, split: str, device, batch_size: int, channels_last=False, dist: Dist = SINGLE
+) -> tuple:
+    """Logits, targets and indices for a split (eval mode); :func:`scores` turns logits into probabilities.
+
+    Under torchrun each rank predicts every ``world``-th image and all get the whole split, in index order."""
     model.eval()
     ctx, _ = _autocast(torch.device(device))
+    split_idx = data.splits[split]
+    mine = split_idx[dist.rank :: dist.world]
     ys, ls, ix = [], [], []
-    for x, y, idx in batches(data, split, batch_size, device, channels_last=channels_last):
+    for x, y, idx in batches(data, split, batch_size, device, channels_last=channels_last, index=mine):
         with ctx:
             ls.append(model(x).float())  # kept on the device: one copy to the host at the end, not one per batch
         ys.append(y)
         ix.append(idx)
-    logits, y = torch.cat(ls).cpu().numpy(), torch.cat(ys).cpu().numpy()
-    return (logits[:, 0] if y.ndim == 1 else logits), y, np.concatenate(ix)
+    n_out = 1 if data.target is not None else len(data.label_names)
+    if ls:
+        logits, y, idx = torch.cat(ls).cpu().numpy(), torch.cat(ys).cpu().numpy(), np.concatenate(ix)
+    else:  # a rank with no image of a tiny split
+        y = data.y(split_idx[:0]).astype(np.float32)
+        logits, idx = np.zeros((0, n_out), np.float32), split_idx[:0]
+    logits, y, idx = dist.gather_predictions(logits, y, idx)
+    return (logits[:, 0] if y.ndim == 1 else logits), y, idx
 
 
 # --- the parts --------------------------------------------------------------------------------------
@@ -256,10 +275,10 @@ def train_one_epoch(
 
 
 def evaluate(
-    model: nn.Module, data: ImageSet, split: str, loss_fn, device, batch_size: int, channels_last=False
+    model: nn.Module, data: ImageSet, split: str, loss_fn, device, batch_size: int, channels_last=False, dist=SINGLE
 ) -> dict:
     """Loss, AUROC and AUPRC of ``model`` on a split, and the *chance loss* (every logit 0) for reference."""
-    logits, y, _ = predict(model, data, split, device, batch_size, channels_last)
+    logits, y, _ = predict(model, data, split, device, batch_size, channels_last, dist)
     lt, yt = torch.from_numpy(logits).to(device), torch.from_numpy(y).to(device)
     with torch.no_grad():
         loss, chance = float(loss_fn(lt, yt)), float(loss_fn(torch.zeros_like(lt), yt))
@@ -282,8 +301,11 @@ class _Throttle:
 class _Progress:
     """Batch events with images/s and ETA, at most one per ``every`` seconds (plus each epoch's last batch)."""
 
-    def __init__(self, emit: Callable[[dict], None], epoch: int, epochs: int, steps: int, every: float = 0.25):
+    def __init__(
+        self, emit: Callable[[dict], None], epoch: int, epochs: int, steps: int, every: float = 0.25, world: int = 1
+    ):
         self.emit, self.epoch, self.epochs, self.steps = emit, epoch, epochs, steps
+        self.world = world  # processes training the run in step (torchrun): the run's rate is world x this one's
         self.throttle, self.t0 = _Throttle(every), time.perf_counter()
         self.t_first = self.t0
 
@@ -304,7 +326,7 @@ class _Progress:
                 "batch": b + 1,
                 "batches": self.steps,
                 "loss": mean_loss(),
-                "images_per_s": n_seen / (b + 1) / max(per_batch, 1e-9),
+                "images_per_s": self.world * n_seen / (b + 1) / max(per_batch, 1e-9),
                 "eta_s": left,
             }
         )
@@ -316,7 +338,7 @@ class _Setup:
 
     device: torch.device
     data: ImageSet
-    model: nn.Module
+    model: nn.Module  # the network itself (evaluation, checkpoints); ``step`` may run it through DDP/compile
     channels_last: bool
     loss_fn: Callable
     opt: torch.optim.Optimizer
@@ -324,6 +346,7 @@ class _Setup:
     step: Callable
     steps: int
     selection: ModelCheckpoint
+    batch_size: int  # images per step on this process (the global batch over the world size)
 
 
 class Trainer:
@@ -338,7 +361,11 @@ class Trainer:
         run_id: str,
         cancel: threading.Event | None = None,
         callback: Callback | None = None,
+        dist: Dist = SINGLE,
     ):
+        # under torchrun only rank 0 writes the run folder; the others read it (resume, model.pt)
+        self.dist = dist
+        store = store if dist.main else RankStore(store)
         self.cfg, self.store, self.run_id = cfg, store, run_id
         self.cancel = cancel or threading.Event()
         self.callback = callback or (lambda e: None)
@@ -402,23 +429,28 @@ class Trainer:
         # NHWC convolutions are faster on CUDA and with oneDNN on CPU (1.2-1.5x per step measured on a 2-core Xeon)
         channels_last = device.type in ("cuda", "cpu")
         model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        forward = model
+        loss_fn = make_loss(data.y(data.splits["train"]), data.exclusive, device)
+        if self.dist.active:  # gradients averaged over the ranks at each step
+            ids = [device.index] if device.type == "cuda" else None
+            forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         # compile only the training step: one graph (fixed batch shape, train mode), compiled once;
         # evaluation and checkpoints use the eager module, whose parameters the compiled one shares
-        forward = torch.compile(model) if tc.compile else model
-        loss_fn = make_loss(data.y(data.splits["train"]), data.exclusive, device)
-        n_train = data.splits["train"].size
-        steps = max(1, n_train // tc.batch_size if n_train > tc.batch_size else 1)  # the last partial batch is dropped
+        forward = torch.compile(forward) if tc.compile else forward
+        batch = self.dist.per_rank_batch(tc.batch_size)
+        n_train = data.splits["train"].size // self.dist.world  # this rank's shard
+        steps = max(1, n_train // batch if n_train > batch else 1)  # the last partial batch is dropped
         opt = make_optimizer(model, tc)
         sched = make_scheduler(opt, tc, steps)
         ctx, scaler = _autocast(device)
         step = make_step(forward, loss_fn, opt, sched, ctx, scaler)
         selection = ModelCheckpoint(self.store, self.run_id, tc.select_by, record, cfg.to_json())
-        return _Setup(device, data, model, channels_last, loss_fn, opt, sched, step, steps, selection)
+        return _Setup(device, data, model, channels_last, loss_fn, opt, sched, step, steps, selection, batch)
 
     def _fit(self, resume: bool) -> dict:
         tc = self.cfg.train
         gen = seed_everything(tc.seed)
-        device = pick_device(tc.device)
+        device = self.dist.device(pick_device(tc.device))
         if tc.threads:
             torch.set_num_threads(tc.threads)
         s = self._setup(device)
@@ -458,7 +490,7 @@ class Trainer:
         return self._test(s, seen, train_seconds, warning)
 
     def _validate(self, s: _Setup) -> dict:
-        return evaluate(s.model, s.data, "val", s.loss_fn, s.device, self.cfg.train.batch_size * 2, s.channels_last)
+        return evaluate(s.model, s.data, "val", s.loss_fn, s.device, s.batch_size * 2, s.channels_last, self.dist)
 
     def _epoch(self, s: _Setup, epoch: int, gen: torch.Generator, first: bool) -> tuple[dict, float]:
         """Train one epoch and validate; returns the history record (with ``n_seen``) and the chance loss."""
@@ -466,18 +498,25 @@ class Trainer:
         s.model.train()
         t0 = time.perf_counter()
         aug = AugmentConfig() if tc.augment else None
-        loader = batches(s.data, "train", tc.batch_size, s.device, True, gen, aug, True, s.channels_last)
+        # every rank draws the same permutation (and augmentation) from ``gen`` and keeps its own shard
+        shard = (self.dist.rank, self.dist.world) if self.dist.active else None
         # on the CPU a check costs nothing, so every step is checked (and the message names the batch exactly)
         check_every = 1 if s.device.type == "cpu" else self.check_every_cuda
-        train_loss, n_seen = train_one_epoch(
-            s.step,
-            self._cancellable(loader),
-            epoch,
-            check_every,
-            _Progress(self.emit, epoch, tc.epochs, s.steps),
-            lambda: _compile_errors(tc.compile and first),
-        )
+        with batches(
+            s.data, "train", s.batch_size, s.device, True, gen, aug, True, s.channels_last, shard=shard
+        ) as loader:  # closing stops the prefetching thread, also when the epoch is abandoned
+            train_loss, n_seen = train_one_epoch(
+                s.step,
+                self._cancellable(loader),
+                epoch,
+                check_every,
+                _Progress(self.emit, epoch, tc.epochs, s.steps, world=self.dist.world),
+                lambda: _compile_errors(tc.compile and first),
+            )
         seconds = time.perf_counter() - t0
+        if self.dist.active:  # the run's loss and images over all ranks
+            total, n = self.dist.sum(train_loss * n_seen, n_seen)
+            train_loss, n_seen = total / max(n, 1), int(n)
         self._check_cancel()
         t_val = time.perf_counter()
         val = self._validate(s)
@@ -491,6 +530,7 @@ class Trainer:
             "seconds": seconds,
             "val_seconds": time.perf_counter() - t_val,
             "images_per_s": n_seen / max(seconds, 1e-9),
+            "data_wait_s": loader.wait_s,  # the training loop waiting for a batch (the producer was behind)
             "n_seen": n_seen,
         }
         return hist, val["chance_loss"]
@@ -510,8 +550,12 @@ class Trainer:
             s.selection,
         )
         self.emit({"type": "status", "phase": "evaluating on the test split"}, persist=True)
+        self.dist.barrier()  # rank 0 has written the last model.pt
         best.load_best(model, device)
-        logits, y, idx = predict(model, data, "test", device, tc.batch_size * 2, channels_last)
+        logits, y, idx = predict(model, data, "test", device, s.batch_size * 2, channels_last, self.dist)
+        if not self.dist.main:  # rank 0 computes and writes the metrics; the others read them
+            self.dist.barrier()
+            return self.store.metrics(self.run_id)
         score = scores(logits, data.exclusive)
         self.store.write_predictions(self.run_id, index=idx, y_true=y, y_score=score)
         yb, sb = (y, score) if y.ndim == 1 else (y.max(1), score.max(1))
@@ -537,6 +581,7 @@ class Trainer:
                 "seconds": train_seconds,
                 "device": str(device),
                 "compiled": tc.compile,
+                "world_size": self.dist.world,
                 "loss": "cross_entropy" if data.exclusive else "bce",
             },
             "model": {
@@ -549,9 +594,14 @@ class Trainer:
         }
         self.store.write_metrics(self.run_id, metrics)
         (self.folder / "last.pt").unlink(missing_ok=True)  # the run is complete; model.pt is what stays
+        self.dist.barrier()  # metrics.json is there for the other ranks
         return metrics
 
 
-def run(cfg: RunConfig, store: RunStore, run_id: str, cancel=None, callback=None, resume: bool = False) -> dict:
-    """Train run ``run_id`` (already created in ``store``); returns its final status."""
-    return Trainer(cfg, store, run_id, cancel, callback).run(resume)
+def run(
+    cfg: RunConfig, store: RunStore, run_id: str, cancel=None, callback=None, resume: bool = False, dist: Dist = SINGLE
+) -> dict:
+    """Train run ``run_id`` (already created in ``store``); returns its final status.
+
+    ``dist``: this process's place in a torchrun group (:mod:`medtl.distributed`); one process by default."""
+    return Trainer(cfg, store, run_id, cancel, callback, dist).run(resume)

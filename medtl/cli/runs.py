@@ -176,12 +176,22 @@ def _summary(store, run_id: str, status: dict) -> str:
 
 
 def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str, dict]:
-    from medtl import train
+    """Train (or resume) one run; under torchrun all processes train it and rank 0 records and prints."""
+    from medtl import distributed, train
 
-    run_id = resume_id or store.create(cfg, state="queued")
-    print(f"run {run_id}: {cfg.name}\nfolder {store.path(run_id)}", file=sys.stderr)
-    status = train.run(cfg, store, run_id, callback=_progress_printer(), resume=resume_id is not None)
-    print(f"{run_id}  {_summary(store, run_id, status)}")
+    with distributed.session(cfg.train.device) as dist:
+        # rank 0 creates the run folder; every rank trains the run with its id
+        run_id = dist.broadcast(resume_id or (store.create(cfg, state="queued") if dist.main else None))
+        dist.barrier()
+        if dist.main:
+            where = f" ({dist.world} processes, {cfg.train.batch_size // dist.world} images each a step)"
+            print(
+                f"run {run_id}: {cfg.name}\nfolder {store.path(run_id)}{where if dist.active else ''}", file=sys.stderr
+            )
+        callback = _progress_printer() if dist.main else None
+        status = train.run(cfg, store, run_id, callback=callback, resume=resume_id is not None, dist=dist)
+        if dist.main:
+            print(f"{run_id}  {_summary(store, run_id, status)}")
     return run_id, status
 
 
@@ -358,7 +368,8 @@ def runs_run(a: argparse.Namespace) -> int:
         return 0
     if a.action == "resume":
         st = store.status(a.run_id)
-        if st.get("state") in ("done", "running"):
+        # "running" with its process gone (killed; a torchrun group stopped) is an interrupted run
+        if st.get("state") == "done" or (st.get("state") == "running" and a.run_id not in store.orphans()):
             raise ValueError(f"Run {a.run_id} is {st.get('state')}; only interrupted, failed or cancelled runs resume")
         _, status = _train_one(store, store.config(a.run_id), resume_id=a.run_id)
         return 0 if status.get("state") == "done" else 1
