@@ -140,8 +140,9 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
         "Backbone",
         list(registry.BACKBONES),
         key="backbone",
-        format_func=lambda b: f"{b} — {registry.BACKBONES[b].description}",
+        help="  \n".join(f"**{b}**: {spec.description}" for b, spec in registry.BACKBONES.items()),
     )
+    st.caption(registry.BACKBONES[backbone].description)
     strategy = st.selectbox(
         "Strategy",
         list(STRATEGIES),
