@@ -39,7 +39,13 @@ split_of = {r: store.config(r).data.test_split_key() for r in done}
 default = [r for r in done[::-1] if split_of[r] == split_of[done[-1]]][:3]
 c1, c2, c3 = st.columns([3, 1, 1])
 runs = c1.multiselect(
-    "Runs (columns)", done[::-1], default=default, format_func=lambda r: f"{names[r]} · {r[-8:]}", key="runs"
+    "Runs (columns)",
+    done[::-1],
+    default=default,
+    # compact chips (the model and the run id's tail): full names label the columns below
+    format_func=lambda r: f"{store.config(r).model.label} · {r[-7:]}",
+    key="runs",
+    help="Runs tested on the same images (same dataset and test split) can be shown side by side",
 )
 kind = c2.selectbox(
     "Images",
