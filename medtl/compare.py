@@ -31,11 +31,23 @@ NAME_FIELDS = (
     "data.train_size",
     *SEED_FIELDS,
 )
-CONFIG_PARTS = ("data", "model", "train")
+
+
+def _config_fields() -> frozenset[str]:
+    from dataclasses import fields
+
+    from medtl.config import DataConfig, ModelConfig, TrainConfig
+
+    parts = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+    return frozenset(f"{p}.{f.name}" for p, cls in parts.items() for f in fields(cls))
+
+
+CONFIG_FIELDS = _config_fields()
 
 
 def config_columns(rows: pd.DataFrame) -> list[str]:
-    return [c for c in rows.columns if c.split(".", 1)[0] in CONFIG_PARTS]
+    """The table's config columns (``model.cut``), not the metrics that share a prefix (``model.params``)."""
+    return [c for c in rows.columns if c in CONFIG_FIELDS]
 
 
 def varying(rows: pd.DataFrame, leave_out: tuple[str, ...] = ()) -> list[str]:

@@ -58,7 +58,8 @@ view = done.assign(
     AUROC=_ci("test.auroc"), AUPRC=_ci("test.auprc"), params=done["model.params"] / 1e6, GMACs=done["model.macs"] / 1e9
 )
 cols = ["display", "AUROC", "AUPRC", "params", "GMACs", "model.latency_ms", "train.seconds", "id"]
-if "warning" in view:
+if "warning" in view and view["warning"].notna().any():  # e.g. a diverged run: shown, never hidden
+    view["warning"] = view["warning"].fillna("")
     cols.insert(3, "warning")
 view = view[[c for c in cols if c in view]].rename(
     columns={

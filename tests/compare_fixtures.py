@@ -32,7 +32,7 @@ def write_run(store: RunStore, cfg: RunConfig, y: np.ndarray, signal: float, see
                 "n": int(y.size),
                 "n_pos": int(y.sum()),
             },
-            "train": {"n": 100, "n_pos": 25, "seconds": 1.0, "images_per_s": 100.0},
+            "train": {"n": 100, "n_pos": 25, "seconds": 1.0 + seed, "images_per_s": 100.0 + seed},
             "model": {"params": 1000 * (2 + len(cfg.model.cut)), "macs": 10**6, "latency_ms": 1.0},
         },
     )

@@ -101,3 +101,17 @@ def test_compare_page_truncation_figure_shows_true_repeats(store, monkeypatch):
     texts = [t for tr in trunc["data"] if tr.get("mode") == "text" for t in tr["text"]]
     assert sorted(texts) == sorted(f"n={len(ids)}" for ids in runs.values())
     assert trunc["layout"]["yaxis"]["range"][0] >= 0 and trunc["layout"]["yaxis"]["range"][1] <= 1.01
+
+
+def test_labels_and_lines_use_config_fields_only(store):
+    """Metrics share prefixes with config fields (``train.seconds``, ``model.params``): they never
+    label a run or split a line."""
+    mixed_runs(store)
+    done = store.table()
+    labels = " ".join(
+        [*compare.display_names(done), *compare.short_labels(done), *compare.seed_groups(done)]
+        + list(compare.truncation_summary(done, "test.auroc")["group"])
+    )
+    for metric in ("seconds", "images_per_s", "params", "macs", "latency"):
+        assert metric not in labels
+    assert compare.truncation_summary(done, "test.auroc")["group"].nunique() == 3
