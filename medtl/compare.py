@@ -69,12 +69,38 @@ def extra_label(row: pd.Series, fields: list[str]) -> str:
     return " · ".join(f"{f.split('.', 1)[1]}={fmt_value(row[f])}" for f in fields)
 
 
+def init_label(init: str) -> str:
+    """A short initialisation for labels: ``run:…565565f`` for a run, the file name for ``file:``."""
+    kind, _, ref = str(init).partition(":")
+    if kind == "run":
+        return f"run:…{ref[-7:]}"
+    if kind == "file":
+        return f"file:{ref.replace(chr(92), '/').rsplit('/', 1)[-1]}"
+    return str(init)
+
+
+def wrap(label: str, width: int = 60) -> str:
+    """Break a ``a · b · c`` label into lines of about ``width`` characters (``<br>``, for Plotly legends)."""
+    lines, line = [], ""
+    for part in label.split(" · "):
+        if line and len(line) + 3 + len(part) > width:
+            lines.append(line)
+            line = part
+        else:
+            line = f"{line} · {part}" if line else part
+    return "<br>".join([*lines, line])
+
+
 def short_labels(rows: pd.DataFrame, always: tuple[str, ...] = ("model_label",), seed: bool = True) -> pd.Series:
     """Labels that keep only what tells ``rows`` apart: the parts of the run name that differ
     between them (dataset, model, initialisation, size, seed), those in ``always``, then any other
     differing field (``lr=1``). Short enough for legends and table cells."""
-    d = rows.assign(_size=rows["data.train_size"].map(size_label), _seed="seed " + rows["train.seed"].map(str))
-    parts = ["data_label", "model_label", "model.init", "_size"] + (["_seed"] if seed else [])
+    d = rows.assign(
+        _size=rows["data.train_size"].map(size_label),
+        _seed="seed " + rows["train.seed"].map(str),
+        _init=rows["model.init"].map(init_label),
+    )
+    parts = ["data_label", "model_label", "_init", "_size"] + (["_seed"] if seed else [])
     keep = [c for c in parts if c in always or d[c].map(str).nunique() > 1]
     extra = varying(rows, NAME_FIELDS)
     if not keep and not extra:
@@ -196,13 +222,15 @@ def truncation_summary(
         for f in shown:
             if f == "data.train_size":
                 parts.append(size_label(r[f]))
-            elif f in ("model.init", "model.strategy"):
+            elif f == "model.init":
+                parts.append(init_label(r[f]))
+            elif f == "model.strategy":
                 parts.append(str(r[f]))
             else:
                 parts.append(f"{f.split('.', 1)[1]}={fmt_value(r[f])}")
         return " · ".join(parts)
 
-    out["group"] = out["line"].map(label)
+    out["group"] = out["line"].map(lambda line: wrap(label(line)))
     return out.sort_values(["group", "depth"]).reset_index(drop=True)
 
 

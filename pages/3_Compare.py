@@ -44,7 +44,7 @@ if done.empty:
     st.stop()
 
 done = done.sort_values(metric, ascending=False)
-done["display"] = compare.short_labels(done, always=("model_label", "model.init", "_size", "_seed"))
+done["display"] = compare.short_labels(done, always=("model_label", "_init", "_size", "_seed"))
 
 
 def _ci(col: str) -> list[str]:
@@ -110,7 +110,7 @@ for _, r in picked.iterrows():
     p = store.predictions(r["id"])
     if p is None or p["y_true"].ndim != 1:
         continue
-    label = f"{r['legend']}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
+    label = f"{compare.wrap(r['legend'], 48)}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
     roc[label], pr[label] = metrics.roc_points(p["y_true"], p["y_score"]), metrics.pr_points(p["y_true"], p["y_score"])
     prevalences.append(float(p["y_true"].mean()))
 if roc:
@@ -159,7 +159,7 @@ st.caption(
 st.subheader("Seeds")
 seed_label = compare.short_labels(done, seed=False)
 groups = done.assign(group=compare.seed_groups(done)).groupby("group")
-label_of = {g: seed_label[idx[0]] for g, idx in groups.groups.items()}
+label_of = {g: compare.wrap(seed_label[idx[0]], 70) for g, idx in groups.groups.items()}
 groups = groups[metric].apply(list)
 st.plotly_chart(
     plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in groups.items()}, compare.METRICS[metric]),
