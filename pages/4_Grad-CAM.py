@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from medtl import explain
+from ui import study_view
 from ui.nav import link, page_setup
 from ui.state import get_store, load_data
 
@@ -15,6 +16,7 @@ st.caption("Maps at the last layer each network keeps (its cut), on a fresh eval
 store = get_store()
 done = [r for r in store.ids() if store.status(r).get("state") == "done"]
 if not done:
+    study_view.start_buttons("gradcam_start")
     st.info("No finished runs yet: train some on the Train page, then come back to see what they look at.")
     link("pages/2_Train.py", "Train a model")
     st.stop()
