@@ -24,7 +24,7 @@ with st.expander("New study", expanded=not saved, icon=":material/add:"):
         "Start from",
         [*study.PRESETS, *(f"saved: {n}" for n in saved)],
         key="study_start",
-        help="quick: 6 small runs · demo: 20 runs, minutes on a CPU · paper: the article's ResNet50 grid (a GPU) · "
+        help="quick: 3 tiny runs (a tour; too small to learn) · demo: 20 runs, minutes on a CPU · paper: the article's ResNet50 grid (a GPU) · "
         "shallow-vs-deep: small CBR nets against ResNet50/DenseNet121",
     )
     base = study.load(store, start.removeprefix("saved: ")) if start.startswith("saved: ") else study.preset(start)

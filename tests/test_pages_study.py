@@ -46,10 +46,10 @@ def test_study_page_shows_runs_and_a_measured_estimate_before_queueing():
     at.selectbox(key="study_start").set_value("quick").run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Runs in the study"] == "6" and metrics["To train now"] == "6"
+    assert metrics["Runs in the study"] == "3" and metrics["To train now"] == "3"
     assert metrics["Estimated time"].endswith("s")  # "1 min 05 s": measured, not a placeholder
     assert any("An estimate" in c.value and "on **cpu**" in c.value for c in at.caption)
-    assert at.button(key="study_queue").label == "Queue 6 runs"
+    assert at.button(key="study_queue").label == "Queue 3 runs"
     assert not RunStore().ids()  # nothing queued before the click
     at.selectbox(key="s_quick_crit").set_value("val_loss").run()
     at.text_input(key="s_quick_seeds").set_value("0, x").run()

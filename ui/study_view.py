@@ -52,7 +52,7 @@ def start_buttons(key: str) -> None:
     st.caption(
         "The demo trains ResNet18 on SynthCXR nodules at every block-level cut and in full, with all and 10% of the "
         "data, two seeds each (20 runs, a few minutes on a CPU), and says whether truncating beats full fine-tuning. "
-        "The quick look trains 6 small runs."
+        "The quick look trains 3 tiny runs (too small to learn: a tour of the pages and the report)."
     )
     if picked:
         n = queue_study(study.preset(picked))
