@@ -87,8 +87,9 @@ class StudyConfig(_Config):
             raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a non-empty list of cut names")
         if self.criterion not in SELECT_BY:
             raise _bad("criterion", self.criterion, f"one of {', '.join(SELECT_BY)}")
-        # every run of the grid must be a valid RunConfig: building them checks cut names per backbone
-        self.stage1()
+        # every run of the grid must be a valid RunConfig: cut names per backbone, image size per cut
+        for cfg in self.stage1():
+            cfg.check()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudyConfig:
