@@ -9,13 +9,14 @@ nothing here groups by display name.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from medtl import stats
-from medtl.config import EXECUTION_FIELDS, SEED_FIELDS
+from medtl.config import EXECUTION_FIELDS, SEED_FIELDS, DataConfig, ModelConfig, TrainConfig
 from medtl.strategies import get_strategy
 
 METRICS = {"test.auroc": "AUROC", "test.auprc": "AUPRC (AP)", "test.auprc_trapezoid": "AUPRC (trapezoid)"}
@@ -35,7 +36,13 @@ CONFIG_PARTS = ("data", "model", "train")
 
 
 def config_columns(rows: pd.DataFrame) -> list[str]:
-    return [c for c in rows.columns if c.split(".", 1)[0] in CONFIG_PARTS]
+    # by field name: metrics.json's sections share the prefixes (train.seconds, model.params are results)
+    fields = {
+        f"{part}.{f.name}"
+        for part, cls in zip(CONFIG_PARTS, (DataConfig, ModelConfig, TrainConfig), strict=True)
+        for f in dataclasses.fields(cls)
+    }
+    return [c for c in rows.columns if c in fields]
 
 
 def varying(rows: pd.DataFrame, leave_out: tuple[str, ...] = ()) -> list[str]:
