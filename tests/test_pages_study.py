@@ -166,3 +166,18 @@ def test_study_page_needing_imagenet_offers_the_weights():
     assert not at.exception
     assert at.button(key="study_w_resnet18_download").label.startswith("Download weights")
     assert at.button(key="study_queue").disabled
+
+
+def test_estimate_is_the_work_over_the_measured_speed():
+    from medtl import estimate
+    from medtl.config import ModelConfig
+
+    speed = estimate.measure(ModelConfig("resnet18", "truncate", "layer1"), 32, 4, steps=1)
+    assert speed["train_ips"] > 0 and speed["eval_ips"] > speed["train_ips"] / 10
+    s = study.preset("quick")
+    counts = {"train": {"n": 280}, "val": {"n": 60}, "test": {"n": 60}}
+    out = estimate.estimate(s.stage1(), lambda d: counts, lambda c: {"train_ips": 100.0, "eval_ips": 400.0})
+    per_run = 2 * 280 / 100 + (2 * 60 + 60) / 400
+    assert out["runs"] == 3 and out["seconds"] == pytest.approx(3 * per_run)
+    assert [m["runs"] for m in out["models"]] == [1, 1, 1]  # three distinct models: layer1, layer2, full
+    assert estimate.duration(75) == "1 min 15 s" and estimate.duration(7300) == "2 h 01 min"
