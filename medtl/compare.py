@@ -9,13 +9,14 @@ nothing here groups by display name.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from medtl import stats
-from medtl.config import EXECUTION_FIELDS, SEED_FIELDS
+from medtl.config import EXECUTION_FIELDS, SEED_FIELDS, DataConfig, ModelConfig, TrainConfig
 from medtl.strategies import get_strategy
 
 METRICS = {"test.auroc": "AUROC", "test.auprc": "AUPRC (AP)", "test.auprc_trapezoid": "AUPRC (trapezoid)"}
@@ -33,16 +34,12 @@ NAME_FIELDS = (
 )
 
 
-def _config_fields() -> frozenset[str]:
-    from dataclasses import fields
-
-    from medtl.config import DataConfig, ModelConfig, TrainConfig
-
-    parts = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-    return frozenset(f"{p}.{f.name}" for p, cls in parts.items() for f in fields(cls))
-
-
-CONFIG_FIELDS = _config_fields()
+# the config's own fields: metrics.json's sections share the prefixes (train.seconds, model.params are results)
+CONFIG_FIELDS = frozenset(
+    f"{part}.{f.name}"
+    for part, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
+    for f in dataclasses.fields(cls)
+)
 
 
 def config_columns(rows: pd.DataFrame) -> list[str]:

@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -90,10 +91,21 @@ class JobQueue:
         recover: mark orphaned runs at start-up (see module docstring).
         devices: the workers' devices, a list or comma-separated (``cuda:0,cuda:1``; a device listed
             twice gets two workers); None = ``$MEDTL_DEVICES``, else every CUDA GPU, else ``cpu``.
+        on_finished: called with the run id by the worker after each run (done, failed or cancelled),
+            one call at a time, before the run leaves :meth:`snapshot` (so :meth:`wait` also waits for
+            what it submits); e.g. to queue a study's next stage. Its errors are logged, not raised.
     """
 
-    def __init__(self, store: RunStore, recover: bool = True, devices: str | list[str] | None = None):
+    def __init__(
+        self,
+        store: RunStore,
+        recover: bool = True,
+        devices: str | list[str] | None = None,
+        on_finished: Callable[[str], None] | None = None,
+    ):
         self.store = store
+        self.on_finished = on_finished
+        self._hook_lock = threading.Lock()  # two workers finishing together must not submit the same run twice
         self.workers = make_workers(devices)
         self._q: queue.Queue[_Job | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -236,10 +248,21 @@ class JobQueue:
                         job.run_id, state="failed", finished=now(), error=f"{type(e).__name__}: {e}"
                     )
             finally:
+                self._finished(job.run_id)
                 with self._lock:
                     self._running.pop(job.run_id, None)
                     self._cancel.pop(job.run_id, None)
                     self._live.pop(job.run_id, None)
+
+    def _finished(self, run_id: str) -> None:
+        hook = self.on_finished
+        if hook is None or self._stopping:
+            return
+        with self._hook_lock:
+            try:
+                hook(run_id)
+            except Exception:  # noqa: BLE001 - a hook's bug must not kill the worker
+                log.exception("on_finished hook failed after run %s", run_id)
 
     def _train(self, worker: Worker, job: _Job, cancel: threading.Event) -> None:
         cfg = self.store.config(job.run_id)

@@ -59,6 +59,9 @@ def _groups_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+groups_table = _groups_table  # public: the Study page shows the same table
+
+
 def _study_runs(study: StudyConfig, store: RunStore) -> pd.DataFrame:
     """The store's table restricted to the study's finished runs."""
     done = store.experiments()

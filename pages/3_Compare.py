@@ -3,6 +3,7 @@
 import streamlit as st
 
 from medtl import compare, metrics, plots
+from ui import study_view
 from ui.nav import link, page_setup
 from ui.state import get_store
 
@@ -12,6 +13,7 @@ st.title("Compare runs")
 store = get_store()
 table = store.table()
 if table.empty:
+    study_view.start_buttons("compare_start")
     st.info("No runs yet. Queue some on the Train page, or point `MEDTL_RUNS` at a runs folder from a GPU server.")
     link("pages/2_Train.py", "Train a model")
     st.stop()

@@ -7,6 +7,7 @@ import streamlit as st
 
 from medtl import explain, plots
 from ui import explanations as X
+from ui import study_view
 from ui.nav import link, page_setup
 from ui.state import get_store, load_data
 
@@ -29,6 +30,7 @@ st.caption(
 store = get_store()
 done = [r for r in store.ids() if store.status(r).get("state") == "done"]
 if not done:
+    study_view.start_buttons("gradcam_start")
     st.info("No finished runs yet: train some on the Train page, then come back to see what they look at.")
     link("pages/2_Train.py", "Train a model")
     st.stop()

@@ -15,6 +15,7 @@ from medtl.fields import check_value, choices, flag_type
 from medtl.models import registry
 from medtl.models.weights import weights_status
 from medtl.strategies import STRATEGIES
+from ui import weights_view
 from ui.state import cut_table, data_summary, get_store, preview_png, weights_label
 
 KINDS = {k.name: k.label for k in datasets.KINDS.values()}
@@ -211,7 +212,7 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
                         format_func=lambda r: f"{r} · {get_store().status(r).get('name')}",
                     )
                 )
-        elif p == "imagenet" and not w["available"]:
+        elif p == "imagenet" and not w["available"] and not (w["file"] and weights_view.offer(backbone, "train_w")):
             res.errors["init"] = f"ImageNet weights for {backbone} are not available offline" + (
                 f": put {w['file'].rsplit('/', 1)[-1]} into {w['file'].rsplit('/', 1)[0]} "
                 f"(`python -m medtl models --download {backbone}` where there is internet), or choose random."

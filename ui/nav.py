@@ -16,6 +16,7 @@ PAGES = {
     "pages/2_Train.py": ("Train", ":material/model_training:"),
     "pages/3_Compare.py": ("Compare", ":material/compare_arrows:"),
     "pages/4_Grad-CAM.py": ("Explain", ":material/local_fire_department:"),
+    "pages/5_Study.py": ("Study", ":material/science:"),
 }
 
 

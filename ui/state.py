@@ -17,7 +17,13 @@ def get_queue() -> JobQueue:
 
 @st.cache_resource(show_spinner=False)
 def _queue_for(root: str) -> JobQueue:
-    return JobQueue(RunStore(root))  # start-up recovery of orphaned runs happens here, once per folder
+    from medtl import study
+
+    q = JobQueue(RunStore(root))  # start-up recovery of orphaned runs happens here, once per folder
+    # after every run, queue what started studies need next (stage 2 of a search), with no page open
+    q.on_finished = lambda _run_id: study.advance(q.store, q.submit)
+    study.advance(q.store, q.submit)  # a stage that became due while the app was stopped
+    return q
 
 
 def get_store() -> RunStore:

@@ -22,7 +22,7 @@ def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
 def study_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("run", "show", "plan"), help="run (train what is missing), show, or plan")
     p.add_argument("name", nargs="?", help="the study's name (show, plan; run without --preset)")
-    p.add_argument("--preset", help="demo, paper or shallow-vs-deep")
+    p.add_argument("--preset", help="quick, demo, paper or shallow-vs-deep")
     p.add_argument("--name", dest="new_name", help="save the study under this name (default: the preset's)")
     p.add_argument("--dataset", help="synthetic, medmnist:..., chexpert:..., folder:... or csv:...")
     p.add_argument("--finding", help="the target label")

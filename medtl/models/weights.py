@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 import torchvision
@@ -72,8 +75,28 @@ def weights_status(backbone: str, version: str = DEFAULT_WEIGHTS) -> dict[str, o
     return {"backbone": backbone, "available": ok, "file": str(path), "reason": "cached" if ok else "not downloaded"}
 
 
-def download_imagenet(backbone: str, version: str = DEFAULT_WEIGHTS, progress: bool = True) -> Path:
-    """Fetch ImageNet weights into the cache (with a progress bar and torch's hash check)."""
+def file_size_mb(backbone: str, version: str = DEFAULT_WEIGHTS) -> float | None:
+    """The published file's size in MB, from torchvision's metadata (None where it has none)."""
+    return weights_enum(backbone, version).meta.get("_file_size")
+
+
+Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
+
+
+def download_imagenet(
+    backbone: str, version: str = DEFAULT_WEIGHTS, progress: bool = True, on_progress: Progress | None = None
+) -> Path:
+    """Fetch ImageNet weights into the cache, hash-checked against the prefix in the file name.
+
+    Args:
+        progress: a terminal progress bar (torch's), when ``on_progress`` is not given.
+        on_progress: called as ``on_progress(bytes_done, total_bytes)`` while downloading (e.g. a page's bar).
+
+    Raises:
+        FileNotFoundError: the download failed (offline, say); the message names the URL and the folder
+            the file can be copied into.
+        ValueError: the downloaded file does not match its published hash.
+    """
     w = weights_enum(backbone, version)
     path = cached_file(backbone, version)
     if path.is_file() and sha256_prefix_ok(path):
@@ -81,12 +104,66 @@ def download_imagenet(backbone: str, version: str = DEFAULT_WEIGHTS, progress: b
     path.parent.mkdir(parents=True, exist_ok=True)
     m = _HASH_RE.search(path.name)
     try:
-        torch.hub.download_url_to_file(w.url, str(path), hash_prefix=m.group(1) if m else None, progress=progress)
+        if on_progress is None:
+            torch.hub.download_url_to_file(w.url, str(path), hash_prefix=m.group(1) if m else None, progress=progress)
+        else:
+            import urllib.request
+
+            with urllib.request.urlopen(w.url, timeout=30) as r:  # noqa: S310 - torchvision's https URL
+                total = int(r.headers.get("Content-Length") or 0) or None
+                _store(r, path, backbone, version, lambda n: on_progress(n, total))
     except (OSError, RuntimeError) as e:
         raise FileNotFoundError(
             f"Could not download {w.url} ({e}). On a machine with internet, download that file and copy it to "
-            f"{path.parent}/, or use init 'random' or 'file:<path>'"
+            f"{path.parent}/ (or upload it in the dashboard), or use init 'random' or 'file:<path>'"
         ) from None
+    return path
+
+
+def install_weights(
+    backbone: str,
+    source: BinaryIO | bytes,
+    version: str = DEFAULT_WEIGHTS,
+    on_progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Copy a published weights file (e.g. uploaded in the dashboard) into torch's cache under its published name.
+
+    The content's SHA-256 must start with the prefix in the published name (``resnet18-f37072fd.pth``),
+    whatever the uploaded file was called; nothing is written otherwise.
+
+    Raises:
+        ValueError: the content is not the published file.
+    """
+    import io
+
+    path = cached_file(backbone, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _store(io.BytesIO(source) if isinstance(source, bytes) else source, path, backbone, version, on_progress)
+
+
+def _store(src: BinaryIO, path: Path, backbone: str, version: str, on_progress: Callable[[int], None] | None) -> Path:
+    """Stream ``src`` into ``path`` through a temporary file, checking the hash before the file appears."""
+    m = _HASH_RE.search(path.name)
+    h = hashlib.sha256()
+    done = 0
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                f.write(chunk)
+                h.update(chunk)
+                done += len(chunk)
+                if on_progress:
+                    on_progress(done)
+        if m and not h.hexdigest().startswith(m.group(1)):
+            raise ValueError(
+                f"This file is not the published {backbone} {version} weights: its SHA-256 starts with "
+                f"{h.hexdigest()[:8]}, the published {path.name} with {m.group(1)}"
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 

@@ -1,0 +1,75 @@
+"""Study: should I transfer, and how much of the network should I keep? Define, estimate, queue, read."""
+
+import streamlit as st
+
+from medtl import report, study
+from ui import study_view
+from ui.nav import link, page_setup
+from ui.state import get_store
+
+page_setup("pages/5_Study.py")
+st.title("Study")
+st.caption(
+    "A study trains a grid of cuts × initialisations × training sizes × seeds on one dataset, chooses the cut on "
+    "validation (optionally in two stages: blocks, then layers inside the best block), and compares it with full "
+    "fine-tuning on the same test images: paired bootstrap intervals for AUROC and AUPRC, DeLong's p."
+)
+store = get_store()
+saved = study.saved(store)
+if "study_open" not in st.session_state:
+    st.session_state["study_open"] = saved[-1] if saved else None
+
+with st.expander("New study", expanded=not saved, icon=":material/add:"):
+    start = st.selectbox(
+        "Start from",
+        [*study.PRESETS, *(f"saved: {n}" for n in saved)],
+        key="study_start",
+        help="quick: 3 tiny runs (a tour; too small to learn) · demo: 20 runs, minutes on a CPU · paper: the article's ResNet50 grid (a GPU) · "
+        "shallow-vs-deep: small CBR nets against ResNet50/DenseNet121",
+    )
+    base = study.load(store, start.removeprefix("saved: ")) if start.startswith("saved: ") else study.preset(start)
+    s, error = study_view.form(base)
+    if error:
+        st.error(error, icon=":material/error:")
+        st.stop()
+    ready = study_view.weights_gate(s)
+    todo = study_view.show_estimate(s, store)
+    n = len(todo)
+    if st.button(
+        f"Queue {n} run{'s' if n != 1 else ''}" if n else "Nothing to train",
+        type="primary",
+        disabled=not n or not ready,
+        key="study_queue",
+    ):
+        st.toast(f"Queued {study_view.queue_study(s)} run(s) of study {s.name}")
+        st.rerun()
+
+saved = study.saved(store)
+if not saved:
+    st.info("No study yet: start one above (the quick preset finishes in about a minute).")
+    st.stop()
+name = st.selectbox(
+    "Study",
+    saved,
+    index=saved.index(st.session_state["study_open"]) if st.session_state["study_open"] in saved else 0,
+    key="study_pick",
+)
+st.session_state["study_open"] = name
+study_view.results(name, store)
+
+s = study.load(store, name)
+c1, c2, c3 = st.columns([1.3, 1, 1])
+c1.download_button(
+    "Download report (HTML)",
+    lambda: report.build_report(s, store),
+    f"study_{name}.html",
+    "text/html",
+    key="dl_report",
+    icon=":material/download:",
+    help="One self-contained file (conclusions, tables, figures with plotly.js embedded, every run's config): "
+    "opens offline.",
+)
+with c2:
+    link("pages/3_Compare.py", "Open the runs in Compare")
+with c3:
+    link("pages/4_Grad-CAM.py", "See what they look at (Grad-CAM)")

@@ -1,0 +1,30 @@
+"""Real-browser test: from the empty Compare page, the quick study runs to its conclusions and its report downloads."""
+
+from pathlib import Path
+
+import pytest
+from conftest import screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def test_quick_study_from_the_empty_compare_page_to_its_report(server, page):
+    page.goto(server["url"] + "/Compare")
+    page.get_by_role("button", name="Run the demo study").wait_for()  # the first action of the empty page
+    page.get_by_role("button", name="Quick look (about 1 min)").click()
+    page.wait_for_url("**/Study")
+    # the page follows the runs by itself (no reload) until the conclusions are complete
+    done = page.get_by_text("3 of 3 runs done")
+    done.wait_for(timeout=900_000)
+    conclusion = page.locator("[data-testid='stMarkdownContainer'] li").filter(has_text="full fine-tuning").first
+    conclusion.wait_for(timeout=120_000)
+    text = conclusion.inner_text()
+    assert "AUPRC" in text and "AUROC" in text
+    page.locator(".js-plotly-plot").first.wait_for()
+    screenshot(page, "study_page_quick")
+    with page.expect_download(timeout=300_000) as dl:
+        page.get_by_role("button", name="Download report (HTML)").click()
+    html = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert dl.value.suggested_filename == "study_quick.html"
+    assert "<h2>Conclusions</h2>" in html and text.split(":")[0] in html
+    assert "plotly" in html.lower() and "medtl-summary" in html

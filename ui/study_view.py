@@ -1,0 +1,321 @@
+"""The Study page's parts: the study form, the time estimate, starting a preset, the live results."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from medtl import estimate, report, study
+from medtl.conclusions import summarize
+from medtl.config import SELECT_BY, ModelConfig
+from medtl.models import registry
+from medtl.runs import RunStore
+from medtl.strategies import STRATEGIES
+from ui import weights_view
+from ui.nav import link
+from ui.state import data_summary, get_queue
+
+CUT_CHOICES = {
+    "blocks": "blocks: every block-level cut",
+    "layers": "layers: every cut point",
+    "search": "search: blocks, then layers inside the best block",
+    "list": "a list of cuts",
+}
+ACTIVE = ("queued", "running")
+
+
+# --- starting -----------------------------------------------------------------------------------------
+
+
+def queue_study(s: study.StudyConfig) -> int:
+    """Save ``s`` and queue what it needs now; the queue's hook queues stage 2 later. Returns the count."""
+    queue = get_queue()
+    study.save(s, queue.store)
+    todo = study.pending(s, queue.store)
+    for cfg in todo:
+        queue.submit(cfg)
+    st.session_state["study_open"] = s.name
+    return len(todo)
+
+
+def start_buttons(key: str) -> None:
+    """The first action of an empty page: run the demo study, or a quick look, and open it on the Study page."""
+    c1, c2, _ = st.columns([1.2, 1.4, 2])
+    picked = None
+    if c1.button("Run the demo study", type="primary", key=f"{key}_demo", icon=":material/play_arrow:"):
+        picked = "demo"
+    if c2.button("Quick look (about 1 min)", key=f"{key}_quick", icon=":material/bolt:"):
+        picked = "quick"
+    st.caption(
+        "The demo trains ResNet18 on SynthCXR nodules at every block-level cut and in full, with all and 10% of the "
+        "data, two seeds each (20 runs, a few minutes on a CPU), and says whether truncating beats full fine-tuning. "
+        "The quick look trains 3 tiny runs (too small to learn: a tour of the pages and the report)."
+    )
+    if picked:
+        n = queue_study(study.preset(picked))
+        st.toast(f"Queued {n} run(s) of the {picked} study")
+        try:
+            st.switch_page("pages/5_Study.py")
+        except StreamlitAPIException:  # this page runs on its own (AppTest): no navigation to switch in
+            link("pages/5_Study.py", f"Follow the {picked} study")
+
+
+# --- the form -----------------------------------------------------------------------------------------
+
+
+def _sizes(text: str) -> list:
+    out = []
+    for t in (x.strip() for x in text.split(",")):
+        if t:
+            out.append(None if t.lower() in ("all", "100%", "1") else t)
+    return out
+
+
+def _size_text(sizes) -> str:
+    from medtl.compare import size_label
+
+    return ", ".join(size_label(z) for z in sizes)
+
+
+def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]:
+    """Widgets prefilled from ``base`` (a preset or a saved study); returns the study or an error message."""
+    k = f"s_{base.name}"  # a new preset resets the widgets
+    d, b = base.base.data, base.base
+    c_data, c_model, c_runs = st.columns(3, gap="large")
+    with c_data:
+        st.markdown("**Data**")
+        name = st.text_input("Study name", base.name, key=f"{k}_name", help="saved as <runs>/studies/<name>")
+        dataset = st.text_input(
+            "Dataset",
+            d.dataset,
+            key=f"{k}_dataset",
+            help="synthetic, medmnist:NAME, chexpert:DIR, folder:DIR, csv:FILE",
+        )
+        finding = st.text_input("Target finding", d.finding or "", key=f"{k}_finding")
+        c1, c2 = st.columns(2)
+        image_size = int(c1.number_input("Image size (px)", 28, 512, d.image_size, step=16, key=f"{k}_size"))
+        n_images = int(c2.number_input("Images (SynthCXR)", 100, 100_000, d.n_images, step=100, key=f"{k}_n"))
+        epochs = int(st.number_input("Epochs per run", 1, 500, b.train.epochs, key=f"{k}_epochs"))
+    with c_model:
+        st.markdown("**Models**")
+        backbones = st.multiselect("Backbones", list(registry.BACKBONES), list(base.backbones), key=f"{k}_bb")
+        strategies = st.multiselect(
+            "Strategies",
+            list(STRATEGIES),
+            list(base.strategies),
+            key=f"{k}_st",
+            format_func=lambda s: f"{s} ({STRATEGIES[s].label})",
+            help="Full fine-tuning is always trained as the reference.",
+        )
+        mode = base.cuts if isinstance(base.cuts, str) else "list"
+        mode = st.selectbox(
+            "Cuts", list(CUT_CHOICES), list(CUT_CHOICES).index(mode), key=f"{k}_cm", format_func=CUT_CHOICES.get
+        )
+        cuts: str | list = mode
+        if mode == "list":
+            names = list(dict.fromkeys(p.name for bb in backbones or ["resnet18"] for p in registry.cut_points(bb)))
+            default = [c for c in base.cuts if c in names] if isinstance(base.cuts, tuple) else names[1:3]
+            cuts = st.multiselect("Cut points", names, default, key=f"{k}_cuts")
+        inits = st.multiselect("Initialisations", ["random", "imagenet"], list(base.inits), key=f"{k}_init")
+    with c_runs:
+        st.markdown("**Runs**")
+        sizes = st.text_input(
+            "Training sizes", _size_text(base.train_sizes), key=f"{k}_sizes", help="comma-separated: 100%, 10%, 500"
+        )
+        seeds = st.text_input("Seeds", ", ".join(map(str, base.seeds)), key=f"{k}_seeds")
+        criterion = st.selectbox(
+            "Choose cuts on (validation)",
+            list(SELECT_BY),
+            list(SELECT_BY).index(base.criterion),
+            key=f"{k}_crit",
+            help="The test split is never used for a choice.",
+        )
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        return None, f"Seeds are whole numbers separated by commas (e.g. 0, 1, 2). Got {seeds!r}"
+    spec = base.to_dict()
+    spec["base"]["data"].update(dataset=dataset.strip(), finding=finding.strip() or None, image_size=image_size)
+    if dataset.strip() == "synthetic":
+        spec["base"]["data"]["n_images"] = n_images
+    spec["base"]["train"]["epochs"] = epochs
+    spec.update(
+        name=name.strip(),
+        backbones=backbones,
+        strategies=strategies,
+        cuts=cuts,
+        inits=inits,
+        train_sizes=_sizes(sizes),
+        seeds=seed_list,
+        criterion=criterion,
+    )
+    try:
+        return study.StudyConfig.from_dict(spec), None
+    except (ValueError, TypeError) as e:
+        return None, str(e)
+
+
+# --- the estimate -------------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _speed(model_json: str, image_size: int, batch_size: int, channels: int, device: str) -> dict[str, float]:
+    # a small batch: the images per second of a CPU hardly change with the batch size, and it stays quick
+    return estimate.measure(
+        ModelConfig.from_dict(json.loads(model_json)), image_size, min(batch_size, 8), channels, device, steps=2
+    )
+
+
+def show_estimate(s: study.StudyConfig, store: RunStore) -> list:
+    """The number of runs and their estimated time on this machine; returns the runs to queue now."""
+    queue = get_queue()
+    done = store.experiments()
+    planned = study.planned(s, store, done)
+    todo = study.pending(s, store)
+    device = queue.workers[0].device
+    channels = {}
+
+    def counts(data):
+        summary = data_summary(data.to_json())
+        channels[data.to_json()] = summary["channels"]
+        return summary["counts"]
+
+    def speed(cfg):
+        ch = channels.get(cfg.data.to_json(), 1)
+        return _speed(cfg.model.to_json(), cfg.data.image_size, cfg.train.batch_size, ch, device)
+
+    kinds = len({estimate.speed_key(c) for c in todo})
+    with st.spinner(f"Measuring this machine's speed on {kinds} distinct model(s) (once; a few seconds each)…"):
+        est = estimate.estimate(todo, counts, speed)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Runs in the study", len(planned), help="as far as known now: stage 2 of a search is added later")
+    c2.metric(
+        "To train now", len(todo), help=f"{sum(c.key() in done for c in planned)} already done in this runs folder"
+    )
+    c3.metric("Estimated time", estimate.duration(est["seconds"]) if todo else "—")
+    later = (
+        " Stage 2 of the search (layer-level cuts inside the best block) is queued automatically once stage 1 is done, "
+        "and adds to this."
+        if s.cuts == "search"
+        else ""
+    )
+    busy = " It was measured while other runs were training: expect it to be pessimistic." if queue.busy else ""
+    st.caption(
+        f"An estimate, one run after another on **{device}** ({len(queue.workers)} worker(s)): measured images per "
+        "second of a few training steps and evaluation passes of each distinct model on this machine, times the "
+        f"images each run sees; start-up adds a few seconds per run.{later}{busy}"
+    )
+    if est["models"]:
+        with st.expander("Per model"):
+            rows = pd.DataFrame(est["models"]).assign(time=lambda t: t["seconds"].map(estimate.duration))
+            st.dataframe(rows.drop(columns=["seconds"]), hide_index=True, key="est_table")
+    return todo
+
+
+def weights_gate(s: study.StudyConfig) -> bool:
+    """Offer ImageNet weights for every backbone of the study that needs them; whether all are here."""
+    if "imagenet" not in s.inits:
+        return True
+    ok = True
+    for b in s.backbones:
+        if registry.get_spec(b).weights is not None:
+            ok = weights_view.offer(b, f"study_w_{b}") and ok
+    return ok
+
+
+# --- results ------------------------------------------------------------------------------------------
+
+
+def _states(s: study.StudyConfig, store: RunStore) -> dict[str, str]:
+    """Planned run key -> state of its newest run (absent: not queued)."""
+    keys = {c.key() for c in study.planned(s, store)}
+    out = {}
+    for rid in store.ids():
+        try:
+            k = store.config(rid).key()
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        if k in keys:
+            out[k] = store.status(rid).get("state", "?")
+    return out
+
+
+@st.cache_data(show_spinner="Paired statistics over the finished runs…", max_entries=16)
+def _summary(root: str, study_json: str, finished: tuple[str, ...]) -> dict:
+    # finished: the study's done runs, so the cache refreshes exactly when a run finishes
+    return summarize(study.StudyConfig.from_dict(json.loads(study_json)), RunStore(root))
+
+
+def _image(fig, fmt: str):
+    return lambda: fig.to_image(format=fmt, width=1100, height=fig.layout.height or 450, scale=2 if fmt == "png" else 1)
+
+
+def results(name: str, store: RunStore) -> None:
+    """Progress, conclusions, table and figures of a saved study; refreshes itself while its runs train."""
+    s = study.load(store, name)
+    active = any(v in ACTIVE for v in _states(s, store).values())
+
+    @st.fragment(run_every=3 if active else None)
+    def live() -> None:
+        states = _states(s, store)
+        n_planned = len(study.planned(s, store))
+        now_active = any(v in ACTIVE for v in states.values())
+        if active and not now_active:
+            st.rerun()  # finished: one last full run of the page, which stops the polling
+        count = pd.Series(list(states.values()), dtype=str).value_counts().to_dict()
+        n_done = count.get("done", 0)
+        parts = [f"{count[k]} {k}" for k in ("running", "queued", "failed", "cancelled", "interrupted") if count.get(k)]
+        st.progress(
+            min(n_done / max(n_planned, 1), 1.0),
+            text=f"{n_done} of {n_planned} runs done" + (" · " + " · ".join(parts) if parts else ""),
+        )
+        if not n_done:
+            st.info("No run of this study has finished yet: the figures fill in as they do.")
+            return
+        done = store.experiments()
+        finished = tuple(sorted(done[c.key()] for c in study.planned(s, store, done) if c.key() in done))
+        summary = _summary(str(store.root), s.to_json(), finished)
+        st.subheader("Conclusions")
+        if not summary["complete"]:
+            st.caption(
+                "Not complete yet: what is decided so far (the test split is only reported; choices are on validation)."
+            )
+        st.markdown(
+            "\n".join(
+                f"- {c.strip()}" if not c.startswith("  ") else f"    - {c.strip()}" for c in summary["conclusions"]
+            )
+        )
+        st.subheader("Selected cut per initialisation and training size")
+        table = report.groups_table(summary)
+        first = [c for c in ("backbone", "strategy") if table[c].nunique() > 1] + ["init", "size", "selected"]
+        first += [c for c in ("Δ AUPRC", "Δ AUROC", "DeLong p") if c in table]
+        table = table[first + [c for c in table.columns if c not in first and c not in ("backbone", "strategy")]]
+        st.dataframe(table, hide_index=True, key="groups_table")
+        st.caption(
+            "Δ: the selected cut minus full fine-tuning on the same test images, paired bootstrap 95% interval "
+            "(contains 0: not significant); p: DeLong's test of equal AUROC. Params and latency: selected / full."
+        )
+        st.subheader("Figures")
+        for i, (caption, fig) in enumerate(report.figures(s, store, summary)):
+            st.markdown(f"**{caption}**")
+            st.plotly_chart(
+                fig,
+                key=f"study_fig_{i}",
+                config={"toImageButtonOptions": {"format": "png", "scale": 2, "filename": f"{name}_{i}"}},
+            )
+            c1, c2, _ = st.columns([1, 1, 6])
+            for col, fmt in ((c1, "svg"), (c2, "png")):
+                col.download_button(
+                    fmt.upper(),
+                    _image(fig, fmt),
+                    f"{name}_figure{i + 1}.{fmt}",
+                    f"image/{'svg+xml' if fmt == 'svg' else fmt}",
+                    key=f"dl_{fmt}_{i}",
+                    icon=":material/image:",
+                    help=f"This figure as {fmt.upper()} (rendered by kaleido on click)",
+                )
+
+    live()
