@@ -74,6 +74,7 @@ def home() -> None:
         link("pages/2_Train.py", "Train — queue runs and sweeps, watch them live")
         link("pages/3_Compare.py", "Compare — curves, truncation plots, seeds")
         link("pages/4_Grad-CAM.py", "Explain — where each cut looks (Grad-CAM), what it reuses (CKA)")
+        link("pages/5_Study.py", "Study — should I transfer, and how much? The two-stage search in one action")
         store = get_store()
         counts = Counter(store.status(r).get("state") for r in store.ids())
         st.subheader("Runs")

@@ -205,12 +205,12 @@ def _both(r: dict, label_a: str, label_b: str) -> str:
     return (
         f"AUPRC {r['a']['auprc']['value']:.3f} vs {r['b']['auprc']['value']:.3f} for {label_b}: {_diff(r['delta_auprc'])}; "
         f"AUROC {r['a']['auroc']['value']:.3f} vs {r['b']['auroc']['value']:.3f}: {_diff(r['delta_auroc'])}, "
-        f"p = {_p(r['delong_p'])} (DeLong, AUROC)"
+        f"p {_p(r['delong_p'])} (DeLong, AUROC)"
     )
 
 
 def _p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def _where(s: str, cut: str, backbone: str) -> str:
