@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from medtl import report, study
+from medtl import study
 from ui import study_view
 from ui.nav import link, page_setup
 from ui.state import get_store
@@ -57,18 +57,7 @@ name = st.selectbox(
 st.session_state["study_open"] = name
 study_view.results(name, store)
 
-s = study.load(store, name)
-c1, c2, c3 = st.columns([1.3, 1, 1])
-c1.download_button(
-    "Download report (HTML)",
-    lambda: report.build_report(s, store),
-    f"study_{name}.html",
-    "text/html",
-    key="dl_report",
-    icon=":material/download:",
-    help="One self-contained file (conclusions, tables, figures with plotly.js embedded, every run's config): "
-    "opens offline.",
-)
+c2, c3 = st.columns(2)
 with c2:
     link("pages/3_Compare.py", "Open the runs in Compare")
 with c3:

@@ -22,6 +22,9 @@ def test_quick_study_from_the_empty_compare_page_to_its_report(server, page):
     assert "AUPRC" in text and "AUROC" in text
     page.locator(".js-plotly-plot").first.wait_for()
     screenshot(page, "study_page_quick")
+    # the page's last full run (when the study finished) is over before the click
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')")
+    page.wait_for_timeout(1000)
     with page.expect_download(timeout=300_000) as dl:
         page.get_by_role("button", name="Download report (HTML)").click()
     html = Path(dl.value.path()).read_text(encoding="utf-8")

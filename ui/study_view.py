@@ -317,5 +317,17 @@ def results(name: str, store: RunStore) -> None:
                     icon=":material/image:",
                     help=f"This figure as {fmt.upper()} (rendered by kaleido on click)",
                 )
+        # inside the fragment: a download registered by an earlier run of the page is gone after the
+        # fragment's next refresh, so the button is drawn by the same run that keeps it
+        st.download_button(
+            "Download report (HTML)",
+            lambda: report.build_report(s, store),
+            f"study_{name}.html",
+            "text/html",
+            key="dl_report",
+            icon=":material/download:",
+            help="One self-contained file (conclusions, tables, figures with plotly.js embedded, every run's "
+            "config): opens offline.",
+        )
 
     live()
