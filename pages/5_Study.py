@@ -61,4 +61,4 @@ c2, c3 = st.columns(2)
 with c2:
     link("pages/3_Compare.py", "Open the runs in Compare")
 with c3:
-    link("pages/4_Grad-CAM.py", "See what they look at (Grad-CAM)")
+    link("pages/4_Grad-CAM.py", "See what they look at (Explain)")
