@@ -281,6 +281,11 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert rc == 0 and "test AUROC" in out and "AUPRC" in out
+    first = out.split()[0]
+    # the same config again: flagged, then trained as a repeat on purpose
+    again = ["train", "--backbone", "resnet18", "--strategy", "truncate", "--cut", "layer1", "--init", "random"]
+    assert main([*again, "--runs-dir", str(tmp_path), *TINY_FLAGS]) == 0
+    assert f"note: run {first} has this exact config (done)" in capsys.readouterr().err
     assert main(["train", "--backbone", "resnet18", "--cut", "layer9", "--runs-dir", str(tmp_path)]) == 2
     assert "Unknown cut 'layer9'" in capsys.readouterr().err
     # a mistyped path is bad input: exit 2, one line, no run recorded
@@ -298,7 +303,7 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == []
     assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["state"] for r in rows] == ["done"]
+    assert [r["state"] for r in rows] == ["done", "done"]
 
 
 def test_cli_sweep_runs_once_then_skips(tmp_path, capsys):

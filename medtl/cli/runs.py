@@ -206,6 +206,13 @@ def train_run(a: argparse.Namespace) -> int:
     note = preflight(cfg.data)
     if note:
         print(f"{cfg.data.dataset}: {note}", file=sys.stderr)
+    same = store.experiments(states=("done", "queued", "running")).get(cfg.key())
+    if same:  # `train` is an explicit request: say so and train a repeat (sweep and study skip it)
+        print(
+            f"note: run {same} has this exact config ({store.status(same).get('state')}); training it again as a "
+            "repeat ('sweep' skips configs already done)",
+            file=sys.stderr,
+        )
     _, status = _train_one(store, cfg)
     return 0 if status.get("state") == "done" else 1
 
