@@ -36,7 +36,8 @@ if not done:
     st.stop()
 
 names = {r: store.status(r).get("name", r) for r in done}
-split_of = {r: store.config(r).data.test_split_key() for r in done}
+configs = {r: store.config(r) for r in done}  # read once per rerun
+split_of = {r: configs[r].data.test_split_key() for r in done}
 # default: the newest runs that share the newest run's dataset and test split (the same images)
 default = [r for r in done[::-1] if split_of[r] == split_of[done[-1]]][:3]
 c1, c2, c3 = st.columns([3, 1, 1])
@@ -45,7 +46,7 @@ runs = c1.multiselect(
     done[::-1],
     default=default,
     # compact chips (the model and the run id's tail): full names label the columns below
-    format_func=lambda r: f"{store.config(r).model.label} · {r[-7:]}",
+    format_func=lambda r: f"{configs[r].model.label} · {r[-7:]}",
     key="runs",
     help="Runs tested on the same images (same dataset and test split) can be shown side by side",
 )
@@ -60,8 +61,8 @@ if not runs:
     st.info("Pick at least one run.")
     st.stop()
 if len({split_of[r] for r in runs}) > 1:
-    first = store.config(runs[0]).data.label
-    other = sorted({store.config(r).data.label for r in runs if split_of[r] != split_of[runs[0]]})
+    first = configs[runs[0]].data.label
+    other = sorted({configs[r].data.label for r in runs if split_of[r] != split_of[runs[0]]})
     st.error(
         f"These runs were tested on different images ({first} vs {', '.join(other)}, or another image size or split): "
         "side by side they would show different images under the same index. Pick runs of one dataset.",
@@ -79,7 +80,7 @@ if shared:
     st.caption("All selected runs: " + " · ".join(shared))
 
 # the layers every selected run keeps, bottom first: a common earlier cut compares like with like
-layers_of = {r: explain.gradcam_layers(store.config(r).model) for r in runs}
+layers_of = {r: explain.gradcam_layers(configs[r].model) for r in runs}
 common = [name for name in layers_of[runs[0]] if all(name in layers_of[r] for r in runs)]
 options = [AT_CUT, *common]
 if st.session_state.get("layer") not in options:  # the runs changed: that layer is gone
@@ -99,7 +100,7 @@ c2.caption(
     "negative (plain maps at deep cuts light up the image border)."
 )
 
-data = load_data(store.config(runs[0]).data.to_json())
+data = load_data(configs[runs[0]].data.to_json())
 indices = None
 if kind == "by index":
     raw = st.text_input(
