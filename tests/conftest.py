@@ -116,3 +116,20 @@ def screenshot(pg, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     pg.screenshot(path=str(path), full_page=True)
     return path
+
+
+def fill(pg, label: str, value: str) -> None:
+    """Type into the Streamlit input labelled ``label`` and commit it (Enter)."""
+    box = pg.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    pg.wait_for_timeout(500)
+
+
+def choose(pg, key: str, option: str, many: bool = False) -> None:
+    """Pick ``option`` in the Streamlit selectbox (or multiselect, ``many``) with widget key ``key``."""
+    pg.locator(f".st-key-{key} input").first.click()
+    pg.get_by_role("option", name=option, exact=many).first.click()
+    if many:
+        pg.keyboard.press("Escape")
+    pg.wait_for_timeout(500)

@@ -6,26 +6,11 @@ import time
 import pytest
 import torch
 import torchvision
-from conftest import screenshot
+from conftest import choose, fill, screenshot
 
 from medtl.runs import RunStore
 
 pytestmark = pytest.mark.browser
-
-
-def _fill(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-    page.wait_for_timeout(400)
-
-
-def _pick(page, key: str, option: str) -> None:
-    """Add an option to the Streamlit multiselect with widget key ``key``."""
-    page.locator(f".st-key-{key} input").first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    page.keyboard.press("Escape")
-    page.wait_for_timeout(400)
 
 
 def test_sweep_watch_cancel_compare(server, page, tmp_path):
@@ -36,12 +21,12 @@ def test_sweep_watch_cancel_compare(server, page, tmp_path):
     page.goto(server["url"] + "/Train")
     page.get_by_role("heading", name="Train", exact=True).wait_for()
     page.get_by_text("Sweep: several cuts").click()
-    _fill(page, "Images", "160")
-    _fill(page, "Image size (px)", "32")
-    _fill(page, "Epochs", "3")
-    _fill(page, "Batch size", "16")
-    _pick(page, "inits", "file: a state dict")
-    _fill(page, "State dict file", str(sd_path))
+    fill(page, "Images", "160")
+    fill(page, "Image size (px)", "32")
+    fill(page, "Epochs", "3")
+    fill(page, "Batch size", "16")
+    choose(page, "inits", "file: a state dict", many=True)
+    fill(page, "State dict file", str(sd_path))
     queue = page.get_by_role("button", name="Queue 4 runs")
     queue.wait_for()
     screenshot(page, "train")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 from compare_fixtures import mixed_runs
-from conftest import screenshot
+from conftest import choose, fill, screenshot
 
 from medtl.runs import RunStore
 
@@ -44,20 +44,6 @@ def test_truncation_points_are_means_over_true_repeats(server, page):
     screenshot(page, "compare_repeats")
 
 
-def _fill(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-    page.wait_for_timeout(500)
-
-
-def _select(page, key: str, option: str) -> None:
-    """Choose an option of the Streamlit selectbox with widget key ``key``."""
-    page.locator(f".st-key-{key} input").first.click()
-    page.get_by_role("option", name=option).first.click()
-    page.wait_for_timeout(500)
-
-
 def _queue_button(page):
     return page.locator(".st-key-queue_btn button")
 
@@ -66,11 +52,11 @@ def test_out_of_range_learning_rate_blocks_queueing(server, page):
     page.goto(server["url"] + "/Train")
     page.get_by_role("heading", name="Train", exact=True).wait_for()
     _queue_button(page).get_by_text("Queue 1 run").wait_for()
-    _fill(page, "Learning rate", "100")
+    fill(page, "Learning rate", "100")
     page.get_by_text("lr must be in (0, 1]. Got 100.0").wait_for()  # next to the control, not only on hover
     assert _queue_button(page).is_disabled()
     screenshot(page, "train_lr_out_of_range")
-    _fill(page, "Learning rate", "0.01")
+    fill(page, "Learning rate", "0.01")
     page.wait_for_function("!document.querySelector('.st-key-queue_btn button').disabled")
 
 
@@ -81,8 +67,8 @@ def test_folder_with_an_empty_test_split_is_refused_before_a_run_exists(server, 
     before = RunStore(server["runs"]).ids()
     page.goto(server["url"] + "/Train")
     page.get_by_role("heading", name="Train", exact=True).wait_for()
-    _select(page, "ds_kind", "Image folder (one sub-folder per class)")
-    _fill(page, "Image folder <root>", str(root))
+    choose(page, "ds_kind", "Image folder (one sub-folder per class)")
+    fill(page, "Image folder <root>", str(root))
     page.get_by_text(re.compile(r"The test split of folder:.* is empty")).wait_for(timeout=60_000)
     assert _queue_button(page).is_disabled()
     assert RunStore(server["runs"]).ids() == before  # nothing was recorded
@@ -94,10 +80,10 @@ def test_a_config_already_done_is_flagged(server, page):
     done = runs["synth layer1"][0]  # SynthCXR, 200 images, 32 px, layer1, 3 epochs, lr 0.001, seed 0
     page.goto(server["url"] + "/Train")
     page.get_by_role("heading", name="Train", exact=True).wait_for()
-    _fill(page, "Images", "200")
-    _fill(page, "Image size (px)", "32")
-    _select(page, "cut", "layer1")
-    _fill(page, "Epochs", "3")
+    fill(page, "Images", "200")
+    fill(page, "Image size (px)", "32")
+    choose(page, "cut", "layer1")
+    fill(page, "Epochs", "3")
     page.get_by_text(re.compile("already done or queued")).wait_for()
     page.get_by_text(done).first.wait_for()
     assert _queue_button(page).is_disabled()
