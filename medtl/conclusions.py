@@ -249,8 +249,11 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
             )
             continue
         how = f"chosen on validation {study.criterion.removeprefix('val_').upper()}"
+        started = study.started(g["backbone"], g["init"])
+        if study.cuts == "search" and started:
+            how += f"; stage 1 started from the advisor's {', '.join(started)}"
         if study.cuts == "search" and g["stage2"]:
-            how += f"; stage 1 picked block {g['stage1_best']}, stage 2 searched {', '.join(g['stage2'])}"
+            how += f"; stage 1 picked {g['stage1_best']}, stage 2 searched {', '.join(g['stage2'])}"
         if g["selected"] == FULL:
             t = g["full_test"]
             out.append(

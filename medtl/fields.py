@@ -71,6 +71,9 @@ def _is(value: Any, tp: Any) -> bool:
     if origin is tuple:  # tuple[X, ...]: every item an X
         args = typing.get_args(tp)
         return isinstance(value, tuple) and all(_is(v, args[0]) for v in value)
+    if origin is dict:  # dict[K, V]: every key a K, every value a V
+        kt, vt = typing.get_args(tp)
+        return isinstance(value, dict) and all(_is(k, kt) and _is(v, vt) for k, v in value.items())
     if origin in (typing.Union, types.UnionType):
         return any(_is(value, a) for a in typing.get_args(tp))
     if origin is Literal:
@@ -97,6 +100,9 @@ def describe(tp: Any) -> str:
         return f"one of {', '.join(map(str, typing.get_args(tp)))}"
     if origin is tuple:
         return f"a list of {describe(typing.get_args(tp)[0]).removeprefix('a ')}s"
+    if origin is dict:
+        kt, vt = typing.get_args(tp)
+        return f"a mapping of {describe(kt).removeprefix('a ')} to {describe(vt)}"
     names = {type(None): "None", bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
     return names.get(tp, f"a {getattr(tp, '__name__', tp)}")
 

@@ -16,7 +16,7 @@ from medtl import plots
 from medtl.compare import SECONDARY, truncation_summary
 from medtl.conclusions import summarize
 from medtl.runs import RunStore, now
-from medtl.study import StudyConfig, cut_stages, planned
+from medtl.study import StudyConfig, cut_stages, load_advice, planned
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -70,8 +70,11 @@ def _study_runs(study: StudyConfig, store: RunStore) -> pd.DataFrame:
     return table[table["id"].isin(ids)] if not table.empty else table
 
 
-def figures(study: StudyConfig, store: RunStore, summary: dict) -> list[tuple[str, object]]:
-    """(caption, plotly figure) pairs of the report, in order."""
+def figures(
+    study: StudyConfig, store: RunStore, summary: dict, similarity: dict | None = None
+) -> list[tuple[str, object]]:
+    """(caption, plotly figure) pairs of the report, in order; ``similarity``:
+    :func:`medtl.similarity.study_similarity` (the feature-reuse figure), where computed."""
     out = []
     runs = _study_runs(study, store)
     if not runs.empty:
@@ -119,14 +122,40 @@ def figures(study: StudyConfig, store: RunStore, summary: dict) -> list[tuple[st
         out.append(
             ("Backbones, full fine-tuning", plots.difference_figure(rows, "best backbone on validation − other"))
         )
+    sims = {k: v for k, v in (similarity or {}).items() if "error" not in v}
+    if sims:
+        out.append((SIMILARITY_CAPTION, plots.cka_figure(sims)))
     return out
+
+
+SIMILARITY_CAPTION = (
+    "Feature reuse: linear CKA of each stage with the network before training (solid) and with an independent "
+    "random network (dotted), mean over seeds, on 64 test images"
+)
+
+
+def similarity_table(similarity: dict) -> pd.DataFrame:
+    """One row per configuration, one column per stage: CKA with the initialisation (random baseline)."""
+    rows = []
+    for label, r in similarity.items():
+        row = {"configuration": label, "seeds": len(r.get("runs", []))}
+        if "error" in r:
+            row["note"] = r["error"]
+        else:
+            for stage, a, b in zip(r["stages"], r["cka_initial"], r["cka_random"], strict=True):
+                row[stage] = f"{a:.2f} ({b:.2f})"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("—")  # a truncated network has no stages above its cut
 
 
 def build_report(study: StudyConfig, store: RunStore) -> str:
     """The report's HTML text."""
+    from medtl.similarity import study_similarity
     from medtl.system import status
 
     summary = summarize(study, store)
+    similarity = study_similarity(summary, store)
+    advice = load_advice(store, study.name) if study.start else None
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>Study {html.escape(study.name)}</title>",
         f"<style>{_CSS}</style></head><body>",
@@ -142,11 +171,36 @@ def build_report(study: StudyConfig, store: RunStore) -> str:
         parts.append("<p class='note'>The study is not complete: some groups are waiting for runs.</p>")
     parts.append("<h2>Selected cuts</h2>")
     parts.append(_groups_table(summary).to_html(index=False, escape=True))
+    if advice:
+        parts.append("<h2>Where the search started: the cut advisor</h2>")
+        parts.append(
+            "<p class='note'>For the pretrained initialisations, stage 1 of the search trained the cuts the advisor "
+            "ranked first and the full network (random initialisations: every block). Scored before training on "
+            "the training split: LogME evidence and a 5-fold logistic-regression probe on the pooled features at "
+            "each cut.</p>"
+        )
+        names = {"logme": "LogME", "probe_auroc": "probe AUROC", "probe_auprc": "probe AUPRC"}
+        for b, r in advice["backbones"].items():
+            parts.append(
+                f"<h3>{html.escape(b)} from {html.escape(r['init'])}: stage 1 started from "
+                f"{html.escape(', '.join(study.start.get(b, ())))}; {r['n']} training images "
+                f"({r['n_pos']} positive), {r['seconds']:.1f} s</h3>"
+            )
+            table = pd.DataFrame(r["cuts"])[["cut", "rank", "score", *names]].rename(columns=names)
+            parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     parts.append("<h2>Figures</h2>")
-    for k, (caption, fig) in enumerate(figures(study, store, summary)):
+    for k, (caption, fig) in enumerate(figures(study, store, summary, similarity)):
         parts.append(f"<h3>{html.escape(caption)}</h3>")
         # plotly.js inline once, with the first figure: the file works offline
         parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if k == 0 else False))
+    if similarity:
+        parts.append("<h2>Feature reuse per stage</h2>")
+        parts.append(
+            "<p class='note'>Linear CKA (Kornblith et al. 2019, unbiased HSIC) between each stage of the network "
+            "before and after training, in brackets against an independently initialised random network; mean over "
+            "seeds. High at the bottom and low at the top: the bottom is reused, the top re-learned.</p>"
+        )
+        parts.append(similarity_table(similarity).to_html(index=False, escape=True))
     runs = _study_runs(study, store)
     parts.append(f"<h2>Runs ({len(runs)})</h2>")
     if not runs.empty:
@@ -174,6 +228,7 @@ def build_report(study: StudyConfig, store: RunStore) -> str:
     parts.append("<h2>Software and device</h2>")
     parts.append(pd.DataFrame(list(status().items()), columns=["", "version / value"]).to_html(index=False))
     parts.append(f"<script type='application/json' id='medtl-summary'>{_json_in_html(summary)}</script>")
+    parts.append(f"<script type='application/json' id='medtl-similarity'>{_json_in_html(similarity)}</script>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

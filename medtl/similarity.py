@@ -154,3 +154,66 @@ def run_similarity(
         "cka_initial": [cka_gram(grams["initial"][s], grams["trained"][s]) for s in stages],
         "cka_random": [cka_gram(grams["random"][s], grams["trained"][s]) for s in stages],
     }
+
+
+# --- per run, cached; per study, mean over seeds ----------------------------------------------------
+
+
+def cached_similarity(store: RunStore, run_id: str, n: int = 64, features: str = "flatten") -> dict:
+    """:func:`run_similarity` on the first ``n`` test images, kept in the run folder
+    (``similarity_<features>_<n>.json``): a finished run's networks do not change."""
+    import json
+
+    from medtl.runs import atomic_write
+
+    path = store.path(run_id) / f"similarity_{features}_{n}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    result = run_similarity(store, run_id, n=n, features=features)
+    atomic_write(path, json.dumps(result))
+    return result
+
+
+def mean_similarity(store: RunStore, run_ids: list[str], n: int = 64, features: str = "flatten") -> dict:
+    """CKA per stage averaged over runs of one configuration (its seeds), with the per-run values."""
+    if not run_ids:
+        raise ValueError("mean_similarity needs at least one run")
+    each = [cached_similarity(store, r, n, features) for r in run_ids]
+    stages = each[0]["stages"]
+    with np.errstate(all="ignore"):
+        mean = {k: np.nanmean([e[k] for e in each], axis=0).tolist() for k in ("cka_initial", "cka_random")}
+    return {
+        "runs": list(run_ids),
+        "init": each[0]["init"],
+        "features": features,
+        "n": each[0]["n"],
+        "stages": stages,
+        **mean,
+        "per_run": {e["run"]: e["cka_initial"] for e in each},
+    }
+
+
+def study_similarity(summary: dict, store: RunStore, n: int = 64, progress=None) -> dict[str, dict]:
+    """Per decided group of a study summary (:func:`medtl.conclusions.summarize`): CKA per stage
+    of its selected cut and of full fine-tuning, each the mean over seeds; label -> result."""
+    from medtl.compare import size_label
+
+    todo: dict[str, list[str]] = {}
+    for g in summary["groups"]:
+        runs = g.get("runs") or {}
+        size = g.get("size") if isinstance(g.get("size"), str) else size_label(g.get("train_size"))
+        if runs.get("selected") and g["selected"] != "full":
+            todo.setdefault(f"{g['backbone']} {g['strategy']}@{g['selected']} · {g['init']} · {size}", runs["selected"])
+        if runs.get("full"):
+            todo.setdefault(f"{g['backbone']} full fine-tuning · {g['init']} · {size}", runs["full"])
+    out = {}
+    for k, (label, ids) in enumerate(todo.items(), 1):
+        if progress:
+            progress(k, len(todo), label)
+        try:
+            out[label] = mean_similarity(store, ids, n)
+        except (OSError, ValueError, KeyError) as e:  # e.g. a run: source deleted since; the rest still shows
+            out[label] = {"error": f"{type(e).__name__}: {e}", "runs": ids}
+    return out

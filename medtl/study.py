@@ -8,6 +8,9 @@ missing and runs trained elsewhere into the same folder count.
 With ``cuts="search"`` (the TTL paper's procedure) stage 1 trains every block-level cut plus the
 full network; once a group (backbone, strategy, init, size) has all its seeds, stage 2 adds the
 layer-level cuts inside the block that won on validation, up to the first layer of the next block.
+A search can start stage 1 from a few cuts instead of every block (``start``, e.g. the cut
+advisor's top blocks, :func:`advise_start`): pretrained groups then train only those and the full
+network in stage 1, and stage 2 refines around the winner as before.
 Every choice reads validation metrics (``history.jsonl`` at the selected epoch); the test split is
 only reported.
 """
@@ -46,7 +49,11 @@ class StudyConfig(_Config):
         cuts: ``blocks`` (block-level cuts), ``layers`` (every cut point), ``search`` (two stages)
             or an explicit tuple of cut names.
         criterion: how a cut is chosen, on validation: ``val_auprc``, ``val_auroc`` or ``val_loss``.
-        start: an optional cut suggested in advance (e.g. by an advisor): always trained in stage 1.
+        start: where a search's stage 1 starts, per backbone: ``{"resnet18": ["layer2", "layer3"]}``
+            (e.g. the cut advisor's top blocks, :func:`advise_start`). Groups of that backbone with a
+            pretrained initialisation train only these cuts and the full network in stage 1; groups
+            with a random initialisation search every block (there is nothing pretrained to advise on).
+            Needs ``cuts="search"``. A single cut name (the older form) applies to every backbone.
     """
 
     name: str = "study"
@@ -58,7 +65,7 @@ class StudyConfig(_Config):
     train_sizes: tuple[float | int | str | None, ...] = (None,)
     seeds: tuple[int, ...] = (0,)
     criterion: SelectBy = "val_auprc"
-    start: str | None = None
+    start: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -73,6 +80,7 @@ class StudyConfig(_Config):
 
         # one spelling per size ("10%" = 0.1), so experiment keys match runs trained elsewhere
         object.__setattr__(self, "train_sizes", tuple(parse_train_size(z) for z in self.train_sizes))
+        object.__setattr__(self, "start", self._start_cuts())
         check_fields(self)  # types and choices from the annotations, as for the run configs
         for axis in _AXES:
             if not getattr(self, axis):
@@ -84,9 +92,36 @@ class StudyConfig(_Config):
                 raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a list of cut names")
         elif not isinstance(self.cuts, tuple) or not self.cuts:
             raise _bad("cuts", self.cuts, f"one of {', '.join(CUT_MODES)} or a non-empty list of cut names")
+        if self.start and self.cuts != "search":
+            raise _bad("start", self.start, "empty unless cuts is 'search' (it says where a search's stage 1 starts)")
         # every run of the grid must be a valid run: names checked against the registries (cuts per backbone)
         for cfg in self.stage1():
             cfg.check()
+
+    def _start_cuts(self) -> dict[str, tuple[str, ...]]:
+        """``start`` in one form: backbone -> its distinct cut names, bottom first (JSON lists, a bare
+        name and aliases such as ResNet's ``layer4`` = ``full`` normalised; unknown names refused)."""
+        start = self.start
+        if start is None:
+            return {}
+        if isinstance(start, str):
+            start = {b: (start,) for b in self.backbones if isinstance(b, str)}
+        if not isinstance(start, dict):
+            raise _bad("start", start, "a mapping of backbone to a list of cut names")
+        out = {}
+        for b, cuts in start.items():
+            if b not in self.backbones:
+                raise _bad("start", start, f"keyed by the study's backbones ({', '.join(self.backbones)})")
+            cuts = (cuts,) if isinstance(cuts, str) else tuple(cuts or ())
+            stages = cut_stages(b)
+            unknown = [c for c in cuts if c not in stages]
+            if unknown:
+                raise _bad("start", start, f"cuts of {b} ({', '.join(stages)}); not {', '.join(map(str, unknown))}")
+            name = {cut_stages(b)[c]: c for c in reversed(distinct_cuts(b, layers=True))}
+            chosen = sorted({stages[c] for c in cuts})
+            if chosen:
+                out[b] = tuple(name[s] for s in chosen)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudyConfig:
@@ -111,6 +146,10 @@ class StudyConfig(_Config):
             )
         return out
 
+    def started(self, backbone: str, init: str) -> tuple[str, ...] | None:
+        """The cuts stage 1 starts from for (``backbone``, ``init``), or None: every block."""
+        return self.start.get(backbone) if init != "random" else None
+
     def groups(self) -> list[tuple[str, str, str, Any]]:
         """(backbone, strategy, init, size) for every strategy that uses a cut."""
         return [
@@ -134,17 +173,18 @@ class StudyConfig(_Config):
             train=b.train.replace(seed=seed),
         )
 
-    def candidates(self, backbone: str, strategy: str, stage: int = 1) -> list[str]:
+    def candidates(self, backbone: str, strategy: str, init: str = "random", stage: int = 1) -> list[str]:
         """The cuts a group trains in stage 1 (or every cut a search may reach with ``stage=2``)."""
         st = get_strategy(strategy)
+        started = self.started(backbone, init)
         if isinstance(self.cuts, tuple):
             cuts = list(self.cuts)
         elif self.cuts == "layers" or stage == 2:
             cuts = distinct_cuts(backbone, layers=True)
+        elif started:
+            cuts = list(started)
         else:
             cuts = distinct_cuts(backbone, layers=False)
-        if self.start and self.start not in cuts:
-            cuts.append(self.start)
         if st.cut_rule == "below_full":
             cuts = [c for c in cuts if c != FULL]
         elif FULL not in cuts:  # the full network competes too (for truncate it is full fine-tuning)
@@ -156,8 +196,8 @@ class StudyConfig(_Config):
         out: dict[str, RunConfig] = {}
         for b in self.backbones:
             for s in (*self.strategies, "finetune"):
-                cuts = [FULL] if get_strategy(s).cut_rule == "none" else self.candidates(b, s)
                 for i in self.inits_for(b):
+                    cuts = [FULL] if get_strategy(s).cut_rule == "none" else self.candidates(b, s, i)
                     for z in self.train_sizes:
                         for seed in self.seeds:
                             for c in cuts:
@@ -200,11 +240,93 @@ def stage2_cuts(backbone: str, best: str, tried: list[str]) -> list[str]:
     """
     stage = cut_stages(backbone)
     tried_stages = sorted({stage[c] for c in tried})
-    below = max((s for s in tried_stages if s < stage[best]), default=-1)
+    # the bottom of the block that ends at (or holds) ``best``: the block-level cut below it, or a
+    # tried cut closer still (stage 1 may have started from a few cuts only, not every block)
+    blocks = [stage[c] for c in distinct_cuts(backbone, layers=False)]
+    below = max((s for s in (*blocks, *tried_stages) if s < stage[best]), default=-1)
     every = distinct_cuts(backbone, layers=True)
     after = [c for c in every if stage[c] > stage[best]]
     upper = stage[after[0]] if after else stage[best]
     return [c for c in every if below < stage[c] <= upper and stage[c] not in tried_stages]
+
+
+# --- the advisor's start -------------------------------------------------------------------------
+
+
+def advisor_data(study: StudyConfig):
+    """The data the advisor scores a study's cuts on: its smallest training size, first seed (the
+    advisor sees no more training images than any group of the study)."""
+    from medtl.data import load
+
+    n = len(load(study.base.data.replace(train_size=None)).splits["train"])
+
+    def count(z) -> int:
+        return n if z is None else round(z * n) if isinstance(z, float) else int(z)
+
+    return study.base.data.replace(train_size=min(study.train_sizes, key=count), seed=study.seeds[0])
+
+
+def pretrained_inits(study: StudyConfig) -> dict[str, str]:
+    """Backbone -> the first pretrained initialisation the study gives it (the one the advisor scores)."""
+    out = {b: next((i for i in study.inits_for(b) if i != "random"), None) for b in study.backbones}
+    return {b: i for b, i in out.items() if i is not None}
+
+
+def advise_start(
+    study: StudyConfig, store: RunStore, top: int = 2, n: int = 512, device: str = "auto", progress=None
+) -> tuple[StudyConfig, dict]:
+    """Start the search's stage 1 from the cut advisor's ``top`` block-level cuts of each backbone.
+
+    For every backbone with a pretrained initialisation in the study, :func:`medtl.advise.advise`
+    scores its block-level cuts from the first such initialisation on up to ``n`` training images
+    of the study's smallest training size (seed: the first seed). The picks go into ``start``; the
+    advisor's tables are returned (and saved beside the study by :func:`save_advice`).
+
+    Raises:
+        ValueError: the study does not search, has no pretrained initialisation, or ``top`` < 1.
+        FileNotFoundError: an initialisation's weights are absent (ImageNet offline).
+    """
+    from medtl.advise import advise
+
+    if study.cuts != "search":
+        raise ValueError(f"The advisor starts a search: cuts must be 'search'. Got {study.cuts!r}")
+    if top < 1:
+        raise ValueError(f"top must be at least 1. Got {top}")
+    pretrained = pretrained_inits(study)
+    if not pretrained:
+        raise ValueError(
+            f"The advisor scores pretrained features: inits {list(study.inits)} have none for "
+            f"{', '.join(study.backbones)} (add imagenet, file:<model.pt> or run:<id>)"
+        )
+    data = advisor_data(study)
+    advice, start = {}, {}
+    for k, (b, init) in enumerate(pretrained.items(), 1):
+        if progress:
+            progress(k, len(pretrained), b, init)
+        result = advise(data, b, init, n=n, level="block", device=device, runs_dir=store.root)
+        advice[b] = result
+        start[b] = [c["cut"] for c in result["cuts"][:top]]
+    return study.replace(start=start), {"train_size": data.train_size, "backbones": advice}
+
+
+def advice_path(store: RunStore, name: str) -> Path:
+    return study_path(store, name).with_name("advice.json")
+
+
+def save_advice(study: StudyConfig, store: RunStore, advice: dict) -> Path:
+    """Keep the advisor's tables beside ``study.json`` (the report shows them)."""
+    p = advice_path(store, study.name)
+    atomic_write(p, json.dumps(advice, indent=1, default=str))
+    return p
+
+
+def load_advice(store: RunStore, name: str) -> dict | None:
+    """The advisor's tables that started the study's search, or None (none, or unreadable)."""
+    p = advice_path(store, name)
+    try:
+        return json.loads(p.read_text()) if p.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 # --- storage ---------------------------------------------------------------------------------------
@@ -219,6 +341,8 @@ def study_path(store: RunStore, name: str) -> Path:
 def save(study: StudyConfig, store: RunStore) -> Path:
     p = study_path(store, study.name)
     atomic_write(p, study.to_json())
+    if not study.start:  # the advisor's tables describe a start this study no longer has
+        advice_path(store, study.name).unlink(missing_ok=True)
     return p
 
 
@@ -365,7 +489,7 @@ def search_state(study: StudyConfig, store: RunStore, done: dict[str, str] | Non
     done = store.experiments() if done is None else done
     out = []
     for b, s, i, z in study.groups():
-        cuts1 = study.candidates(b, s)
+        cuts1 = study.candidates(b, s, i)
         cells = _cells(study, store, done, b, s, i, z, cuts1)
         g: dict[str, Any] = {"backbone": b, "strategy": s, "init": i, "size": z, "stage1": cuts1}
         g.update(stage1_best=None, stage2=[], selected=None, val={})

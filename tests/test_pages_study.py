@@ -181,3 +181,39 @@ def test_estimate_is_the_work_over_the_measured_speed():
     assert out["runs"] == 3 and out["seconds"] == pytest.approx(3 * per_run)
     assert [m["runs"] for m in out["models"]] == [1, 1, 1]  # three distinct models: layer1, layer2, full
     assert estimate.duration(75) == "1 min 15 s" and estimate.duration(7300) == "2 h 01 min"
+
+
+def test_study_page_suggest_cuts_starts_the_search(tmp_path):
+    source = tmp_path / "resnet18.pt"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), source)
+    at = _app(STUDY).run()
+    at.selectbox(key="study_start").set_value("quick").run()
+    k = "s_quick"
+    at.number_input(key=f"{k}_n").set_value(200).run()
+    at.number_input(key=f"{k}_size").set_value(32).run()
+    assert not any(b.key == f"{k}_adv_resnet18_suggest" for b in at.button)  # a list of cuts: nothing to start
+    at.selectbox(key=f"{k}_cm").set_value("search").run()
+    assert any("Add a pretrained initialisation" in c.value for c in at.caption)
+    for bad, says in (("run:nope", "No run nope in"), ("/no/such.pt", "Initialisation file /no/such.pt does not")):
+        at.text_input(key=f"{k}_source").set_value(bad).run()
+        assert not at.exception and any(says in e.value for e in at.error), [e.value for e in at.error]
+        assert not [b for b in at.button if b.key == "study_queue"]  # nothing to queue with a missing source
+    at.text_input(key=f"{k}_source").set_value(f"file:{source}").run()
+    assert not at.exception
+    before = at.button(key="study_queue").label
+    at.button(key=f"{k}_adv_resnet18_suggest").click().run()
+    assert not at.exception, at.exception
+    (table,) = [d.value for d in at.dataframe if "LogME" in d.value.columns]
+    assert set(table["cut"]) == {"stem", "layer1", "layer2", "layer3", "layer4"}
+    at.number_input(key=f"{k}_adv_resnet18_top").set_value(2).run()
+    at.button(key=f"{k}_adv_resnet18_take").click().run()
+    assert not at.exception
+    top = [("full" if c == "layer4" else c) for c in table["cut"].iloc[:2]]
+    (msg,) = [s.value for s in at.success if "Stage 1" in s.value]
+    assert f"resnet18: {', '.join(sorted(top, key=['stem', 'layer1', 'layer2', 'layer3', 'full'].index))}" in msg
+    # random: 4 blocks + full; the source: the advisor's picks + full
+    n = 5 + len({*top, "full"})
+    assert at.button(key="study_queue").label == f"Queue {n} runs" != before
+    at.button(key=f"{k}_start_clear").click().run()
+    assert at.button(key="study_queue").label == before and not [s for s in at.success if "Stage 1" in s.value]

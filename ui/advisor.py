@@ -58,6 +58,12 @@ COLUMNS = {
 }
 
 
+def held(key_prefix: str) -> dict | None:
+    """The advisor's last result shown under ``key_prefix`` (None before "Suggest cuts")."""
+    value = st.session_state.get(f"{key_prefix}_advice")
+    return None if value is None else value[1]
+
+
 def suggest_cuts(data_cfg: DataConfig, model_dict: dict, key_prefix: str, top: int | None = None) -> list[str] | None:
     """The "Suggest cuts" action for ``model_dict`` (``backbone``, ``init``, optional ``level``:
     ``block`` or ``layer``) on ``data_cfg``.

@@ -34,6 +34,9 @@ def queue_study(s: study.StudyConfig) -> int:
     """Save ``s`` and queue what it needs now; the queue's hook queues stage 2 later. Returns the count."""
     queue = get_queue()
     study.save(s, queue.store)
+    advice = st.session_state.get("study_advice")
+    if s.start and advice and advice[0] == (s.name, s.start):  # the advisor's tables behind this start
+        study.save_advice(s, queue.store, advice[1])
     todo = study.pending(s, queue.store)
     for cfg in todo:
         queue.submit(cfg)
@@ -80,6 +83,30 @@ def _size_text(sizes) -> str:
     return ", ".join(size_label(z) for z in sizes)
 
 
+def _source_problem(init: str) -> str | None:
+    """Why a ``file:``/``run:`` initialisation cannot be used, or None (checked before anything is queued)."""
+    from pathlib import Path
+
+    kind, _, ref = init.partition(":")
+    if not ref.strip():
+        return f"Enter the {'path of the state dict file' if kind == 'file' else 'id of a finished run'} after {kind}:"
+    if kind == "file" and not Path(ref).expanduser().is_file():
+        return f"Initialisation file {ref} does not exist"
+    if kind == "run":
+        store = get_queue().store
+        try:
+            found = store.path(ref).is_dir()
+        except ValueError as e:  # not a run id at all
+            return str(e)
+        if not found:
+            return f"No run {ref} in {store.root}: a run: source is a finished run of this runs folder"
+        if store.status(ref).get("state") != "done":
+            return (
+                f"Run {ref} has not finished (state: {store.status(ref).get('state', '?')}): it cannot be a source yet"
+            )
+    return None
+
+
 def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]:
     """Widgets prefilled from ``base`` (a preset or a saved study); returns the study or an error message."""
     k = f"s_{base.name}"  # a new preset resets the widgets
@@ -119,7 +146,21 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             names = list(dict.fromkeys(p.name for bb in backbones or ["resnet18"] for p in registry.cut_points(bb)))
             default = [c for c in base.cuts if c in names] if isinstance(base.cuts, tuple) else names[1:3]
             cuts = st.multiselect("Cut points", names, default, key=f"{k}_cuts")
-        inits = st.multiselect("Initialisations", ["random", "imagenet"], list(base.inits), key=f"{k}_init")
+        listed = [i for i in base.inits if i in ("random", "imagenet")]
+        inits = st.multiselect("Initialisations", ["random", "imagenet"], listed, key=f"{k}_init")
+        other = st.text_input(
+            "Pretrained source (optional)",
+            next((i for i in base.inits if i not in ("random", "imagenet")), ""),
+            key=f"{k}_source",
+            placeholder="file:weights.pt or run:<run id>",
+            help="Another initialisation trained as one more arm: a state dict or model.pt (file:<path>) or an "
+            "earlier run of this runs folder (run:<id>). Works offline.",
+        )
+        source = other.strip()
+        if source and not source.startswith(("file:", "run:")):
+            source = f"file:{source}"  # a bare path is a state dict file
+        if source:
+            inits = [*inits, source]
     with c_runs:
         st.markdown("**Runs**")
         sizes = st.text_input(
@@ -133,6 +174,10 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             key=f"{k}_crit",
             help="The test split is never used for a choice.",
         )
+    if source:
+        problem = _source_problem(source)
+        if problem:
+            return None, problem
     try:
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     except ValueError:
@@ -152,10 +197,60 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
         seeds=seed_list,
         criterion=criterion,
     )
+    spec["start"] = {}  # set below from the advisor, for this form's data, backbones and inits
     try:
-        return study.StudyConfig.from_dict(spec), None
+        s = study.StudyConfig.from_dict(spec)
     except (ValueError, TypeError) as e:
         return None, str(e)
+    if s.cuts == "search":
+        with c_model:
+            s = _advisor_start(s, k, base.start)
+    return s, None
+
+
+def _advisor_start(s: study.StudyConfig, k: str, saved: dict) -> study.StudyConfig:
+    """ "Suggest cuts" per backbone of a search: the cuts taken start stage 1 of its pretrained groups."""
+    from ui import advisor
+
+    pretrained = study.pretrained_inits(s)
+    if not pretrained:
+        st.caption(
+            ":material/lightbulb: Add a pretrained initialisation (imagenet, or a source above) and **Suggest cuts** "
+            "can start the search from the cuts it ranks best, before any training."
+        )
+        return s
+    try:
+        data = study.advisor_data(s)
+    except (OSError, ValueError) as e:
+        st.caption(f":material/lightbulb: Suggest cuts: the data cannot be read ({e}).")
+        return s
+    taken = st.session_state.setdefault(f"{k}_start", {b: (tuple(c), None) for b, c in saved.items()})
+    for b, init in pretrained.items():
+        st.markdown(f"**Where the search starts** · {b} from `{init}`")
+        cuts = advisor.suggest_cuts(data, {"backbone": b, "init": init}, f"{k}_adv_{b}")
+        if cuts:
+            taken[b] = (tuple(cuts), advisor.held(f"{k}_adv_{b}"))
+    start = {b: taken[b][0] for b in pretrained if b in taken}
+    if not start:
+        return s
+    try:
+        s = s.replace(start=start)
+    except ValueError as e:
+        st.error(str(e), icon=":material/error:")
+        return s
+    text = "; ".join(f"{b}: {', '.join(c)}" for b, c in s.start.items())
+    st.success(
+        f"Stage 1 of the pretrained groups starts from {text} and the full network; random-init groups search "
+        "every block.",
+        icon=":material/insights:",
+    )
+    if st.button("Search every block instead", key=f"{k}_start_clear", icon=":material/restart_alt:"):
+        taken.clear()
+        st.rerun()
+    advice = {b: taken[b][1] for b in s.start if taken.get(b, (None, None))[1] is not None}
+    if advice:
+        st.session_state["study_advice"] = ((s.name, s.start), {"train_size": data.train_size, "backbones": advice})
+    return s
 
 
 # --- the estimate -------------------------------------------------------------------------------------

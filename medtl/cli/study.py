@@ -35,6 +35,13 @@ def study_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-size", help="comma-separated training sizes: 10%%, 0.1, 500 or all")
     p.add_argument("--seed", help="comma-separated seeds")
     p.add_argument("--criterion", help="how cuts are chosen, on validation: val_auprc, val_auroc or val_loss")
+    p.add_argument(
+        "--advise",
+        type=int,
+        metavar="K",
+        help="start the search's stage 1 from the cut advisor's top K block-level cuts (pretrained inits; "
+        "random-init groups search every block); needs --cuts search",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the runs needed now and exit")
     p.add_argument("--json", action="store_true", help="show: machine-readable output")
     _runs_dir_arg(p)
@@ -111,6 +118,9 @@ def _run(a: argparse.Namespace, store) -> int:
     from medtl import study
 
     s = study_from_args(a, store)
+    advice = None
+    if a.advise is not None:
+        s, advice = _advise(s, store, a.advise)
     if a.dry_run:
         todo = study.plan(s, store)
         for i, c in enumerate(todo, 1):
@@ -126,6 +136,9 @@ def _run(a: argparse.Namespace, store) -> int:
     def on_run(k, n, cfg):
         print(f"[{k}/{n}] {cfg.name}", file=sys.stderr)
 
+    study.save(s, store)
+    if advice is not None:
+        study.save_advice(s, store, advice)
     result = study.run_study(s, store, lambda cfg: _train_one(store, cfg), on_run)
     print(
         f"study {s.name}: trained {result['trained']} run(s), {result['failed']} failed, {result['missing']} missing; "
@@ -133,6 +146,24 @@ def _run(a: argparse.Namespace, store) -> int:
     )
     _show(s, store, False)
     return 0 if result["failed"] == 0 and result["missing"] == 0 else 1
+
+
+def _advise(s, store, top: int):
+    """``study run --advise K``: the advisor's picks put into ``start``, and its tables."""
+    from medtl import study
+
+    def progress(k, n, backbone, init):
+        print(f"[advisor {k}/{n}] scoring the block-level cuts of {backbone} from {init}", file=sys.stderr)
+
+    s, advice = study.advise_start(s, store, top, progress=progress)
+    for b, result in advice["backbones"].items():
+        ranked = ", ".join(f"{c['cut']} ({c['score']:.2f})" for c in result["cuts"])
+        print(
+            f"advisor, {b} from {result['init']} on {result['n']} training images ({result['n_pos']} positive), "
+            f"{result['seconds']:.1f} s: {ranked}\n  stage 1 starts from {', '.join(s.start[b])} and the full network",
+            file=sys.stderr,
+        )
+    return s, advice
 
 
 def _fmt_ci(d: dict) -> str:
