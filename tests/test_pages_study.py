@@ -83,6 +83,9 @@ def test_queue_a_tiny_study_and_read_its_conclusions():
     assert "Test AUPRC (AP) by cut" in text
     assert at.metric[1].value == "0"  # nothing left to train
     assert [b.label for b in at.get("download_button")][-1] == "Download report (HTML)"
+    at.toggle(key="study_cka").set_value(True).run()
+    assert not at.exception
+    assert any(m.value.startswith("**Feature reuse: linear CKA") for m in at.markdown)
 
 
 def test_the_queue_itself_queues_stage_2_when_stage_1_finishes(tmp_path):

@@ -203,8 +203,7 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
     except (ValueError, TypeError) as e:
         return None, str(e)
     if s.cuts == "search":
-        with c_model:
-            s = _advisor_start(s, k, base.start)
+        s = _advisor_start(s, k, base.start)
     return s, None
 
 
@@ -225,11 +224,14 @@ def _advisor_start(s: study.StudyConfig, k: str, saved: dict) -> study.StudyConf
         st.caption(f":material/lightbulb: Suggest cuts: the data cannot be read ({e}).")
         return s
     taken = st.session_state.setdefault(f"{k}_start", {b: (tuple(c), None) for b, c in saved.items()})
-    for b, init in pretrained.items():
-        st.markdown(f"**Where the search starts** · {b} from `{init}`")
-        cuts = advisor.suggest_cuts(data, {"backbone": b, "init": init}, f"{k}_adv_{b}")
-        if cuts:
-            taken[b] = (tuple(cuts), advisor.held(f"{k}_adv_{b}"))
+    st.markdown("**Where the search starts**")
+    cols = st.columns(max(2, len(pretrained)), gap="large")
+    for col, (b, init) in zip(cols, pretrained.items(), strict=False):
+        with col:
+            st.caption(f"{b} from `{init}`")
+            cuts = advisor.suggest_cuts(data, {"backbone": b, "init": init}, f"{k}_adv_{b}")
+            if cuts:
+                taken[b] = (tuple(cuts), advisor.held(f"{k}_adv_{b}"))
     start = {b: taken[b][0] for b in pretrained if b in taken}
     if not start:
         return s
@@ -344,6 +346,14 @@ def _summary(root: str, study_json: str, finished: tuple[str, ...]) -> dict:
     return summarize(study.StudyConfig.from_dict(json.loads(study_json)), RunStore(root))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _similarity(root: str, study_json: str, finished: tuple[str, ...], _summary: dict) -> dict:
+    # keyed by the study and its finished runs; the summary (unhashed) is the one the page just computed
+    from medtl.similarity import study_similarity
+
+    return study_similarity(_summary, RunStore(root))
+
+
 def _image(fig, fmt: str):
     return lambda: fig.to_image(format=fmt, width=1100, height=fig.layout.height or 450, scale=2 if fmt == "png" else 1)
 
@@ -394,7 +404,17 @@ def results(name: str, store: RunStore) -> None:
             "(contains 0: not significant); p: DeLong's test of equal AUROC. Params and latency: selected / full."
         )
         st.subheader("Figures")
-        for i, (caption, fig) in enumerate(report.figures(s, store, summary)):
+        similarity = None
+        if st.toggle(
+            "Feature reuse (CKA per stage)",
+            key="study_cka",
+            help="Linear CKA of every stage with the network before training and with a random network, mean over "
+            "seeds, for each group's selected cut and full fine-tuning (computed once per run, then kept in the "
+            "run's folder). Also in the report.",
+        ):
+            with st.spinner("CKA per stage of the decided groups' runs (once per run)…"):
+                similarity = _similarity(str(store.root), s.to_json(), finished, summary)
+        for i, (caption, fig) in enumerate(report.figures(s, store, summary, similarity)):
             st.markdown(f"**{caption}**")
             st.plotly_chart(
                 fig,
