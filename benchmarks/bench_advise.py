@@ -43,10 +43,10 @@ from medtl.runs import RunStore  # noqa: E402
 SCORES = ("score", "logme", "probe_auroc", "probe_auprc")
 
 
-def write_medmnist(path: Path, n: int, finding: str = "effusion", seed: int = 1) -> Path:
+def write_medmnist(path: Path, n: int, finding: str = "effusion", seed: int = 1, difficulty: float = 0.3) -> Path:
     """A MedMNIST-format file (``{train,val,test}_{images,labels}``, 28 px, class ids) from SynthCXR."""
     prev = {f: (0.3 if f == finding else 0.15) for f in synth.FINDINGS}
-    images, labels, _ = synth.generate(n, 28, seed=seed, prevalence=prev, difficulty=0.3, progress=False)
+    images, labels, _ = synth.generate(n, 28, seed=seed, prevalence=prev, difficulty=difficulty, progress=False)
     y = labels[:, synth.FINDINGS.index(finding)].astype(np.uint8)[:, None]
     cut = np.cumsum([int(0.7 * n), int(0.15 * n)])
     parts = np.split(np.arange(n), cut)
@@ -103,6 +103,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small data, 48 px, short training (minutes on 2 cores)")
     ap.add_argument("--medmnist", help="a real MedMNIST .npz instead of the generated one")
     ap.add_argument("--finding", help="target of --medmnist (label name or index; default: the file's)")
+    ap.add_argument(
+        "--synth-finding", default="effusion", help="finding of the generated MedMNIST file (default %(default)s)"
+    )
+    ap.add_argument(
+        "--synth-difficulty", type=float, default=0.3, help="SynthCXR difficulty of that file (default %(default)s)"
+    )
     ap.add_argument("--backbone", default="resnet18")
     ap.add_argument(
         "--threads", type=int, default=1, help="torch threads for training and advisor alike (default %(default)s)"
@@ -132,11 +138,17 @@ def main() -> None:
             store, src_data, ModelConfig(a.backbone, "finetune", "full", "random"), tc.replace(epochs=src_epochs)
         )
         init = f"file:{store.path(src['id']) / 'model.pt'}"
-        npz = Path(a.medmnist) if a.medmnist else write_medmnist(Path(tmp) / "synthmnist.npz", n_images)
+        npz = (
+            Path(a.medmnist)
+            if a.medmnist
+            else write_medmnist(Path(tmp) / "synthmnist.npz", n_images, a.synth_finding, difficulty=a.synth_difficulty)
+        )
         tasks = [
             ("SynthCXR nodule", DataConfig(finding="nodule", n_images=n_images, image_size=size)),
             (
-                f"MedMNIST {'file ' + npz.name if a.medmnist else '(SynthCXR effusion, 28 px)'}",
+                f"MedMNIST {'file ' + npz.name if a.medmnist else f'(SynthCXR {a.synth_finding}, 28 px'}"
+                + ("" if a.medmnist or a.synth_difficulty == 0.3 else f", difficulty {a.synth_difficulty}")
+                + ("" if a.medmnist else ")"),
                 DataConfig(dataset=f"medmnist:{npz}", finding=a.finding, image_size=size),
             ),
         ]
