@@ -117,7 +117,7 @@ class StudyConfig(_Config):
             unknown = [c for c in cuts if c not in stages]
             if unknown:
                 raise _bad("start", start, f"cuts of {b} ({', '.join(stages)}); not {', '.join(map(str, unknown))}")
-            name = {cut_stages(b)[c]: c for c in reversed(distinct_cuts(b, layers=True))}
+            name = {stages[c]: c for c in distinct_cuts(b, layers=True)}  # one name per distinct network
             chosen = sorted({stages[c] for c in cuts})
             if chosen:
                 out[b] = tuple(name[s] for s in chosen)
