@@ -12,12 +12,14 @@ def test_report_opens_offline_and_draws_every_figure(browser, tmp_path):
     from medtl import report, study
     from medtl.conclusions import summarize
     from medtl.runs import RunStore
+    from medtl.similarity import study_similarity
 
     store = RunStore(tmp_path / "runs")
     s = tiny("offline", cuts=("layer1",))
     study.run_study(s, store)
     out = report.write_report(s, store, tmp_path / "report.html")
-    n_figures = len(report.figures(s, store, summarize(s, store, n_boot=50)))
+    summary = summarize(s, store, n_boot=50)
+    n_figures = len(report.figures(s, store, summary, study_similarity(summary, store)))  # feature reuse included
 
     ctx = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
     requests = []
@@ -26,7 +28,7 @@ def test_report_opens_offline_and_draws_every_figure(browser, tmp_path):
     page.goto(out.as_uri())
     page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figures}")
     assert page.evaluate("() => typeof window.Plotly") == "object"
-    assert page.locator(".js-plotly-plot").count() == n_figures >= 3
+    assert page.locator(".js-plotly-plot").count() == n_figures >= 4
     assert page.get_by_role("heading", name="Conclusions").is_visible()
     assert [u for u in requests if not u.startswith("file:")] == []
     screenshot(page, "study_report")
