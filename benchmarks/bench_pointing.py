@@ -53,7 +53,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
     ap.add_argument("--cuts", nargs="+", default=list(CUTS), help="cuts to train and explain")
     ap.add_argument("--out", help="results name (default pointing, or pointing_quick with --quick)")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the .md from the saved .json (no training)")
     a = ap.parse_args()
+    if a.report_only:
+        saved = json.loads((HERE / "results" / f"{a.out or 'pointing'}.json").read_text())
+        write_result(a.out or "pointing", report(saved["setup"], saved["cuts"]))
+        return
     torch.set_num_threads(a.threads)
     size, n_images, src_epochs, epochs = (48, 600, 2, 2) if a.quick else (128, 3000, 6, 8)
     size, n_images = a.image_size or size, a.n_images or n_images
@@ -103,12 +108,21 @@ def main() -> None:
     write_result(out, report(setup, rows))
 
 
+def p_above_chance(result: dict) -> float:
+    """One-sided binomial p of at least this many hits if each image were hit with the mean exact chance."""
+    from scipy.stats import binomtest
+
+    hits = round(result["pointing_game"] * result["n"])
+    return float(binomtest(hits, result["n"], result["pointing_game_chance"], alternative="greater").pvalue)
+
+
 def report(setup: dict, rows: list[dict]) -> str:
     head = (
         f"Pointing game per cut: ResNet18 truncated at each block-level cut, SynthCXR nodule, {setup['image_size']} px, "
         f"{setup['n_images']} images, {setup['epochs']} epochs from a ResNet18 trained {setup['source_epochs']} epochs "
         f"on all SynthCXR findings; Grad-CAM at the cut on {setup['n_explained']} positive test images. "
-        f"{setup['machine']}, {setup['total_seconds'] / 60:.0f} min. Command: `{setup['command']}`.\n\n"
+        f"{setup['machine']}, {setup['total_seconds'] / 60:.0f} min. Command: `{setup['command']}`. "
+        "p: one-sided binomial test of the contrastive hits against the mean exact chance level.\n\n"
     )
     table = [
         [
@@ -118,6 +132,7 @@ def report(setup: dict, rows: list[dict]) -> str:
             f"{r['plain']['pointing_game']:.2f}",
             f"{r['contrastive']['pointing_game']:.2f}",
             f"{r['contrastive']['pointing_game_chance']:.3f}",
+            f"{p_above_chance(r['contrastive']):.1e}",
             f"{r['contrastive']['pointing_game_ceiling']:.2f}",
             f"{r['contrastive']['energy_in_mask']:.3f}",
             f"{r['contrastive']['energy_in_mask_chance']:.3f}",
@@ -133,6 +148,7 @@ def report(setup: dict, rows: list[dict]) -> str:
             "pointing, plain",
             "pointing, contrastive",
             "exact chance",
+            "p (vs chance)",
             "best possible",
             "energy in mask",
             "energy chance",
