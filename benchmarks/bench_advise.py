@@ -33,8 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import HERE, markdown_table, write_result  # noqa: E402
-from medtl import train  # noqa: E402
+from benchmarks.common import HERE, markdown_table, train_done, write_result  # noqa: E402
 from medtl.advise import advise  # noqa: E402
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from medtl.data import synth  # noqa: E402
@@ -58,11 +57,7 @@ def write_medmnist(path: Path, n: int, finding: str = "effusion", seed: int = 1,
 
 
 def train_run(store: RunStore, data: DataConfig, model: ModelConfig, tc: TrainConfig) -> dict:
-    cfg = RunConfig(data, model, tc)
-    run_id = store.create(cfg)
-    status = train.run(cfg, store, run_id)
-    if status["state"] != "done":
-        raise RuntimeError(f"{cfg.name} {status['state']}: {status.get('error')}")
+    run_id = train_done(store, RunConfig(data, model, tc))
     hist = store.history(run_id)
     return {
         "id": run_id,

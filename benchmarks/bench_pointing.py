@@ -25,21 +25,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import HERE, markdown_table, write_result  # noqa: E402
-from medtl import train  # noqa: E402
+from benchmarks.common import HERE, markdown_table, train_done, write_result  # noqa: E402
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from medtl.explain import explain_run  # noqa: E402
 from medtl.runs import RunStore  # noqa: E402
 
 CUTS = ("stem", "layer1", "layer2", "layer3", "layer4")
-
-
-def train_run(store: RunStore, cfg: RunConfig) -> str:
-    run_id = store.create(cfg)
-    status = train.run(cfg, store, run_id)
-    if status["state"] != "done":
-        raise RuntimeError(f"{cfg.name} {status['state']}: {status.get('error')}")
-    return run_id
 
 
 def main() -> None:
@@ -72,14 +63,14 @@ def main() -> None:
         store = RunStore(Path(tmp) / "runs")
         print(f"[source] resnet18 on all SynthCXR findings, {size} px, {src_epochs} epochs", file=sys.stderr)
         src_data = DataConfig(finding="all", n_images=n_images, image_size=size)
-        src = train_run(
+        src = train_done(
             store,
             RunConfig(src_data, ModelConfig("resnet18", "finetune", "full", "random"), tc.replace(epochs=src_epochs)),
         )
         data = DataConfig(finding="nodule", n_images=n_images, image_size=size)
         for cut in a.cuts:
             print(f"[{cut}] training truncate@{cut}", file=sys.stderr)
-            run_id = train_run(store, RunConfig(data, ModelConfig("resnet18", "truncate", cut, f"run:{src}"), tc))
+            run_id = train_done(store, RunConfig(data, ModelConfig("resnet18", "truncate", cut, f"run:{src}"), tc))
             test = store.metrics(run_id)["test"]
             plain = explain_run(store, run_id, n=a.n, sanity=False, contrast=False)
             contrastive = explain_run(store, run_id, n=a.n, sanity=False, contrast=True)

@@ -36,6 +36,17 @@ def write_result(name: str, text: str) -> Path:
     return out
 
 
+def train_done(store, cfg) -> str:
+    """Train ``cfg`` into ``store`` inline and return the run id; raise unless the run finished."""
+    from medtl import train
+
+    run_id = store.create(cfg)
+    status = train.run(cfg, store, run_id)
+    if status["state"] != "done":
+        raise RuntimeError(f"{cfg.name} {status['state']}: {status.get('error')}")
+    return run_id
+
+
 def export_synth_jpegs(folder: Path, n: int, size: tuple[int, int] = (320, 390), finding: str = "nodule") -> Path:
     """Write SynthCXR images as JPEG files at CheXpert-small size (W x H) in ``folder/{neg,pos}/``.
 
