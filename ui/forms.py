@@ -195,10 +195,9 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
         if p == "file:":
             path = st.text_input("State dict file", key="init_file")
             inits.append(f"file:{path.strip()}")
-            if not path.strip():
-                res.errors["init"] = "Enter the path of the state dict file"
-            elif not Path(path.strip()).expanduser().is_file():
-                res.errors["init"] = f"Initialisation file {path.strip()} does not exist"
+            problem = source_problem(inits[-1])
+            if problem:
+                res.errors["init"] = problem
         elif p == "run:":
             if not finished:
                 res.errors["init"] = "No finished run to transfer from yet"
@@ -224,6 +223,28 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
     if not picked:
         res.errors["init"] = "Choose at least one initialisation"
     return {"backbone": backbone, "strategy": strategy}, cuts, inits
+
+
+def source_problem(init: str) -> str | None:
+    """Why a ``file:``/``run:`` initialisation cannot be used now, or None (forms check it before queueing)."""
+    kind, _, ref = init.partition(":")
+    ref = ref.strip()
+    if not ref:
+        return "Enter the path of the state dict file" if kind == "file" else "Enter the id of a finished run"
+    if kind == "file" and not Path(ref).expanduser().is_file():
+        return f"Initialisation file {ref} does not exist"
+    if kind == "run":
+        store = get_store()
+        try:
+            found = store.path(ref).is_dir()
+        except ValueError as e:  # not a run id at all
+            return str(e)
+        if not found:
+            return f"No run {ref} in {store.root}: a run: source is a finished run of this runs folder"
+        state = store.status(ref).get("state", "?")
+        if state != "done":
+            return f"Run {ref} has not finished (state: {state}): it cannot be a source yet"
+    return None
 
 
 def _checked(where, name: str, value, res: FormResult):

@@ -15,6 +15,7 @@ from medtl.models import registry
 from medtl.runs import RunStore
 from medtl.strategies import STRATEGIES
 from ui import weights_view
+from ui.forms import source_problem
 from ui.nav import link
 from ui.state import data_summary, get_queue
 
@@ -81,30 +82,6 @@ def _size_text(sizes) -> str:
     from medtl.compare import size_label
 
     return ", ".join(size_label(z) for z in sizes)
-
-
-def _source_problem(init: str) -> str | None:
-    """Why a ``file:``/``run:`` initialisation cannot be used, or None (checked before anything is queued)."""
-    from pathlib import Path
-
-    kind, _, ref = init.partition(":")
-    if not ref.strip():
-        return f"Enter the {'path of the state dict file' if kind == 'file' else 'id of a finished run'} after {kind}:"
-    if kind == "file" and not Path(ref).expanduser().is_file():
-        return f"Initialisation file {ref} does not exist"
-    if kind == "run":
-        store = get_queue().store
-        try:
-            found = store.path(ref).is_dir()
-        except ValueError as e:  # not a run id at all
-            return str(e)
-        if not found:
-            return f"No run {ref} in {store.root}: a run: source is a finished run of this runs folder"
-        if store.status(ref).get("state") != "done":
-            return (
-                f"Run {ref} has not finished (state: {store.status(ref).get('state', '?')}): it cannot be a source yet"
-            )
-    return None
 
 
 def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]:
@@ -175,7 +152,7 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             help="The test split is never used for a choice.",
         )
     if source:
-        problem = _source_problem(source)
+        problem = source_problem(source)
         if problem:
             return None, problem
     try:
