@@ -519,21 +519,26 @@ def test_nonfinite_loss_found_between_checks_names_the_batch(tmp_path):
     assert train.train_one_epoch(step, loader[:2], epoch=0, check_every=50) == (2.0, 8)
 
 
-@pytest.mark.slow
-def test_latency_of_the_same_model_is_repeatable():
-    """Single-threaded, warmed up, blocked_autorange over 0.5 s: two measurements of one model
-    agree within 20% (the median; issue 12 saw 380 ms against 8.8 ms with 5 repeats)."""
+def test_latency_counts_the_passes_cpu_time_and_restores_the_callers_settings():
+    """The clock is the thread's CPU time, so time the process spends waiting (another process
+    holding the core, here a sleep in the forward pass) is left out; the caller's thread count and
+    train/eval mode are restored; the sample count honours ``min_samples``. No wall-clock bound on
+    the machine's speed is asserted (the spread on a shared machine is in the README's Speed section)."""
     import torch
 
-    from medtl.models import build
     from medtl.models.profile import latency
 
+    class Waits(torch.nn.Module):
+        def forward(self, x):
+            time.sleep(0.004)  # 4 ms of waiting, no CPU work
+            return x.mean()
+
     threads = torch.get_num_threads()
-    model = build(ModelConfig("resnet18", "truncate", "layer2", "random"), 64)
-    a, b = latency(model, 64), latency(model, 64)
-    assert torch.get_num_threads() == threads  # restored
-    assert a["samples"] >= 5 and a["iqr_ms"] >= 0
-    assert abs(a["median_ms"] - b["median_ms"]) <= 0.2 * min(a["median_ms"], b["median_ms"]), (a, b)
+    model = Waits().train()
+    r = latency(model, 8, min_time=0.05, warmup=0.01, min_samples=5)
+    assert torch.get_num_threads() == threads and model.training  # restored
+    assert r["samples"] >= 5 and r["iqr_ms"] >= 0
+    assert 0 <= r["median_ms"] < 2.0, r  # a wall clock would read at least 4 ms per pass
 
 
 def test_model_checkpoint_keeps_the_best_and_always_the_first(tmp_path):
