@@ -29,20 +29,20 @@ with st.expander("New study", expanded=not saved, icon=":material/add:"):
     )
     base = study.load(store, start.removeprefix("saved: ")) if start.startswith("saved: ") else study.preset(start)
     s, error = study_view.form(base)
-    if error:
+    if error:  # nothing is queued until it is fixed; the saved studies below stay readable
         st.error(error, icon=":material/error:")
-        st.stop()
-    ready = study_view.weights_gate(s)
-    todo = study_view.show_estimate(s, store)
-    n = len(todo)
-    if st.button(
-        f"Queue {n} run{'s' if n != 1 else ''}" if n else "Nothing to train",
-        type="primary",
-        disabled=not n or not ready,
-        key="study_queue",
-    ):
-        st.toast(f"Queued {study_view.queue_study(s)} run(s) of study {s.name}")
-        st.rerun()
+    else:
+        ready = study_view.weights_gate(s)
+        todo = study_view.show_estimate(s, store)
+        n = len(todo)
+        if st.button(
+            f"Queue {n} run{'s' if n != 1 else ''}" if n else "Nothing to train",
+            type="primary",
+            disabled=not n or not ready,
+            key="study_queue",
+        ):
+            st.toast(f"Queued {study_view.queue_study(s)} run(s) of study {s.name}")
+            st.rerun()
 
 saved = study.saved(store)
 if not saved:

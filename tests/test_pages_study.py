@@ -86,6 +86,12 @@ def test_queue_a_tiny_study_and_read_its_conclusions():
     at.toggle(key="study_cka").set_value(True).run()
     assert not at.exception
     assert any(m.value.startswith("**Feature reuse: linear CKA") for m in at.markdown)
+    at.text_input(key=f"{k}_seeds").set_value("0, x").run()  # a bad field: nothing to queue, results still shown
+    assert not at.exception and any("Seeds are whole numbers" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "study_queue"]
+    assert at.selectbox(key="study_pick").value == "tiny" and "Test AUPRC (AP) by cut" in " ".join(
+        m.value for m in at.markdown
+    )
 
 
 def test_the_queue_itself_queues_stage_2_when_stage_1_finishes(tmp_path):
