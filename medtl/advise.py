@@ -36,7 +36,7 @@ from medtl import metrics as M
 from medtl.config import DataConfig, ModelConfig
 from medtl.models import registry
 
-LEVELS = ("block", "layer")
+LEVELS = registry.LEVELS
 SCORE = "mean percentile rank of LogME and probe AUPRC among the cuts (ties: probe AUPRC)"
 
 
@@ -181,20 +181,8 @@ def pooled_outputs(root: nn.Module, paths: list[str], relu: set[str]) -> Iterato
 
 
 def select_cuts(backbone: str, level: str = "block") -> list[registry.CutPoint]:
-    """The cut points to score, one per stage: block-level (stem, blocks, full) or every layer.
-
-    Where two names end at the same stage (ResNet's ``layer4`` and ``full``, ``layer2.1`` and
-    ``layer2``), the features are the same and the block name is kept.
-    """
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {', '.join(LEVELS)}. Got {level!r}")
-    allowed = ("stem", "block", "full") if level == "block" else ("stem", "block", "full", "layer")
-    prefer = {"block": 0, "stem": 1, "full": 2, "layer": 3}
-    best: dict[int, registry.CutPoint] = {}
-    for p in registry.cut_points(backbone):
-        if p.level in allowed and (p.stage not in best or prefer[p.level] < prefer[best[p.stage].level]):
-            best[p.stage] = p
-    return [best[s] for s in sorted(best)]
+    """The cut points to score, one per distinct network (:func:`medtl.models.registry.distinct_cuts`)."""
+    return list(registry.distinct_cuts(backbone, level))
 
 
 @torch.no_grad()

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from medtl import stats
-from medtl.config import EXECUTION_FIELDS, SEED_FIELDS, DataConfig, ModelConfig, TrainConfig
+from medtl.config import OUTSIDE_KEY, SEED_FIELDS, DataConfig, ModelConfig, TrainConfig
+from medtl.datasets import train_size_label
 from medtl.strategies import get_strategy
 
 METRICS = {"test.auroc": "AUROC", "test.auprc": "AUPRC (AP)", "test.auprc_trapezoid": "AUPRC (trapezoid)"}
@@ -49,7 +50,7 @@ def config_columns(rows: pd.DataFrame) -> list[str]:
 
 def varying(rows: pd.DataFrame, leave_out: tuple[str, ...] = ()) -> list[str]:
     """Config columns whose values differ between ``rows`` (seeds and execution settings aside)."""
-    skip = set(leave_out) | set(SEED_FIELDS) | set(EXECUTION_FIELDS)
+    skip = set(leave_out) | set(SEED_FIELDS) | set(OUTSIDE_KEY)
     return [c for c in config_columns(rows) if c not in skip and rows[c].map(str).nunique() > 1]
 
 
@@ -129,11 +130,8 @@ def differences(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def size_label(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "100%"
-    if isinstance(value, str):
-        return value
-    return f"{float(value):.0%}" if isinstance(value, float) and value < 1 else str(int(value))
+    """A training size for labels (:func:`medtl.datasets.train_size_label`; a missing table cell is all)."""
+    return train_size_label(None if isinstance(value, float) and pd.isna(value) else value)
 
 
 def cut_depth(backbone: str, cut: str, strategy: str) -> int:
@@ -181,7 +179,7 @@ def truncation_summary(
     d["size"] = d["data.train_size"].map(size_label)
     d["cut"] = [get_strategy(s).effective_cut(c) for s, c in zip(d["model.strategy"], d["model.cut"], strict=True)]
     d["depth"] = [cut_depth(b, c, "truncate") for b, c in zip(d["model.backbone"], d["cut"], strict=True)]
-    line_fields = [c for c in config_columns(d) if c not in ("model.cut", *SEED_FIELDS, *EXECUTION_FIELDS)]
+    line_fields = [c for c in config_columns(d) if c not in ("model.cut", *SEED_FIELDS, *OUTSIDE_KEY)]
     d["line"] = ["|".join(map(str, r)) for r in d[line_fields].itertuples(index=False)]
     rows = []
     for _, g in d.groupby("experiment", sort=False):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 from medtl import datasets
-from medtl.datasets import option_default, parse_spec, parse_train_size
+from medtl.datasets import option_default, parse_spec, parse_train_size, train_size_label
 from medtl.fields import Rule, bad, between, check_fields, one_of, setting
 from medtl.strategies import STRATEGIES as _STRATEGY_RECORDS
 from medtl.strategies import get_strategy
@@ -150,7 +150,8 @@ class DataConfig(_Config):
             folder; MedMNIST: a label name or index; CSV: a label value). None = the dataset's
             default (a kind with a fixed set of targets stores it; others choose it from the data).
         image_size: side of the square images after resizing (aspect kept, padded).
-        train_size: None (all), a fraction (0.05 or "5%") or a count (500) of the training split.
+        train_size: None (all), a fraction (0.05 or "5%") or a count (500) of the training split; stored
+            in one form (``"5%"`` becomes 0.05, ``"100%"`` None).
         seed: seed of the data-poor subset (a sweep sets it with the training seed).
         split_seed: seed of generated train/val/test splits: fixed, so every run of a study shares
             one test split.
@@ -162,13 +163,16 @@ class DataConfig(_Config):
 
     The kind-specific fields (n_images ... frontal_only) take their defaults, help and value rules
     from their kind's record in ``medtl.datasets``; they stay flat here so that every config.json
-    keeps its keys and every experiment its key.
+    keeps its keys. A config of one kind holds the other kinds' options at their defaults, so two
+    configs that load the same images are equal.
     """
 
     dataset: str = "synthetic"
     finding: str | None = None
     image_size: int = setting(64, rule=between(28, 512), help="image side in pixels")
-    train_size: float | int | str | None = setting(None, rule=Rule(_train_size_ok, "a fraction, percentage or count"))
+    train_size: float | int | str | None = setting(
+        None, rule=Rule(_train_size_ok, "a fraction, percentage, count or 'all'")
+    )
     seed: int = 0
     split_seed: int = 0
     n_images: int = option_default("n_images")
@@ -183,6 +187,12 @@ class DataConfig(_Config):
     def __post_init__(self):
         check_fields(self)
         kind, _ = parse_spec(self.dataset)
+        # one form per experiment: the training size canonical ("10%" = 0.1), and the options of other
+        # dataset kinds at their defaults (they do not change this kind's images)
+        object.__setattr__(self, "train_size", parse_train_size(self.train_size))
+        for name, (owner, option) in datasets.options().items():
+            if owner is not kind:
+                object.__setattr__(self, name, option.default)
         if self.finding is None and kind.findings is not None:  # a fixed set of targets: store its default
             object.__setattr__(self, "finding", kind.default_finding)
         kind.check_finding(self.finding)
@@ -192,6 +202,14 @@ class DataConfig(_Config):
             value = getattr(self, option.name)
             if option.rule is not None and not option.rule.ok(value):
                 raise bad(option.name, value, option.rule.allowed)
+
+    def with_dataset(self, dataset: str) -> DataConfig:
+        """This config on another dataset: the same sizes and splits rule, and that dataset's own default
+        target (``finding`` None: chosen from the data as :func:`medtl.data.load` does) and options.
+        The same dataset keeps everything."""
+        if dataset == self.dataset:
+            return self
+        return self.replace(dataset=dataset, finding=None)
 
     @property
     def kind(self) -> str:
@@ -250,8 +268,9 @@ class TrainConfig(_Config):
     compile: bool = False
 
 
-# Fields ("part.name") that say where and how fast a run executes, not what the experiment is
-EXECUTION_FIELDS = ("train.device", "train.threads", "train.compile")
+# Fields ("part.name") that do not change the trained model: where and how fast a run executes, and
+# how many resamples its test intervals take. No key covers them.
+OUTSIDE_KEY = ("train.device", "train.threads", "train.compile", "train.bootstrap")
 # Fields that make one repeat of an experiment differ from another
 SEED_FIELDS = ("train.seed", "data.seed")
 
@@ -289,20 +308,20 @@ class RunConfig(_Config):
     @property
     def name(self) -> str:
         """A short human-readable name, e.g. ``synthetic/opacity · resnet50 truncate@layer3 · imagenet · 5% · seed 0``."""
-        size = self.data.train_size
-        size = "100%" if size is None else (f"{float(size):.0%}" if isinstance(size, float) else str(size))
+        size = train_size_label(self.data.train_size)
         return f"{self.data.label} · {self.model.label} · {self.model.init} · {size} · seed {self.train.seed}"
 
     def key(self) -> str:
-        """A hash of the run: every setting except where and how fast it runs
-        (``train.device``, ``train.threads``, ``train.compile``), so a sweep re-run on another
-        machine or with ``--compile`` skips what is already done."""
-        return _digest(self.to_dict(), EXECUTION_FIELDS)
+        """A hash of the run: its canonical config (see :class:`DataConfig`) except the settings that do
+        not change the trained model (:data:`OUTSIDE_KEY`: device, threads, compile, bootstrap), so a
+        sweep re-run on another machine, with ``--compile`` or another bootstrap count skips what is
+        already done, and ``--train-size 10%`` finds a run recorded with ``0.1``."""
+        return _digest(self.to_dict(), OUTSIDE_KEY)
 
     def experiment_key(self) -> str:
         """A hash of the experiment: the run's key without its seeds (``train.seed``, ``data.seed``).
         Runs with equal experiment keys are repeats of one experiment: they are grouped over seeds."""
-        return _digest(self.to_dict(), EXECUTION_FIELDS + SEED_FIELDS)
+        return _digest(self.to_dict(), OUTSIDE_KEY + SEED_FIELDS)
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:

@@ -9,6 +9,7 @@ here + its loader function. This module imports no torch (``medtl.config`` uses 
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -260,24 +261,50 @@ def pick_positive(classes: Iterable[str], where: str) -> tuple[str, str]:
     raise ValueError(f"Choose the positive class (the target label) of {where}: one of {', '.join(map(str, classes))}")
 
 
+ALL_SIZES = ("all", "none", "100%")  # spellings of "the whole training split"
+
+
 def parse_train_size(value: float | int | str | None) -> float | int | None:
-    """``None``/``1``/``"100%"`` = all; a float in (0, 1) = fraction; an integer > 1 = count."""
+    """A training-set size in its one canonical form: ``None`` = all, a float in (0, 1) = a fraction,
+    an int > 1 = a count.
+
+    ``"10%"``, ``"0.1"`` and ``0.1`` are the same fraction (rounded to 10 significant digits, so that a
+    percentage and its decimal agree); ``None``, ``1``, ``1.0``, ``"100%"`` and ``"all"`` mean all.
+    """
     if value is None:
         return None
+    given = value
     if isinstance(value, str):
-        v = value.strip()
+        v = value.strip().lower()
+        if v in ALL_SIZES:
+            return None
         try:
             value = float(v[:-1]) / 100 if v.endswith("%") else int(v) if v.isdigit() else float(v)
         except ValueError:
             raise ValueError(
-                f"train_size must be a fraction like 0.05, a percentage like 5%, or a count like 500. Got {value!r}"
+                f"train_size must be a fraction like 0.05, a percentage like 5%, a count like 500 or 'all'. "
+                f"Got {given!r}"
             ) from None
-    if isinstance(value, bool) or value <= 0:
-        raise ValueError(f"train_size must be positive. Got {value!r}")
+        if v.endswith("%") and value > 1:
+            raise ValueError(f"train_size as a percentage must be at most 100%. Got {given!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"train_size must be a fraction, a percentage, a count or 'all'. Got {given!r}")
+    if value <= 0:
+        raise ValueError(f"train_size must be positive. Got {given!r}")
     if isinstance(value, float) and value < 1:
-        return value
+        return float(f"{value:.10g}")
     if value == 1:
         return None
     if float(value) != int(value):
-        raise ValueError(f"train_size above 1 is a count and must be a whole number. Got {value!r}")
+        raise ValueError(f"train_size above 1 is a count and must be a whole number. Got {given!r}")
     return int(value)
+
+
+def train_size_label(value: float | int | str | None) -> str:
+    """A training-set size for people: ``100%`` (all), ``10%``, ``12.5%`` (fractions), ``500`` (a count)."""
+    size = parse_train_size(value)
+    if size is None:
+        return "100%"
+    if isinstance(size, float):
+        return f"{size * 100:.3g}%"
+    return str(size)

@@ -224,6 +224,32 @@ class RunStore:
             out[key] = run_id
         return out
 
+    def rekey(self) -> list[tuple[str, str | None, str]]:
+        """Bring every run's ``status.json`` key (and name) up to the current definition of a key.
+
+        Keys are always recomputed from ``config.json`` where runs are matched (:meth:`experiments`),
+        so sweeps and studies find runs recorded under an older definition without this; it refreshes
+        what ``status.json`` says for other readers. Idempotent: a second call changes nothing. The
+        key a run had before is kept in ``keys_before``.
+
+        Returns:
+            ``(run id, old key, new key)`` for each run whose key changed.
+        """
+        changed = []
+        for run_id in self.ids():
+            try:
+                cfg = self.config(run_id)
+            except (OSError, ValueError, TypeError, KeyError):
+                continue  # unreadable: listed as such elsewhere, never rewritten
+            st = self._read_json(self.path(run_id) / "status.json") or {}
+            old, new = st.get("key"), cfg.key()
+            if old != new or st.get("name") != cfg.name:
+                before = [*st.get("keys_before", []), old] if old != new and old else st.get("keys_before", [])
+                self.write_status(run_id, key=new, name=cfg.name, keys_before=before)
+                if old != new:
+                    changed.append((run_id, old, new))
+        return changed
+
     def orphans(self) -> list[str]:
         """Runs left ``running`` or ``queued`` by a process on this host that no longer exists."""
         host = socket.gethostname()

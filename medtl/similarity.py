@@ -196,7 +196,7 @@ def mean_similarity(store: RunStore, run_ids: list[str], n: int = 64, features: 
 
 
 def study_similarity(summary: dict, store: RunStore, n: int = 64, progress=None) -> dict[str, dict]:
-    """Per decided group of a study summary (:func:`medtl.conclusions.summarize`): CKA per stage
+    """Per decided group of a study summary (:func:`medtl.study.conclusions.summarize`): CKA per stage
     of its selected cut and of full fine-tuning, each the mean over seeds; label -> result."""
     from medtl.compare import size_label
 

@@ -154,9 +154,9 @@ def test_hooked_features_equal_the_truncated_networks(tmp_path, backbone, size, 
 
 def test_select_cuts_one_per_stage():
     block = [p.name for p in A.select_cuts("resnet18")]
-    assert block == ["stem", "layer1", "layer2", "layer3", "layer4"]  # full = layer4's features
+    assert block == ["stem", "layer1", "layer2", "layer3", "full"]  # layer4 is the full network: one name
     layer = [p.name for p in A.select_cuts("resnet18", "layer")]
-    assert layer == ["stem", "layer1.0", "layer1", "layer2.0", "layer2", "layer3.0", "layer3", "layer4.0", "layer4"]
+    assert layer == ["stem", "layer1.0", "layer1", "layer2.0", "layer2", "layer3.0", "layer3", "layer4.0", "full"]
     assert [p.name for p in A.select_cuts("densenet121")][-2:] == ["features.denseblock4", "full"]
     with pytest.raises(ValueError, match="level must be one of block, layer"):
         A.select_cuts("resnet18", "stage")
@@ -173,7 +173,7 @@ def test_cli_json(tmp_path, capsys):
     assert {"backbone", "init", "target", "n", "level", "score", "forward_seconds", "seconds", "cuts"} <= set(out)
     assert out["n"] == 80 and out["target"] == "nodule" and out["level"] == "block"
     assert [c["rank"] for c in out["cuts"]] == [1, 2, 3, 4, 5]
-    assert sorted(c["cut"] for c in out["cuts"]) == ["layer1", "layer2", "layer3", "layer4", "stem"]
+    assert sorted(c["cut"] for c in out["cuts"]) == ["full", "layer1", "layer2", "layer3", "stem"]
     for c in out["cuts"]:
         assert set(c) == {"cut", "level", "channels", "logme", "probe_auroc", "probe_auprc", "seconds", "score", "rank"}
         assert np.isfinite(c["logme"]) and 0 <= c["probe_auroc"] <= 1 and 0 < c["probe_auprc"] <= 1

@@ -9,10 +9,11 @@ pytestmark = pytest.mark.browser
 def test_report_opens_offline_and_draws_every_figure(browser, tmp_path):
     from test_study import tiny
 
-    from medtl import report, study
-    from medtl.conclusions import summarize
+    from medtl import study
     from medtl.runs import RunStore
     from medtl.similarity import study_similarity
+    from medtl.study import report
+    from medtl.study.conclusions import summarize
 
     store = RunStore(tmp_path / "runs")
     s = tiny("offline", cuts=("layer1",))

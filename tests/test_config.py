@@ -105,7 +105,8 @@ def test_a_run_folder_of_the_previous_version_loads_as_the_same_experiment(tmp_p
     status = json.loads((FIXTURE / "status.json").read_text())
     cfg = RunConfig.load(FIXTURE / "config.json")
     assert cfg.to_dict() == raw  # every key kept, nothing added
-    assert cfg.key() == status["key"] == "39c7babb1efac573"  # the same experiment: sweeps skip it
+    # the bootstrap count left the key (it does not change the trained model): the old key no longer matches
+    assert status["key"] == "39c7babb1efac573" and cfg.key() != status["key"]
     assert cfg.name == status["name"]
     store = RunStore(tmp_path / "runs")
     run_id = store.create(cfg)
@@ -118,6 +119,36 @@ def test_a_run_folder_of_the_previous_version_loads_as_the_same_experiment(tmp_p
     train_configure(p)
     again = run_config_from_args(p.parse_args(["--config", str(FIXTURE / "config.json")]))
     assert again == cfg and again.key() == cfg.key()
+
+
+def test_old_run_folders_are_found_under_the_new_key_and_rekeyed_once(tmp_path, capsys):
+    """Keys are recomputed from config.json wherever runs are matched, so a sweep skips the fixture
+    run recorded under the old key; ``runs --rekey`` brings its status.json up to date, once."""
+    import shutil
+
+    from medtl.cli import main
+
+    root = tmp_path / "runs"
+    old = root / "20261126-113438-000abcd"
+    shutil.copytree(FIXTURE, old)
+    store = RunStore(root)
+    cfg = store.config(old.name)
+    assert store.experiments() == {cfg.key(): old.name}  # found although status.json says 39c7babb...
+    # the same experiment asked with a bootstrap count and a spelling of its size the old run did not use
+    same = cfg.replace(train=cfg.train.replace(bootstrap=200), data=cfg.data.replace(train_size="50%"))
+    assert same.key() == cfg.key()
+    args = ["--runs-dir", str(root)]
+    assert main(["runs", "--rekey", *args]) == 0
+    assert f"{old.name}  39c7babb1efac573 -> {cfg.key()}" in capsys.readouterr().out
+    st = store.status(old.name)
+    assert st["key"] == cfg.key() and st["keys_before"] == ["39c7babb1efac573"] and st["state"] == "done"
+    assert main(["runs", "--rekey", *args]) == 0  # idempotent
+    assert "0 of 1 run(s) rekeyed" in capsys.readouterr().out
+    assert store.status(old.name)["keys_before"] == ["39c7babb1efac573"]
+    sweep = ["sweep", "--config", str(old / "config.json"), "--train-size", "0.5,50%", "--dry-run", *args]
+    assert main(sweep) == 0
+    out = capsys.readouterr().out
+    assert "1 run(s)" in out and "0 to train" in out, out  # 0.5 and 50% are one experiment, already done
 
 
 def test_dataset_records_own_the_options_and_defaults():
@@ -140,7 +171,9 @@ def test_cli_switching_the_dataset_kind_drops_the_synthetic_target(tmp_path):
 
     p = argparse.ArgumentParser()
     train_configure(p)
-    cfg = run_config_from_args(p.parse_args(["--dataset", f"folder:{tmp_path}", "--all-views"]))
-    assert cfg.data.finding is None and cfg.data.frontal_only is False
+    cfg = run_config_from_args(p.parse_args(["--dataset", f"folder:{tmp_path}"]))
+    assert cfg.data.finding is None
+    with pytest.raises(ValueError, match="--all-views is an option of CheXpert, not of image folder"):
+        run_config_from_args(p.parse_args(["--dataset", f"folder:{tmp_path}", "--all-views"]))
     cfg = run_config_from_args(p.parse_args(["--finding", "effusion"]))
     assert cfg.data.finding == "effusion"

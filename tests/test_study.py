@@ -3,10 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from medtl import conclusions, study
+from medtl import study
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.models.registry import get_cut
 from medtl.runs import RunStore
+from medtl.study import conclusions
 
 
 def tiny(name="tiny", cuts="search", **kw) -> study.StudyConfig:
@@ -29,7 +30,7 @@ def searched(tmp_path_factory):
 
     def executor(cfg):
         stage1_names.append(cfg.model.cut)
-        return study._train_inline(store, cfg)
+        return study.train_inline(store, cfg)
 
     result = study.run_study(s, store, executor)
     return s, store, result, stage1_names
@@ -100,11 +101,11 @@ def test_study_json_round_trip_and_storage(tmp_path):
 
 
 def test_stage2_range():
-    blocks = study.distinct_cuts("resnet50", layers=False)
+    blocks = study.cut_names("resnet50", "block")
     assert blocks == ["stem", "layer1", "layer2", "layer3", "full"]
     # TTL-2's cut layer3.3 is reached from the block layer3: its layers and the first of layer4
     assert study.stage2_cuts("resnet50", "layer3", blocks) == [f"layer3.{i}" for i in range(5)] + ["layer4.0"]
-    assert study.stage2_cuts("resnet18", "stem", study.distinct_cuts("resnet18", False)) == ["layer1.0"]
+    assert study.stage2_cuts("resnet18", "stem", study.cut_names("resnet18", "block")) == ["layer1.0"]
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@ import torch
 import torchvision
 from test_study import tiny
 
-from medtl import conclusions, report, similarity, study
+from medtl import similarity, study
 from medtl.cli import main
 from medtl.runs import RunStore
+from medtl.study import conclusions, report
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from medtl import estimate, report, study
-from medtl.conclusions import summarize
+from medtl import estimate, study
 from medtl.config import SELECT_BY, ModelConfig
 from medtl.models import registry
 from medtl.runs import RunStore
 from medtl.strategies import STRATEGIES
+from medtl.study import report
+from medtl.study.conclusions import summarize
 from ui import weights_view
 from ui.forms import source_problem
 from ui.nav import link

@@ -113,9 +113,16 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
             raise ValueError(f"{part} must be a JSON object of settings. Got {d[part]!r}")
     values = {k: getattr(a, k) for k in RUN_FLAGS if getattr(a, k, None) is not None}
     values.update(overrides or {})
-    old_kind = str(d["data"].get("dataset", "synthetic")).split(":", 1)[0]
-    if "dataset" in values and "finding" not in values and values["dataset"].split(":", 1)[0] != old_kind:
-        d["data"]["finding"] = None  # another kind of dataset: its own default target
+    if "dataset" in values and values["dataset"] != d["data"].get("dataset", "synthetic"):
+        d["data"]["finding"] = None  # another dataset: its own default target (DataConfig.with_dataset)
+    kind = datasets.parse_spec(values.get("dataset", d["data"].get("dataset", "synthetic")))[0]
+    for flag in values:  # an option of another kind of dataset would be silently dropped: say so
+        owner = datasets.options().get(RUN_FLAGS[flag][1], (None,))[0]
+        if owner is not None and owner is not kind:
+            raise ValueError(
+                f"--{flag.replace('_', '-')} is an option of {owner.title}, not of {kind.title} "
+                f"(the dataset is {values.get('dataset', d['data'].get('dataset'))})"
+            )
     for flag, v in values.items():
         part, field, typ, _ = RUN_FLAGS[flag]
         d[part][field] = _coerce(v, typ) if isinstance(v, str) else v
@@ -270,9 +277,12 @@ def sweep_run(a: argparse.Namespace) -> int:
 
     configs = expand_sweep(a)
     if a.dry_run:
+        done_runs = RunStore(a.runs_dir).experiments()
         for i, c in enumerate(configs, 1):
-            print(f"{i:3}  {c.name}")
-        print(f"{len(configs)} run(s)")
+            done = done_runs.get(c.key())
+            print(f"{i:3}  {c.name}" + (f"  (done as {done})" if done else ""))
+        n_done = sum(c.key() in done_runs for c in configs)
+        print(f"{len(configs)} run(s), {len(configs) - n_done} to train ({n_done} done)")
         return 0
     if a.emit:
         out = Path(a.emit)
@@ -350,6 +360,12 @@ def runs_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=("list", "show", "delete", "resume"), default="list")
     p.add_argument("run_id", nargs="?")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--rekey",
+        action="store_true",
+        help="rewrite each run's key (and name) in status.json by the current definition of an experiment "
+        "(keys are recomputed from config.json wherever runs are matched; this refreshes what status.json says)",
+    )
     _runs_dir_arg(p)
 
 
@@ -359,6 +375,15 @@ def runs_run(a: argparse.Namespace) -> int:
     store = RunStore(a.runs_dir)
     if a.action != "list" and not a.run_id:
         raise ValueError(f"'runs {a.action}' needs a run id (see 'python -m medtl runs')")
+    if a.rekey:
+        changed = store.rekey()
+        if a.json:
+            print(json.dumps([{"id": r, "old_key": o, "key": n} for r, o, n in changed], indent=2))
+            return 0
+        for run_id, old, new in changed:
+            print(f"{run_id}  {old} -> {new}")
+        print(f"{len(changed)} of {len(store.ids())} run(s) rekeyed in {store.root}")
+        return 0
     if a.action == "show":
         out = {
             "id": a.run_id,

@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from medtl.datasets import KINDS
+from medtl.study.presets import PRESETS
+
 STUDY_LISTS = {  # flag -> StudyConfig axis (comma-separated values)
     "backbone": "backbones",
     "strategy": "strategies",
@@ -21,11 +24,21 @@ def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def study_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("run", "show", "plan"), help="run (train what is missing), show, or plan")
-    p.add_argument("name", nargs="?", help="the study's name (show, plan; run without --preset)")
-    p.add_argument("--preset", help="quick, demo, paper or shallow-vs-deep")
-    p.add_argument("--name", dest="new_name", help="save the study under this name (default: the preset's)")
-    p.add_argument("--dataset", help="synthetic, medmnist:..., chexpert:..., folder:... or csv:...")
-    p.add_argument("--finding", help="the target label")
+    p.add_argument("name", nargs="?", help="a saved study's name (show, plan; run: start from it)")
+    p.add_argument(
+        "--preset", help="start from a preset: " + "; ".join(f"{p.name} ({p.help})" for p in PRESETS.values())
+    )
+    p.add_argument(
+        "--name",
+        dest="new_name",
+        help="save the study under this name (default: the preset's); without --preset, a saved study of that "
+        "name is started from, else the defaults",
+    )
+    p.add_argument(
+        "--dataset",
+        help=", ".join(k.spec for k in KINDS.values()) + " (a new dataset takes its own default target and options)",
+    )
+    p.add_argument("--finding", help="the target label (default: the dataset's, as for train)")
     p.add_argument("--image-size", type=int, help="image side in pixels")
     p.add_argument("--epochs", type=int, help="training epochs of every run")
     p.add_argument("--backbone", help="comma-separated backbones")
@@ -51,27 +64,33 @@ def _split(v: str) -> list[str]:
     return [x.strip() for x in v.split(",") if x.strip()]
 
 
-def _size(v: str):
-    from medtl.data.imageset import parse_train_size
-
-    return None if v.lower() in ("all", "none", "100%") else parse_train_size(v)
-
-
 def study_from_args(a: argparse.Namespace, store):
-    """The StudyConfig a ``study run`` command line asks for (a preset or a saved study, with overrides)."""
+    """The StudyConfig a ``study run`` command line asks for: a preset, a saved study (by name, or
+    ``--name`` of one that exists) or the defaults, with the flags applied. A new ``--dataset`` takes
+    that dataset's own default target and options (:meth:`DataConfig.with_dataset`) unless
+    ``--finding`` says otherwise."""
     from medtl import study
+    from medtl.config import DataConfig
 
     if a.preset:
         s = study.preset(a.preset)
-    elif a.name:
-        s = study.load(store, a.name)
+    elif a.name or (a.new_name and a.new_name in study.saved(store)):
+        s = study.load(store, a.name or a.new_name)
+    elif a.new_name:
+        s = study.StudyConfig(a.new_name)
     else:
-        raise ValueError(f"study run needs --preset ({', '.join(study.PRESETS)}) or the name of a saved study")
+        raise ValueError(
+            f"study run needs --preset ({', '.join(study.PRESETS)}), the name of a saved study, or --name NAME "
+            "for a new study from the defaults"
+        )
     d = s.to_dict()
     if a.new_name:
         d["name"] = a.new_name
-    data_over = {"dataset": a.dataset, "finding": a.finding, "image_size": a.image_size}
-    d["base"]["data"].update({k: v for k, v in data_over.items() if v is not None})
+    data = DataConfig.from_dict(d["base"]["data"])
+    if a.dataset is not None:
+        data = data.with_dataset(a.dataset)
+    over = {"finding": a.finding, "image_size": a.image_size}
+    d["base"]["data"] = data.replace(**{k: v for k, v in over.items() if v is not None}).to_dict()
     if a.epochs is not None:
         d["base"]["train"]["epochs"] = a.epochs
     for flag, axis in STUDY_LISTS.items():
@@ -86,9 +105,7 @@ def study_from_args(a: argparse.Namespace, store):
                 values = [int(x) for x in values]
             except ValueError:
                 raise ValueError(f"--seed must be whole numbers separated by commas. Got {v!r}") from None
-        elif flag == "train_size":
-            values = [_size(x) for x in values]
-        d[axis] = values
+        d[axis] = values  # training sizes are parsed by StudyConfig (one form: 10% = 0.1, all = None)
     if a.cuts is not None:
         d["cuts"] = a.cuts if a.cuts in study.CUT_MODES else _split(a.cuts)
     if a.criterion is not None:
@@ -128,10 +145,11 @@ def _run(a: argparse.Namespace, store) -> int:
         later = " (stage 2 of the search is added once stage 1 has finished)" if s.cuts == "search" else ""
         print(f"{len(todo)} run(s) to train now{later}")
         return 0
-    from medtl.data.adapters import check_source
-
-    check_source(s.base.data)
     from medtl.cli.runs import _train_one
+    from medtl.study.preflight import check_data
+
+    for note in check_data(s):  # refused (exit 2) before anything is recorded, as `train` does
+        print(f"{s.base.data.dataset}: {note}", file=sys.stderr)
 
     def on_run(k, n, cfg):
         print(f"[{k}/{n}] {cfg.name}", file=sys.stderr)
@@ -171,7 +189,7 @@ def _fmt_ci(d: dict) -> str:
 
 
 def _show(s, store, as_json: bool) -> int:
-    from medtl.conclusions import summarize
+    from medtl.study.conclusions import summarize
 
     out = summarize(s, store)
     if as_json:
@@ -204,8 +222,8 @@ def compare_configure(p: argparse.ArgumentParser) -> None:
 
 
 def compare_run(a: argparse.Namespace) -> int:
-    from medtl.conclusions import paired
     from medtl.runs import RunStore
+    from medtl.study.conclusions import paired
 
     if a.n_boot < 1:
         raise ValueError(f"--n-boot must be at least 1. Got {a.n_boot}")
@@ -245,8 +263,8 @@ def report_configure(p: argparse.ArgumentParser) -> None:
 
 def report_run(a: argparse.Namespace) -> int:
     from medtl import study
-    from medtl.report import write_report
     from medtl.runs import RunStore
+    from medtl.study.report import write_report
 
     store = RunStore(a.runs_dir)
     path = write_report(study.load(store, a.name), store, a.out)

@@ -91,6 +91,33 @@ def get_cut(name: str, cut: str) -> CutPoint:
     )
 
 
+# which name a stage keeps when several cut names end there (ResNet's ``layer4`` is ``full``,
+# ``layer2.1`` is ``layer2``): the whole network first, then block names, then layer names
+_NAME_RANK = {"full": 0, "block": 1, "stem": 1, "layer": 2}
+LEVELS = ("block", "layer")
+
+
+@functools.cache
+def distinct_cuts(name: str, level: str = "block") -> tuple[CutPoint, ...]:
+    """One cut point per distinct network, bottom first: block-level (``stem``, blocks, ``full``) or
+    every layer too (``level="layer"``). Where several names end at the same stage, the network is
+    the same and one name is kept (``full`` for the top, else the block name)."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}. Got {level!r}")
+    best: dict[int, CutPoint] = {}
+    for p in cut_points(name):
+        if level == "block" and p.level == "layer":
+            continue
+        if p.stage not in best or _NAME_RANK[p.level] < _NAME_RANK[best[p.stage].level]:
+            best[p.stage] = p
+    return tuple(best[s] for s in sorted(best))
+
+
+def cut_stages(name: str) -> dict[str, int]:
+    """Cut name -> stage index (the depth along the network; aliases share one)."""
+    return {p.name: p.stage for p in cut_points(name)}
+
+
 def min_input_size(name: str, cut: str = "full") -> int:
     """The smallest square input that a backbone cut at ``cut`` accepts (CBR nets shrink fast)."""
     return get_spec(name).family.min_input_size(name, get_cut(name, cut))
@@ -107,6 +134,8 @@ __all__ = [
     "BackboneSpec",
     "CutPoint",
     "cut_points",
+    "cut_stages",
+    "distinct_cuts",
     "feature_module",
     "get_cut",
     "get_spec",

@@ -15,7 +15,8 @@ from medtl import stats
 from medtl.compare import size_label
 from medtl.runs import RunStore
 from medtl.strategies import FULL
-from medtl.study import StudyConfig, search_state, val_score
+from medtl.study.config import StudyConfig
+from medtl.study.search import search_state, val_score
 
 N_BOOT = 1000
 

@@ -14,9 +14,10 @@ import pandas as pd
 
 from medtl import plots
 from medtl.compare import SECONDARY, truncation_summary
-from medtl.conclusions import summarize
+from medtl.models.registry import cut_stages
 from medtl.runs import RunStore, now
-from medtl.study import StudyConfig, cut_stages, load_advice, planned
+from medtl.study import StudyConfig, load_advice, planned
+from medtl.study.conclusions import summarize
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
