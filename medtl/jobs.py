@@ -220,6 +220,9 @@ class JobQueue:
     def _on_event(self, run_id: str, event: dict) -> None:
         with self._lock:
             live = self._live.setdefault(run_id, {})
+            if event.get("type") in ("status", "data"):  # a new phase: the last one's counts no longer apply
+                for k in ("done", "total", "final"):
+                    live.pop(k, None)
             if event.get("type") == "epoch":
                 live.setdefault("epochs_done", []).append(
                     {k: event[k] for k in ("epoch", "train_loss", "val_loss", "val_auroc", "val_auprc")}

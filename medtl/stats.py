@@ -26,6 +26,8 @@ __all__ = [
     "seed_summary",
     "paired_seeds",
     "significant",
+    "delta_over_sets",
+    "seed_interval",
 ]
 
 
@@ -178,6 +180,61 @@ def delong(y_true, scores_a, scores_b) -> dict[str, float]:
     return {"auroc_a": float(auc_a), "auroc_b": float(auc_b), "delta": delta, "se": se, "z": float(z), "p": p}
 
 
+def delta_over_sets(
+    pairs: list[tuple], metric: str, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0, chunk: int = 250
+) -> dict:
+    """A - B of ``metric``, averaged over image sets that both classifiers scored (e.g. each seed's own
+    validation subset), with a stratified bootstrap interval: every set is resampled on its own, and one
+    resample weights A and B alike.
+
+    Args:
+        pairs: ``[(y_true, scores_a, scores_b), ...]``, one per set; scores are probabilities.
+        metric: ``auroc``, ``auprc`` (average precision) or ``loss`` (mean binary log loss).
+
+    Returns:
+        ``{"value": mean difference, "ci": [lo, hi]}``.
+    """
+    if metric not in ("auroc", "auprc", "loss"):
+        raise ValueError(f"metric must be auroc, auprc or loss. Got {metric!r}")
+    _check_bootstrap(n_boot, alpha)
+    if not pairs:
+        raise ValueError("delta_over_sets needs at least one set of images")
+    values, draws = [], []
+    for k, (y_true, a, b) in enumerate(pairs):
+        y, sa, sb = _pair(y_true, a, b)
+        if metric == "loss":
+            eps = 1e-7
+            la, lb = (
+                -(y * np.log(np.clip(s[0], eps, 1)) + (1 - y) * np.log(np.clip(1 - s[0], eps, 1))) for s in (sa, sb)
+            )
+            rng = np.random.default_rng(seed + k)
+            w = stratified_counts(y, n_boot, rng)
+            values.append(float(la.mean() - lb.mean()))
+            draws.append((w @ (la - lb)) / w.sum(axis=1))
+            continue
+        i = 0 if metric == "auroc" else 1
+        ones = np.ones((1, y.size))
+        values.append(float(_mean_metrics(y, sa, ones)[i][0] - _mean_metrics(y, sb, ones)[i][0]))
+        da, db = _draws(y, [sa, sb], n_boot, seed + k, chunk)
+        draws.append(np.concatenate(da[i]) - np.concatenate(db[i]))
+    return {"value": float(np.mean(values)), "ci": list(_interval([np.mean(draws, axis=0)], alpha))}
+
+
+def seed_interval(values, alpha: float = 0.05) -> dict:
+    """Mean of per-seed values with its t interval (``mean ± t * sd / sqrt(k)``): the spread that
+    training randomness adds, which a bootstrap over one test set does not see. One value: no interval (NaN)."""
+    from scipy.stats import t
+
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("seed_interval needs at least one value")
+    mean = float(v.mean())
+    if v.size < 2:
+        return {"value": mean, "ci": [float("nan"), float("nan")], "n": int(v.size)}
+    half = float(t.ppf(1 - alpha / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return {"value": mean, "ci": [mean - half, mean + half], "n": int(v.size)}
+
+
 def seed_summary(values) -> dict[str, float]:
     """Mean, sample standard deviation (0 for one value) and count of a metric over seeds."""
     v = np.asarray(list(values), dtype=np.float64)
@@ -216,6 +273,6 @@ def _deltas(bs: dict) -> dict:
 
 
 def significant(ci) -> bool:
-    """A difference is significant when its interval does not contain 0."""
+    """A difference is significant when its interval does not contain 0 (an undefined interval never is)."""
     lo, hi = ci
-    return lo > 0 or hi < 0
+    return bool(lo > 0 or hi < 0)

@@ -177,21 +177,32 @@ def make_loss(y_train: np.ndarray, exclusive: bool, device) -> Callable[[torch.T
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, data: ImageSet, split: str, device, batch_size: int, channels_last=False, dist: Dist = SINGLE
+    model: nn.Module,
+    data: ImageSet,
+    split: str,
+    device,
+    batch_size: int,
+    channels_last=False,
+    dist: Dist = SINGLE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple:
     """Logits, targets and indices for a split (eval mode); :func:`scores` turns logits into probabilities.
 
-    Under torchrun each rank predicts every ``world``-th image and all get the whole split, in index order."""
+    Under torchrun each rank predicts every ``world``-th image and all get the whole split, in index order.
+    ``progress(batches done, batches)`` is called after each batch."""
     model.eval()
     ctx, _ = _autocast(torch.device(device))
     split_idx = data.splits[split]
     mine = split_idx[dist.rank :: dist.world]
     ys, ls, ix = [], [], []
+    total = -(-mine.size // batch_size)
     for x, y, idx in batches(data, split, batch_size, device, channels_last=channels_last, index=mine):
         with ctx:
             ls.append(model(x).float())  # kept on the device: one copy to the host at the end, not one per batch
         ys.append(y)
         ix.append(idx)
+        if progress:
+            progress(len(ls), total)
     n_out = 1 if data.target is not None else len(data.label_names)
     if ls:
         logits, y, idx = torch.cat(ls).cpu().numpy(), torch.cat(ys).cpu().numpy(), np.concatenate(ix)
@@ -321,6 +332,7 @@ class _Progress:
         self.emit(
             {
                 "type": "batch",
+                "phase": "training",
                 "epoch": self.epoch + 1,
                 "epochs": self.epochs,
                 "batch": b + 1,
@@ -549,15 +561,41 @@ class Trainer:
             s.channels_last,
             s.selection,
         )
-        self.emit({"type": "status", "phase": "evaluating on the test split"}, persist=True)
         self.dist.barrier()  # rank 0 has written the last model.pt
         best.load_best(model, device)
-        logits, y, idx = predict(model, data, "test", device, s.batch_size * 2, channels_last, self.dist)
+        split_preds = {}
+        for split in ("val", "test"):  # validation too: thresholds and ties are judged on it, never on test
+            phase = f"evaluating on the {'validation' if split == 'val' else 'test'} split"
+            self.emit({"type": "status", "phase": phase, "final": True}, persist=True)
+            split_preds[split] = predict(
+                model,
+                data,
+                split,
+                device,
+                s.batch_size * 2,
+                channels_last,
+                self.dist,
+                lambda d, t, ph=phase: self.emit({"type": "status", "phase": ph, "final": True, "done": d, "total": t}),
+            )
         if not self.dist.main:  # rank 0 computes and writes the metrics; the others read them
             self.dist.barrier()
             return self.store.metrics(self.run_id)
+        logits, y, idx = split_preds["test"]
         score = scores(logits, data.exclusive)
-        self.store.write_predictions(self.run_id, index=idx, y_true=y, y_score=score)
+        v_logits, v_y, v_idx = split_preds["val"]
+        self.store.write_predictions(
+            self.run_id,
+            index=idx,
+            y_true=y,
+            y_score=score,
+            val_index=v_idx,
+            val_y_true=v_y,
+            val_y_score=scores(v_logits, data.exclusive),
+        )
+        self.emit(
+            {"type": "status", "phase": f"confidence intervals ({tc.bootstrap} bootstrap resamples)", "final": True},
+            True,
+        )
         yb, sb = (y, score) if y.ndim == 1 else (y.max(1), score.max(1))
         test = {**binary_metrics(y, score), "n": int(len(y)), "n_pos": int(yb.sum())}
         if y.ndim == 1:
@@ -568,6 +606,9 @@ class Trainer:
             ci = M.bootstrap_ci_labels(y, score, n_boot=tc.bootstrap, seed=tc.seed)
             test["auroc_ci"], test["auprc_ci"] = list(ci["auroc"]), list(ci["auprc"])
             test["labels"] = list(data.label_names)
+        self.emit(
+            {"type": "status", "phase": "profiling (parameters, MACs, single-image latency)", "final": True}, True
+        )
         cpu_model = model.to("cpu", memory_format=torch.contiguous_format).eval()
         y_train = data.y(data.splits["train"])
         lat = latency(cpu_model, data.image_size, 1, data.channels)

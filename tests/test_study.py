@@ -40,13 +40,20 @@ def test_stage2_runs_inside_the_stage1_winner_on_validation(searched):
     s, store, result, order = searched
     assert result["failed"] == 0 and result["missing"] == 0
     (g,) = study.search_state(s, store)
-    # the winner is the best mean validation AUPRC among stage-1 cuts
-    assert g["stage1_best"] == max(g["stage1"], key=lambda c: g["val"][c])
+    # the winner of stage 1 is the best mean validation AUPRC among its cuts, or the smallest network
+    # among the cuts within the validation noise of it
+    tie = g["stage1_tie"]
+    vals1 = {c: v for c, v in g["stage1_tie"] and g["val"].items() if c in g["stage1"]}
+    assert tie["best"] == max(vals1, key=vals1.get) or vals1[tie["best"]] == max(vals1.values())
+    assert g["stage1_best"] == tie["chosen"] and tie["chosen"] in [tie["best"], *tie["tied"]]
+    depth = {c: i for i, c in enumerate(g["stage1"])}  # truncation: a shallower cut is a smaller network
+    assert depth[tie["chosen"]] == min(depth[c] for c in [tie["best"], *tie["tied"]])
+    assert tie["method"] == "bootstrap"  # validation predictions are kept: the noise is judged
     assert g["stage2"] == study.stage2_cuts("resnet18", g["stage1_best"], g["stage1"])
     assert g["stage2"] and all(get_cut("resnet18", c).level == "layer" for c in g["stage2"])
     assert order[:5] == g["stage1"] or sorted(order[:5]) == sorted(g["stage1"])
     assert order[5:] == g["stage2"]  # stage 2 was queued after stage 1, automatically
-    assert g["selected"] == max(g["val"], key=g["val"].get)
+    assert g["tie"]["best"] == max(g["val"], key=g["val"].get) and g["selected"] == g["tie"]["chosen"]
     assert set(g["val"]) == set(g["stage1"]) | set(g["stage2"])
     # a second run trains nothing: every run is found by its experiment key
     assert study.plan(s, store) == [] and study.pending(s, store) == []
@@ -78,8 +85,9 @@ def test_the_test_split_is_never_used_for_a_choice(searched, tmp_path):
     rng = np.random.default_rng(0)
     for rid in copy.ids():
         p = copy.predictions(rid)
+        val = {k: v for k, v in p.items() if k.startswith("val_")}  # validation kept: choices are made there
         copy.write_predictions(
-            rid, index=p["index"], y_true=rng.permutation(p["y_true"]), y_score=rng.random(p["y_score"].size)
+            rid, index=p["index"], y_true=rng.permutation(p["y_true"]), y_score=rng.random(p["y_score"].size), **val
         )
         m = copy.metrics(rid)
         m["test"] = {k: (float(rng.random()) if isinstance(v, float) else v) for k, v in m["test"].items()}
@@ -253,6 +261,8 @@ def test_conclusions_in_words_say_both_metrics_and_significance():
         "delta_auprc": _d(0.05, 0.02, 0.08),
         "delong_p": 0.003,
         "n": 450,
+        "rows": 1,
+        "significant": {"auroc": False, "auprc": True},
     }
     small = {
         "backbone": "resnet18",
@@ -265,11 +275,20 @@ def test_conclusions_in_words_say_both_metrics_and_significance():
         "vs_full": cmp,
         "full_test": cmp["b"],
         "model": {},
+        "seeds": [0],
+        "caveats": [],
     }
-    large = {**small, "size": "100%", "vs_full": {**cmp, "delta_auprc": _d(0.01, -0.02, 0.03)}}
+    large = {
+        **small,
+        "size": "100%",
+        "vs_full": {**cmp, "delta_auprc": _d(0.01, -0.02, 0.03), "significant": {"auroc": False, "auprc": False}},
+    }
     text = conclusions.conclusions(s, {"groups": [small, large], "tl_vs_ri": []})
     first = text[0]
     assert first.startswith("With 10% of the training data (random init, resnet18), truncating resnet18 at layer2")
     assert "AUPRC 0.860 vs 0.810 for full fine-tuning: +0.050 [+0.020, +0.080];" in first
-    assert "AUROC 0.900 vs 0.880: +0.020 [-0.010, +0.050], not significant, p = 0.003 (DeLong, AUROC)" in first
+    assert (
+        "AUROC 0.900 vs 0.880: +0.020 [-0.010, +0.050], not significant, p = 0.003 (DeLong, AUROC, test images)"
+        in first
+    )
     assert any(t.startswith("Data-poor effect") and "larger" in t for t in text)

@@ -27,6 +27,26 @@ def _fmt_eta(seconds: float | None) -> str:
     return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
+def _progress(on_disk: dict, live: dict) -> None:
+    """The phase of a running run with its own progress: training (epoch, batch, loss, speed, ETA), or
+    loading data, evaluating, bootstrap, profiling (with their counts where they have them)."""
+    p = live if live.get("phase") else on_disk  # this process's live events, else what the trainer wrote
+    phase = p.get("phase") or "starting…"
+    if phase == "training" and "batch" in p:
+        frac = ((p["epoch"] - 1) + p["batch"] / max(p["batches"], 1)) / max(p["epochs"], 1)
+        st.progress(
+            min(frac, 1.0),
+            text=f"training · epoch {p['epoch']}/{p['epochs']} · batch {p['batch']}/{p['batches']} · "
+            f"loss {p.get('loss', float('nan')):.4f} · {p.get('images_per_s', 0):.0f} img/s · ETA {_fmt_eta(p.get('eta_s'))}",
+        )
+    elif p.get("total"):
+        st.progress(min(p.get("done", 0) / p["total"], 1.0), text=f"{phase} · {p.get('done', 0)}/{p['total']}")
+    elif p.get("final"):  # after the last epoch: the final evaluation, intervals and profiling
+        st.progress(1.0, text=f"training finished · {phase}")
+    else:
+        st.progress(0.0, text=phase)
+
+
 def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
     store = queue.store
     status = store.status(run_id)
@@ -47,16 +67,7 @@ def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
                 width="stretch",
             )
         if state == "running":
-            p = {**status.get("progress", {}), **live}
-            if "batch" in p:
-                frac = ((p["epoch"] - 1) + p["batch"] / max(p["batches"], 1)) / max(p["epochs"], 1)
-                st.progress(
-                    min(frac, 1.0),
-                    text=f"epoch {p['epoch']}/{p['epochs']} · batch {p['batch']}/{p['batches']} · "
-                    f"loss {p.get('loss', float('nan')):.4f} · {p.get('images_per_s', 0):.0f} img/s · ETA {_fmt_eta(p.get('eta_s'))}",
-                )
-            else:
-                st.progress(0.0, text=p.get("phase", "starting…"))
+            _progress(status.get("progress", {}), live)
         if state == "failed":
             st.error(status.get("error") or "failed")
         elif state in ("interrupted", "cancelled") and status.get("error"):

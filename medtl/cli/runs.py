@@ -100,6 +100,18 @@ def _coerce(value: str, typ: type):
     return typ(value)
 
 
+def refuse_foreign_options(values: dict, dataset: str) -> None:
+    """An option flag of another kind of dataset would be dropped (DataConfig keeps other kinds' options at
+    their defaults): refuse it, naming the flag, its kind and the dataset's."""
+    kind = datasets.parse_spec(dataset)[0]
+    for flag in values:
+        owner = datasets.options().get(RUN_FLAGS[flag][1], (None,))[0]
+        if owner is not None and owner is not kind:
+            raise ValueError(
+                f"--{flag.replace('_', '-')} is an option of {owner.title}, not of {kind.title} (the dataset is {dataset})"
+            )
+
+
 def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
     """The RunConfig of ``--config`` (or the defaults) with the flags applied, checked against the
     model registry; every problem is one ValueError line."""
@@ -115,14 +127,7 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
     values.update(overrides or {})
     if "dataset" in values and values["dataset"] != d["data"].get("dataset", "synthetic"):
         d["data"]["finding"] = None  # another dataset: its own default target (DataConfig.with_dataset)
-    kind = datasets.parse_spec(values.get("dataset", d["data"].get("dataset", "synthetic")))[0]
-    for flag in values:  # an option of another kind of dataset would be silently dropped: say so
-        owner = datasets.options().get(RUN_FLAGS[flag][1], (None,))[0]
-        if owner is not None and owner is not kind:
-            raise ValueError(
-                f"--{flag.replace('_', '-')} is an option of {owner.title}, not of {kind.title} "
-                f"(the dataset is {values.get('dataset', d['data'].get('dataset'))})"
-            )
+    refuse_foreign_options(values, values.get("dataset", d["data"].get("dataset", "synthetic")))
     for flag, v in values.items():
         part, field, typ, _ = RUN_FLAGS[flag]
         d[part][field] = _coerce(v, typ) if isinstance(v, str) else v
@@ -163,7 +168,8 @@ def _progress_printer():
             )
             bar.close()
             state["bar"] = None
-        elif e.get("type") == "status" and e.get("phase"):
+        elif e.get("type") == "status" and e.get("phase") and e["phase"] != state.get("phase"):
+            state["phase"] = e["phase"]  # once per phase (evaluation reports every batch)
             print(e["phase"], file=sys.stderr)
 
     return on_event

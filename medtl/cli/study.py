@@ -40,6 +40,9 @@ def study_configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--finding", help="the target label (default: the dataset's, as for train)")
     p.add_argument("--image-size", type=int, help="image side in pixels")
+    from medtl.cli.runs import RUN_FLAGS, _option_flags, add_flags
+
+    add_flags(p, {**_option_flags(), "skip_bad": RUN_FLAGS["skip_bad"]})  # the dataset kinds' own options
     p.add_argument("--epochs", type=int, help="training epochs of every run")
     p.add_argument("--backbone", help="comma-separated backbones")
     p.add_argument("--strategy", help="comma-separated strategies (finetune is always trained as the reference)")
@@ -70,6 +73,7 @@ def study_from_args(a: argparse.Namespace, store):
     that dataset's own default target and options (:meth:`DataConfig.with_dataset`) unless
     ``--finding`` says otherwise."""
     from medtl import study
+    from medtl.cli.runs import RUN_FLAGS, _option_flags, refuse_foreign_options
     from medtl.config import DataConfig
 
     if a.preset:
@@ -89,7 +93,9 @@ def study_from_args(a: argparse.Namespace, store):
     data = DataConfig.from_dict(d["base"]["data"])
     if a.dataset is not None:
         data = data.with_dataset(a.dataset)
-    over = {"finding": a.finding, "image_size": a.image_size}
+    options = {f: getattr(a, f) for f in (*_option_flags(), "skip_bad") if getattr(a, f, None) is not None}
+    refuse_foreign_options(options, data.dataset)
+    over = {"finding": a.finding, "image_size": a.image_size, **{RUN_FLAGS[f][1]: v for f, v in options.items()}}
     d["base"]["data"] = data.replace(**{k: v for k, v in over.items() if v is not None}).to_dict()
     if a.epochs is not None:
         d["base"]["train"]["epochs"] = a.epochs
@@ -138,6 +144,11 @@ def _run(a: argparse.Namespace, store) -> int:
     advice = None
     if a.advise is not None:
         s, advice = _advise(s, store, a.advise)
+    from medtl.study.preflight import check_data
+
+    notes = check_data(s)  # refused (exit 2) before anything is recorded, as `train` does
+    for note in notes:
+        print(f"{s.base.data.dataset}: {note}", file=sys.stderr)
     if a.dry_run:
         todo = study.plan(s, store)
         for i, c in enumerate(todo, 1):
@@ -146,10 +157,6 @@ def _run(a: argparse.Namespace, store) -> int:
         print(f"{len(todo)} run(s) to train now{later}")
         return 0
     from medtl.cli.runs import _train_one
-    from medtl.study.preflight import check_data
-
-    for note in check_data(s):  # refused (exit 2) before anything is recorded, as `train` does
-        print(f"{s.base.data.dataset}: {note}", file=sys.stderr)
 
     def on_run(k, n, cfg):
         print(f"[{k}/{n}] {cfg.name}", file=sys.stderr)
@@ -163,6 +170,13 @@ def _run(a: argparse.Namespace, store) -> int:
         f"saved as {study.study_path(store, s.name)}"
     )
     _show(s, store, False)
+    if result["errors"]:
+        e = result["errors"][0]
+        print(
+            f"medtl study: {len(result['errors'])} run(s) did not finish; the first, {e['run']} ({e['name']}), "
+            f"{e['state']}: {e['error']}",
+            file=sys.stderr,
+        )
     return 0 if result["failed"] == 0 and result["missing"] == 0 else 1
 
 
@@ -199,7 +213,9 @@ def _show(s, store, as_json: bool) -> int:
     for g in out["groups"]:
         head = f"  {g['backbone']} {g['strategy']} · {g['init']} · {g['size']}:"
         if not g.get("vs_full"):
-            print(f"{head} not decided yet")
+            b = g.get("blocked") or {}
+            why = f"{len(b['failed'])} run(s) did not finish" if b.get("failed") else "not decided yet"
+            print(f"{head} {why}")
             continue
         t, f, v = g["selected_test"], g["full_test"], g["vs_full"]
         print(
@@ -207,6 +223,13 @@ def _show(s, store, as_json: bool) -> int:
             f"full AUROC {f['auroc']['value']:.3f} AUPRC {f['auprc']['value']:.3f}  |  "
             f"Δ AUROC {_fmt_ci(v['delta_auroc'])} Δ AUPRC {_fmt_ci(v['delta_auprc'])} p={v['delong_p']:.3g}"
         )
+    if out["failed"]:
+        print(f"\n{len(out['failed'])} run(s) the study needs did not finish (retry: python -m medtl runs resume ID):")
+        for f in out["failed"]:
+            print(
+                f"  {f['run']}  {f['state']:11} {f['backbone']} {f['strategy']}@{f['cut']} · {f['init']} · "
+                f"{f['size']} · seed {f['seed']}: {f['error']}"
+            )
     print("\nConclusions:")
     for line in out["conclusions"]:
         print(f"- {line}" if not line.startswith("  ") else f"  {line.strip()}")

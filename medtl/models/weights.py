@@ -189,7 +189,12 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise ValueError(f"Cannot read {path} as a PyTorch state dict with weights_only=True: {e}") from None
+        # torch's own message runs to a page (how to load unsafely); its first line says what is wrong
+        why = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise ValueError(
+            f"Cannot read {path} as a PyTorch state dict (loaded with weights_only=True, as every checkpoint is): "
+            f"{why.split('. ')[0]}"
+        ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -13,10 +13,10 @@ import numpy as np
 
 from medtl import stats
 from medtl.compare import size_label
-from medtl.runs import RunStore
+from medtl.runs import STATES, RunStore
 from medtl.strategies import FULL
 from medtl.study.config import StudyConfig
-from medtl.study.search import search_state, val_score
+from medtl.study.search import _blockers, _cells, search_state, val_score
 
 N_BOOT = 1000
 
@@ -71,7 +71,7 @@ def paired(
         out["seeds_a"], out["seeds_b"] = r["a"], r["b"]
     else:
         bs, p = stats.paired_bootstrap(y, sa, sb, n_boot=n_boot), stats.delong(y, sa, sb)["p"]
-    return {
+    r = {
         "a": {m: bs[m]["a"] for m in ("auroc", "auprc")},
         "b": {m: bs[m]["b"] for m in ("auroc", "auprc")},
         "delta_auroc": bs["auroc"]["delta"],
@@ -82,6 +82,19 @@ def paired(
         "rows": len(runs_a),
         **out,
     }
+    # with several seeds, training randomness too: the interval of the mean per-seed difference
+    for m in ("auroc", "auprc"):
+        if "per_seed" in r:
+            r[f"seed_delta_{m}"] = stats.seed_interval(x[f"delta_{m}"]["value"] for x in r["per_seed"])
+    r["significant"] = {m: _significant(r, m) for m in ("auroc", "auprc")}
+    return r
+
+
+def _significant(r: dict, metric: str) -> bool:
+    """Significant only when the test-image interval excludes 0 and, with several seeds, so does the
+    interval over seeds (a bootstrap over one test set does not see training randomness)."""
+    seeds = r.get(f"seed_delta_{metric}")
+    return stats.significant(r[f"delta_{metric}"]["ci"]) and (seeds is None or stats.significant(seeds["ci"]))
 
 
 def _model(store: RunStore, runs: list[str]) -> dict[str, float]:
@@ -104,11 +117,12 @@ def _runs(study: StudyConfig, done: dict[str, str], b, s, c, i, z) -> dict[int, 
 
 
 def summarize(study: StudyConfig, store: RunStore, n_boot: int = N_BOOT) -> dict[str, Any]:
-    """Everything ``study show`` and the report print: per group the selection and its comparison to
-    full fine-tuning, TL vs RI, and the conclusions in words."""
+    """Everything ``study show`` and the report print: per group the selection, its comparison to full
+    fine-tuning and its caveats; TL vs RI; backbones; the failed runs; the conclusions in words."""
     done = store.experiments()
+    latest = store.experiments(states=STATES)
     groups = []
-    for g in search_state(study, store, done):
+    for g in search_state(study, store, done, latest):
         b, s, i, z = g["backbone"], g["strategy"], g["init"], g["size"]
         row = {**g, "size": size_label(z), "train_size": z}
         sel = g["selected"]
@@ -128,13 +142,27 @@ def summarize(study: StudyConfig, store: RunStore, n_boot: int = N_BOOT) -> dict
                     "selected": _model(store, row["runs"]["selected"]),
                     "full": _model(store, row["runs"]["full"]),
                 }
+            else:  # the reference (full fine-tuning) is what is missing
+                ref = _cells(study, store, done, b, "finetune", i, z, [FULL])
+                row["blocked"] = _blockers(store, list(ref.values()), latest)
+        row["caveats"] = group_caveats(study, store, row)
         groups.append(row)
     tl = _tl_vs_ri(study, store, done, groups, n_boot)
     out = {"study": study.name, "criterion": study.criterion, "groups": groups, "tl_vs_ri": tl}
     out["backbones"] = _backbones(study, store, done, n_boot)
+    out["failed"] = _failed(groups)
     out["conclusions"] = conclusions(study, out)
     out["complete"] = all(g["selected"] is not None and g.get("vs_full") for g in groups)
     return out
+
+
+def _failed(groups: list[dict]) -> list[dict]:
+    """Every failed, cancelled or interrupted run the study still needs, once, with its reason."""
+    seen: dict[str, dict] = {}
+    for g in groups:
+        for f in (g.get("blocked") or {}).get("failed", []):
+            seen.setdefault(f["run"], {**f, "backbone": g["backbone"], "init": g["init"], "size": g["size"]})
+    return list(seen.values())
 
 
 def _tl_vs_ri(study, store, done, groups, n_boot) -> list[dict]:
@@ -159,6 +187,7 @@ def _tl_vs_ri(study, store, done, groups, n_boot) -> list[dict]:
                 seeds = [k for k in study.seeds if k in ra and k in rb]
                 if seeds:
                     r = paired(store, [ra[k] for k in seeds], [rb[k] for k in seeds], n_boot, seeds)
+                    r["caveats"] = comparison_caveats(r, "ImageNet init", "random init")
                     out.append(
                         {"backbone": b, "strategy": s, "size": size_label(z), "cut_tl": cut_tl, "cut_ri": cut_ri, **r}
                     )
@@ -188,25 +217,123 @@ def _backbones(study, store, done, n_boot) -> list[dict]:
                 seeds = [k for k in study.seeds if k in runs[best] and k in runs[b]]
                 r = paired(store, [runs[best][k] for k in seeds], [runs[b][k] for k in seeds], n_boot, seeds)
                 model = {x: _model(store, list(runs[x].values())) for x in (best, b)}
+                r["caveats"] = comparison_caveats(r, best, b)
                 out.append({"init": i, "size": size_label(z), "best": best, "other": b, "model": model, **r})
     return out
+
+
+# --- caveats --------------------------------------------------------------------------------------
+
+MIN_VAL_CLASS = 20  # fewer validation positives (or negatives) than this: a choice on validation is fragile
+
+
+def _label_cut(cut: str) -> str:
+    return "full fine-tuning" if cut == FULL else cut
+
+
+def _interval_text(d: dict) -> str:
+    return f"{d['value']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]"
+
+
+def comparison_caveats(r: dict, label_a: str, label_b: str) -> list[dict]:
+    """Caveats of a paired comparison: ``single_seed`` and ``below_chance`` (a compared model whose
+    test AUROC interval contains 0.5 did not learn detectably)."""
+    out = []
+    if r.get("rows", 1) < 2:
+        out.append(
+            {
+                "code": "single_seed",
+                "text": "one seed: the intervals and p-values cover the sampling of test images only, not training "
+                "randomness (another seed may rank the models differently); train at least 3 seeds",
+            }
+        )
+    chance = [(lbl, r[part]["auroc"]) for part, lbl in (("a", label_a), ("b", label_b))]
+    chance = [(lbl, a) for lbl, a in chance if a["ci"][0] <= 0.5 <= a["ci"][1]]
+    if chance:
+        who = "neither model learned" if len(chance) == 2 else f"{chance[0][0]} did not learn"
+        out.append(
+            {
+                "code": "below_chance",
+                "models": [lbl for lbl, _ in chance],
+                "text": f"{who} detectably: test AUROC "
+                + " and ".join(f"{_interval_text(a)} ({lbl})" for lbl, a in chance)
+                + (" contains" if len(chance) == 1 else " contain")
+                + " 0.5, chance; a difference between them says nothing about transfer",
+            }
+        )
+    return out
+
+
+def group_caveats(study: StudyConfig, store: RunStore, g: dict) -> list[dict]:
+    """What limits a decided group's conclusion: ``single_seed``, ``val_tie``, ``small_val``, ``below_chance``."""
+    if g["selected"] is None:
+        return []
+    out = []
+    crit = study.criterion.removeprefix("val_").upper()
+    tie = g.get("tie") or {}
+    if tie.get("tied"):
+        cuts = [tie["best"], *tie["tied"]]
+        values = ", ".join(f"{_label_cut(c)} {abs(g['val'][c]):.3f}" for c in cuts)
+        how = (
+            "within the noise of the validation images (the paired bootstrap 95% interval of each difference "
+            "to the best contains 0)"
+            if tie["method"] == "bootstrap"
+            else "equal to 3 decimals (some runs kept no validation predictions, so the noise could not be judged)"
+        )
+        chosen = _label_cut(tie["chosen"])
+        text = f"validation {crit} cannot tell {', '.join(map(_label_cut, cuts))} apart ({values}; {how}): "
+        text += f"the tie is broken toward the smaller network, {chosen}"
+        if tie["chosen"] != tie["best"]:
+            text += f" ({_label_cut(tie['best'])} scored highest)"
+        out.append({"code": "val_tie", "cuts": cuts, "chosen": tie["chosen"], "method": tie["method"], "text": text})
+    counts = [((store.metrics(r) or {}).get("data") or {}).get("counts", {}).get("val") for r in _group_runs(g)]
+    counts = [c for c in counts if c]
+    if counts:
+        pos = min(int(c["n_pos"]) for c in counts)
+        neg = min(int(c["n"] - c["n_pos"]) for c in counts)
+        n = min(int(c["n"]) for c in counts)
+        if min(pos, neg) < MIN_VAL_CLASS:
+            out.append(
+                {
+                    "code": "small_val",
+                    "n_val": n,
+                    "n_pos": pos,
+                    "n_neg": neg,
+                    "text": f"the cut was chosen on {n} validation images ({pos} positive, {neg} negative): with fewer "
+                    f"than {MIN_VAL_CLASS} of a class, validation cannot rank cuts reliably (more data, or a larger "
+                    "training size, which also sizes validation)",
+                }
+            )
+    if g.get("vs_full"):
+        out += comparison_caveats(g["vs_full"], _label_cut(g["selected"]), "full fine-tuning")
+    return out
+
+
+def _group_runs(g: dict) -> list[str]:
+    return [*(g.get("runs") or {}).get("selected", [])]
 
 
 # --- words -----------------------------------------------------------------------------------------
 
 
-def _diff(d: dict) -> str:
+def _diff(r: dict, metric: str) -> str:
+    """``+0.012 [-0.004, +0.030]`` (test images), with the interval over seeds where there are several,
+    and ``not significant`` unless both exclude 0."""
+    d = r[f"delta_{metric}"]
     lo, hi = d["ci"]
-    word = "" if stats.significant(d["ci"]) else ", not significant"
-    return f"{d['value']:+.3f} [{lo:+.3f}, {hi:+.3f}]{word}"
+    text = f"{d['value']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    seeds = r.get(f"seed_delta_{metric}")
+    if seeds is not None:
+        text += f", over seeds [{seeds['ci'][0]:+.3f}, {seeds['ci'][1]:+.3f}]"
+    return text + ("" if r["significant"][metric] else ", not significant")
 
 
-def _both(r: dict, label_a: str, label_b: str) -> str:
+def _both(r: dict, label_b: str) -> str:
     """Both metrics, always: AUPRC then AUROC, each with its paired interval; DeLong's p for AUROC."""
     return (
-        f"AUPRC {r['a']['auprc']['value']:.3f} vs {r['b']['auprc']['value']:.3f} for {label_b}: {_diff(r['delta_auprc'])}; "
-        f"AUROC {r['a']['auroc']['value']:.3f} vs {r['b']['auroc']['value']:.3f}: {_diff(r['delta_auroc'])}, "
-        f"p {_p(r['delong_p'])} (DeLong, AUROC)"
+        f"AUPRC {r['a']['auprc']['value']:.3f} vs {r['b']['auprc']['value']:.3f} for {label_b}: {_diff(r, 'auprc')}; "
+        f"AUROC {r['a']['auroc']['value']:.3f} vs {r['b']['auroc']['value']:.3f}: {_diff(r, 'auroc')}, "
+        f"p {_p(r['delong_p'])} (DeLong, AUROC, test images)"
     )
 
 
@@ -234,21 +361,55 @@ def _size_words(size: str) -> str:
     )
 
 
+def _seed_words(n: int) -> str:
+    return f"mean over {n} seed{'s' if n != 1 else ''}"
+
+
+def _blocked_words(g: dict) -> str:
+    """Why an undecided group is undecided: failed runs (named, with the first reason), runs waiting, runs never queued."""
+    b = g.get("blocked") or {}
+    stage = " of stage 2 of the search" if g.get("stage1_best") else ""
+    failed, waiting, missing = b.get("failed", []), b.get("waiting", []), b.get("not_queued", [])
+    if failed:
+        first = failed[0]
+        what = ", ".join(f"{_label_cut(f['cut'])} seed {f['seed']} ({f['state']})" for f in failed[:4])
+        more = f" and {len(failed) - 4} more" if len(failed) > 4 else ""
+        return (
+            f"cannot be decided: {len(failed)} run(s){stage} did not finish: {what}{more}. "
+            f"Run {first['run']}: {first['error']}. Retry them (Retry on the Study page, or "
+            "python -m medtl runs resume RUN_ID)"
+        )
+    if waiting:
+        return f"not decided yet: waiting for {len(waiting)} run(s){stage} (queued or running)"
+    if missing:
+        return f"not decided yet: {len(missing)} run(s){stage} not queued yet (queue the study, or run it again)"
+    return "not decided yet"
+
+
 def conclusions(study: StudyConfig, summary: dict) -> list[str]:
-    """The study's findings as sentences (both metrics, paired intervals, DeLong p)."""
+    """The study's findings as sentences (both metrics, paired intervals, DeLong p) with their caveats.
+
+    A caveat every decided group shares (one seed) is said once, first; the others follow their group's
+    sentence as indented lines starting ``Caveat:``.
+    """
     out = []
-    seeds = f"mean over {len(study.seeds)} seed{'s' if len(study.seeds) > 1 else ''}"
+    decided = [g for g in summary["groups"] if g.get("vs_full")]
+    single = bool(decided) and all(any(c["code"] == "single_seed" for c in g["caveats"]) for g in decided)
+    common = {"single_seed"} if single else set()
+    if single:
+        text = next(c["text"] for c in decided[0]["caveats"] if c["code"] == "single_seed")
+        out.append(f"Every comparison below uses {text}.")
     for g in summary["groups"]:
         head = f"With {_size_words(g['size'])} ({g['init']} init, {g['backbone']})"
-        if g["selected"] is None:
-            what = "stage 2 of the search" if g["stage1_best"] else "its runs"
-            out.append(f"{head}: {g['strategy']} is not decided yet: waiting for {what}.")
+        if g["selected"] is None or not g.get("vs_full") and g.get("blocked"):
+            out.append(f"{head}: {g['strategy']} {_blocked_words(g)}.")
             continue
         if not g.get("vs_full"):
             out.append(
                 f"{head}: {g['strategy']}@{g['selected']} was chosen, but full fine-tuning has no finished runs to compare."
             )
             continue
+        n_seeds = len(g["seeds"])
         how = f"chosen on validation {study.criterion.removeprefix('val_').upper()}"
         started = study.started(g["backbone"], g["init"])
         if study.cuts == "search" and started:
@@ -259,21 +420,22 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
             t = g["full_test"]
             out.append(
                 f"{head}: full fine-tuning is the best cut on validation ({how}): "
-                f"test AUPRC {t['auprc']['value']:.3f}, AUROC {t['auroc']['value']:.3f} ({seeds})."
+                f"test AUPRC {t['auprc']['value']:.3f}, AUROC {t['auroc']['value']:.3f} ({_seed_words(n_seeds)})."
             )
-            continue
-        out.append(
-            f"{head}, {_where(g['strategy'], g['selected'], g['backbone'])} ({how}) gives "
-            f"{_both(g['vs_full'], '', 'full fine-tuning')} ({seeds}, n = {g['vs_full']['n']} test images)."
-        )
-        m = g.get("model", {})
-        sel, full = m.get("selected", {}), m.get("full", {})
-        if sel.get("params") and full.get("params"):
+        else:
             out.append(
-                f"  Size/speed: {g['selected']} keeps {sel['params'] / 1e6:.2f} M of {full['params'] / 1e6:.2f} M parameters "
-                f"({sel['params'] / full['params']:.0%}), {sel.get('macs', 0) / 1e6:.0f} vs {full.get('macs', 0) / 1e6:.0f} M MACs, "
-                f"latency {sel.get('latency_ms', float('nan')):.2f} vs {full.get('latency_ms', float('nan')):.2f} ms/image."
+                f"{head}, {_where(g['strategy'], g['selected'], g['backbone'])} ({how}) gives "
+                f"{_both(g['vs_full'], 'full fine-tuning')} ({_seed_words(n_seeds)}, n = {g['vs_full']['n']} test images)."
             )
+            m = g.get("model", {})
+            sel, full = m.get("selected", {}), m.get("full", {})
+            if sel.get("params") and full.get("params"):
+                out.append(
+                    f"  Size/speed: {g['selected']} keeps {sel['params'] / 1e6:.2f} M of {full['params'] / 1e6:.2f} M parameters "
+                    f"({sel['params'] / full['params']:.0%}), {sel.get('macs', 0) / 1e6:.0f} vs {full.get('macs', 0) / 1e6:.0f} M MACs, "
+                    f"latency {sel.get('latency_ms', float('nan')):.2f} vs {full.get('latency_ms', float('nan')):.2f} ms/image."
+                )
+        out += [f"  Caveat: {c['text']}." for c in g["caveats"] if c["code"] not in common]
     out += _data_poor(summary)
     for r in summary["tl_vs_ri"]:
         what = (
@@ -282,9 +444,9 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
             else f"{r['strategy']} at the selected cuts ({r['cut_tl']} vs {r['cut_ri']})"
         )
         out.append(
-            f"ImageNet vs random init, {r['backbone']} {what}, with {_size_words(r['size'])}: "
-            f"{_both(r, 'ImageNet', 'random init')}."
+            f"ImageNet vs random init, {r['backbone']} {what}, with {_size_words(r['size'])}: {_both(r, 'random init')}."
         )
+        out += [f"  Caveat: {c['text']}." for c in r.get("caveats", []) if c["code"] not in common]
     for r in summary.get("backbones", []):
         mb, mo = r["model"][r["best"]], r["model"][r["other"]]
         size = ""
@@ -295,8 +457,9 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
             )
         out.append(
             f"With {_size_words(r['size'])} ({r['init']} init), full fine-tuning of {r['best']} (best on validation) vs "
-            f"{r['other']}: {_both(r, r['best'], r['other'])}.{size}"
+            f"{r['other']}: {_both(r, r['other'])}.{size}"
         )
+        out += [f"  Caveat: {c['text']}." for c in r.get("caveats", []) if c["code"] not in common]
     return out
 
 
@@ -311,16 +474,18 @@ def _data_poor(summary: dict) -> list[str]:
         if len(gs) < 2:
             continue
         parts = [
-            f"{_diff(g['vs_full']['delta_auprc'])} AUPRC / {_diff(g['vs_full']['delta_auroc'])} AUROC at {g['size']} ({g['selected']})"
+            f"{_diff(g['vs_full'], 'auprc')} AUPRC / {_diff(g['vs_full'], 'auroc')} AUROC at {g['size']} ({g['selected']})"
             for g in gs
         ]
         small = min(gs, key=lambda g: _size_key(g["size"]))
         large = max(gs, key=lambda g: _size_key(g["size"]))
         d_small, d_large = small["vs_full"]["delta_auprc"]["value"], large["vs_full"]["delta_auprc"]["value"]
         trend = "larger" if d_small > d_large else "smaller" if d_small < d_large else "the same"
+        either = small["vs_full"]["significant"]["auprc"] or large["vs_full"]["significant"]["auprc"]
+        hedge = "" if either else " (neither difference is significant: this trend may be noise)"
         out.append(
             f"Data-poor effect ({b}, {s}, {i} init): gain of the selected cut over full fine-tuning: {'; '.join(parts)}. "
-            f"With the least data the AUPRC gain is {trend} than with the most."
+            f"With the least data the AUPRC gain is {trend} than with the most{hedge}."
         )
     return out
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from medtl.config import RunConfig
-from medtl.runs import RunStore
+from medtl.runs import STATES, RunStore
 from medtl.study.config import StudyConfig
 from medtl.study.search import plan, planned
 from medtl.study.storage import load, save, saved
@@ -56,7 +56,8 @@ def run_study(
         on_run: called as ``on_run(i, total, cfg)`` before each run.
 
     Returns:
-        ``{"trained": n, "failed": n, "missing": n}`` (missing: runs still needed, e.g. after failures).
+        ``{"trained": n, "failed": n, "missing": n, "errors": [{"run", "name", "state", "error"}]}``
+        (missing: runs still needed, e.g. after failures; errors: the runs tried here that did not finish).
     """
     save(study, store)
     executor = executor or (lambda cfg: train_inline(store, cfg))
@@ -74,7 +75,12 @@ def run_study(
             trained += 1
         done = store.experiments()
         failed = sum(k not in done for k in tried)
-    return {"trained": trained, "failed": failed, "missing": len(plan(study, store))}
+    latest = store.experiments(states=STATES)
+    errors = []
+    for key in sorted(k for k in tried if k not in store.experiments() and k in latest):
+        st = store.status(latest[key])
+        errors.append({"run": latest[key], "name": st.get("name"), "state": st.get("state"), "error": st.get("error")})
+    return {"trained": trained, "failed": failed, "missing": len(plan(study, store)), "errors": errors}
 
 
 def train_inline(store: RunStore, cfg: RunConfig) -> dict:

@@ -10,11 +10,16 @@ epoch); the test split is only reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from medtl import stats
 from medtl.config import RunConfig
-from medtl.runs import RunStore
+from medtl.runs import STATES, RunStore
+from medtl.strategies import get_strategy
 from medtl.study.config import StudyConfig, cut_names
 
 
@@ -54,21 +59,23 @@ def val_score(store: RunStore, run_id: str, criterion: str) -> float:
 
 @dataclass
 class Cell:
-    """The finished runs of one configuration (all seeds)."""
+    """The runs of one configuration: the finished ones by seed, and what keeps the others from finishing."""
 
     cfg: RunConfig
-    runs: dict[int, str]  # seed -> run id
+    runs: dict[int, str]  # seed -> finished run id
+    keys: dict[int, str] = field(default_factory=dict)  # seed -> run key (finished or not)
 
 
 def _cells(study: StudyConfig, store: RunStore, done: dict[str, str], b, s, i, z, cuts) -> dict[str, Cell]:
     out = {}
     for c in cuts:
-        runs = {}
+        runs, keys = {}, {}
         for seed in study.seeds:
             cfg = study.run_config(b, s, c, i, z, seed)
+            keys[seed] = cfg.key()
             if cfg.key() in done:
                 runs[seed] = done[cfg.key()]
-        out[c] = Cell(study.run_config(b, s, c, i, z, study.seeds[0]), runs)
+        out[c] = Cell(study.run_config(b, s, c, i, z, study.seeds[0]), runs, keys)
     return out
 
 
@@ -76,8 +83,63 @@ def _complete(cells: dict[str, Cell], n_seeds: int) -> bool:
     return all(len(c.runs) == n_seeds for c in cells.values())
 
 
-def _best(study: StudyConfig, store: RunStore, cells: dict[str, Cell]) -> tuple[str, dict[str, float]]:
-    """The cut with the best mean validation criterion over seeds (ties: the shallower cut)."""
+# --- choosing a cut, ties within the validation noise -----------------------------------------------
+
+TIE_BOOT = 500  # resamples of the validation images for the tie check
+_METRIC = {"val_auroc": "auroc", "val_auprc": "auprc", "val_loss": "loss"}
+
+
+def _val_predictions(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(index, y_true, y_score) of a run's validation split at its selected epoch, or None (recorded
+    before validation predictions were kept, or multi-label)."""
+    try:
+        p = store.predictions(run_id)
+    except (OSError, ValueError):
+        return None
+    if p is None or "val_y_score" not in p or np.asarray(p["val_y_true"]).ndim != 1:
+        return None
+    return p["val_index"], p["val_y_true"], p["val_y_score"]
+
+
+@functools.lru_cache(maxsize=4096)
+def _within_noise(root: str, criterion: str, best: tuple, other: tuple) -> bool | None:
+    """Whether the paired bootstrap interval (validation images, mean over seeds) of best - other
+    contains 0; None when some run has no validation predictions. ``best``/``other``: (seed, run id)
+    pairs of finished runs, which never change (so the answer is cached)."""
+    store = RunStore(root)
+    pairs = []
+    for (_, ra), (_, rb) in zip(best, other, strict=True):
+        va, vb = _val_predictions(store, ra), _val_predictions(store, rb)
+        if va is None or vb is None or not np.array_equal(va[0], vb[0]) or not np.array_equal(va[1], vb[1]):
+            return None
+        if va[1].min() == va[1].max():
+            return None
+        pairs.append((va[1], va[2], vb[2]))
+    d = stats.delta_over_sets(pairs, _METRIC[criterion], n_boot=TIE_BOOT)
+    return not stats.significant(d["ci"])
+
+
+def _size(store: RunStore, cell: Cell) -> tuple[float, int]:
+    """Order of network size: parameters (mean over seeds), then depth of the cut (a shallower cut first)."""
+    from medtl.models.registry import cut_stages
+
+    params = [((store.metrics(r) or {}).get("model") or {}).get("params") for r in cell.runs.values()]
+    params = [p for p in params if p is not None]
+    m = cell.cfg.model
+    cut = get_strategy(m.strategy).effective_cut(m.cut)
+    return (float(np.mean(params)) if params else float("inf"), cut_stages(m.backbone).get(cut, 0))
+
+
+def _best(study: StudyConfig, store: RunStore, cells: dict[str, Cell]) -> tuple[str, dict[str, float], dict]:
+    """The cut chosen on validation: the best mean criterion over seeds, or, where other cuts lie within
+    the validation noise of it, the smallest network among them (a tie is broken toward the smaller
+    network, as the one-standard-error rule of model selection does).
+
+    Returns:
+        (chosen cut, mean validation score per cut, the tie: ``{"best", "tied", "chosen", "method"}``
+        with ``tied`` the cuts within noise of the best; ``method`` ``bootstrap`` (a paired bootstrap
+        over validation images) or ``equal`` (runs without validation predictions: equal to 3 decimals)).
+    """
     means = {
         c: sum(val_score(store, r, study.criterion) for r in cell.runs.values()) / len(cell.runs)
         for c, cell in cells.items()
@@ -85,11 +147,53 @@ def _best(study: StudyConfig, store: RunStore, cells: dict[str, Cell]) -> tuple[
     }
     if not means:
         raise ValueError("No finished runs to choose a cut from")
-    return max(means, key=lambda c: means[c]), means
+    size = {c: _size(store, cells[c]) for c in means}
+    winner = min(means, key=lambda c: (-means[c], size[c]))  # equal values: the smaller network
+    best = tuple(sorted(cells[winner].runs.items()))
+    tied, method = [], "bootstrap"
+    for c in means:
+        if c == winner:
+            continue
+        other = tuple(sorted(cells[c].runs.items()))
+        same = None
+        if [k for k, _ in best] == [k for k, _ in other]:
+            same = _within_noise(str(store.root), study.criterion, best, other)
+        if same is None:  # no validation predictions to judge the noise: only values equal as shown count
+            method = "equal"
+            same = round(means[c], 3) == round(means[winner], 3)
+        if same:
+            tied.append(c)
+    chosen = min([winner, *tied], key=lambda c: size[c])
+    return chosen, means, {"best": winner, "tied": tied, "chosen": chosen, "method": method}
 
 
-def search_state(study: StudyConfig, store: RunStore, done: dict[str, str] | None = None) -> list[dict]:
-    """Per group: the stage-1 winner, the stage-2 cuts and the final choice (each None until known).
+def _blockers(store: RunStore, cells: list[Cell], latest: dict[str, str]) -> dict[str, list]:
+    """What keeps the unfinished runs of ``cells`` from finishing: failed (with their errors), waiting
+    (queued or running) and never queued."""
+    out: dict[str, list] = {"failed": [], "waiting": [], "not_queued": []}
+    for cell in cells:
+        for seed, key in cell.keys.items():
+            if seed in cell.runs:
+                continue
+            run_id = latest.get(key)
+            st = store.status(run_id) if run_id else {}
+            state = st.get("state")
+            m = cell.cfg.model
+            where = {"cut": get_strategy(m.strategy).effective_cut(m.cut), "strategy": m.strategy, "seed": seed}
+            if state in ("failed", "cancelled", "interrupted"):
+                out["failed"].append({**where, "run": run_id, "state": state, "error": st.get("error") or state})
+            elif state in ("queued", "running"):
+                out["waiting"].append({**where, "run": run_id, "state": state})
+            else:
+                out["not_queued"].append(where)
+    return out
+
+
+def search_state(
+    study: StudyConfig, store: RunStore, done: dict[str, str] | None = None, latest: dict[str, str] | None = None
+) -> list[dict]:
+    """Per group: the stage-1 winner, the stage-2 cuts and the final choice (each None until known), the
+    tie on validation, and what keeps an undecided group waiting (``blocked``: failed, waiting, not queued).
 
     Only validation metrics are read.
     """
@@ -99,17 +203,24 @@ def search_state(study: StudyConfig, store: RunStore, done: dict[str, str] | Non
         cuts1 = study.candidates(b, s, i)
         cells = _cells(study, store, done, b, s, i, z, cuts1)
         g: dict[str, Any] = {"backbone": b, "strategy": s, "init": i, "size": z, "stage1": cuts1}
-        g.update(stage1_best=None, stage2=[], selected=None, val={})
+        g.update(stage1_best=None, stage1_tie=None, stage2=[], selected=None, val={}, tie=None, blocked=None)
+        pending = list(cells.values())
         if _complete(cells, len(study.seeds)):
-            best, means = _best(study, store, cells)
-            g["stage1_best"], g["val"] = best, means
+            best, means, tie = _best(study, store, cells)
+            g["stage1_best"], g["val"], g["tie"], g["stage1_tie"] = best, means, tie, tie
+            pending = []
             if study.cuts == "search":
                 g["stage2"] = stage2_cuts(b, best, cuts1)
                 cells2 = _cells(study, store, done, b, s, i, z, g["stage2"])
                 if _complete(cells2, len(study.seeds)):
-                    g["selected"], g["val"] = _best(study, store, {**cells, **cells2})
+                    g["selected"], g["val"], g["tie"] = _best(study, store, {**cells, **cells2})
+                else:
+                    pending = list(cells2.values())
             else:
                 g["selected"] = best
+        if pending:
+            latest = store.experiments(states=STATES) if latest is None else latest
+            g["blocked"] = _blockers(store, pending, latest)
         out.append(g)
     return out
 
