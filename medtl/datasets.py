@@ -48,6 +48,23 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Target:
+    """One target a dataset offers: ``name`` is the value of ``DataConfig.finding``.
+
+    Attributes:
+        name: the finding, class or label (``all``: every label at once).
+        label: how a form shows it (a class name where the data has one).
+        n_pos: images with this target positive (for SynthCXR: expected, from the prevalence); None for ``all``.
+        n: images in all.
+    """
+
+    name: str
+    label: str
+    n_pos: int | None
+    n: int
+
+
+@dataclass(frozen=True)
 class DatasetKind:
     """What a dataset kind is, which settings it has and how it loads.
 
@@ -68,6 +85,9 @@ class DatasetKind:
         preflight: ``"module:function"`` taking ``cfg``: a cheap check before a run is recorded (the
             source exists, a target can be chosen), returning a note on the chosen target or "".
             Empty: only that the source path exists.
+        targets: ``"module:function"`` taking ``cfg`` and returning ``(targets, default)``: every
+            :class:`Target` the data offers with its counts, and the name chosen when none is given
+            (None: the data does not single one out). Read cheaply (labels, file names), for forms.
     """
 
     name: str
@@ -83,6 +103,7 @@ class DatasetKind:
     options: tuple[Option, ...] = ()
     max_image_size: int | None = None
     preflight: str = ""
+    targets: str = ""
 
     @property
     def spec(self) -> str:
@@ -122,6 +143,7 @@ KINDS: dict[str, DatasetKind] = {
             findings=SYNTH_FINDINGS,
             default_finding="nodule",
             max_image_size=256,
+            targets="medtl.data.adapters:synthetic_targets",
             options=(
                 Option("n_images", 3000, "Images", "SynthCXR: number of images", between(20), step=500),
                 Option(
@@ -152,6 +174,7 @@ KINDS: dict[str, DatasetKind] = {
             "a label name or class index (default: class 1 of a binary file, else label 0)",
             "medtl.data.adapters:medmnist",
             preflight="medtl.data.adapters:medmnist_preflight",
+            targets="medtl.data.adapters:medmnist_targets",
         ),
         DatasetKind(
             "chexpert",
@@ -163,6 +186,7 @@ KINDS: dict[str, DatasetKind] = {
             "a CheXpert observation (default: Pleural Effusion)",
             "medtl.data.adapters:chexpert",
             default_finding="Pleural Effusion",
+            targets="medtl.data.adapters:chexpert_targets",
             options=(
                 Option(
                     "uncertainty",
@@ -189,6 +213,7 @@ KINDS: dict[str, DatasetKind] = {
             "the positive class folder (default: with two classes, the one that is not normal/negative/healthy)",
             "medtl.data.adapters:folder",
             preflight="medtl.data.adapters:folder_preflight",
+            targets="medtl.data.adapters:folder_targets",
         ),
         DatasetKind(
             "csv",
@@ -200,6 +225,7 @@ KINDS: dict[str, DatasetKind] = {
             "the positive label value (default: 1, or with two values the one that is not normal/negative)",
             "medtl.data.adapters:csv_manifest",
             preflight="medtl.data.adapters:csv_preflight",
+            targets="medtl.data.adapters:csv_targets",
         ),
     )
 }

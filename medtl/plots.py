@@ -478,7 +478,14 @@ def difference_figure(rows: Sequence[Mapping], title: str = "selected cut − fu
         v = np.array([r[key]["value"] for r in rows])
         lo = np.array([r[key]["ci"][0] for r in rows])
         hi = np.array([r[key]["ci"][1] for r in rows])
-        sig = (lo > 0) | (hi < 0)
+        # significant as the conclusions judge it (with seeds: the interval over seeds too), else the interval
+        metric = key.removeprefix("delta_")
+        sig = np.array(
+            [
+                r["significant"][metric] if "significant" in r else a > 0 or b < 0
+                for r, a, b in zip(rows, lo, hi, strict=True)
+            ]
+        )
         fig.add_scatter(
             x=v,
             y=labels,
@@ -495,7 +502,9 @@ def difference_figure(rows: Sequence[Mapping], title: str = "selected cut − fu
         template="plotly_white",
         height=140 + 40 * len(rows),
         margin=dict(l=10, r=10, t=50, b=10),
-        title=dict(text=f"{title} (paired bootstrap 95% interval; grey: contains 0)", font=dict(size=13)),
+        title=dict(
+            text=f"{title}: paired bootstrap 95% interval over test images; grey: not significant", font=dict(size=13)
+        ),
     )
     return fig
 

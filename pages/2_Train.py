@@ -3,7 +3,7 @@
 import streamlit as st
 
 from medtl.config import DataConfig
-from ui import advisor, forms, queue_view
+from ui import advisor, data_form, forms, queue_view
 from ui.nav import page_setup
 from ui.state import get_queue
 
@@ -23,35 +23,35 @@ if still:  # read from disk: a run resumed since (here or in another tab) no lon
 
 new, repeat = st.tabs(["New run or sweep", "Repeat a config (JSON)"])
 with new:
-    res = forms.FormResult()
-    sweep = st.toggle("Sweep: several cuts × initialisations × sizes × seeds", False, key="sweep")
+    res = data_form.FormResult()
+    data_form.init("sweep", False)
+    sweep = st.toggle("Sweep: several cuts × initialisations × sizes × seeds", key="sweep")
+    data_form.keep("sweep")
     c_data, c_model, c_train = st.columns(3, gap="large")
     with c_data:
         st.subheader("Data")
-        d, sizes = forms.data_section(res)
-        forms.data_feedback(d, sizes, res)
-        for key in ("dataset", "train_size"):
-            if key in res.errors:
-                st.error(res.errors[key])
+        d, sizes = data_form.data_section(res)
+        data_form.data_feedback(d, sizes, res)
     with c_model:
         st.subheader("Model")
         advised = st.session_state.pop("_advised_cuts", None)
         if advised:  # "Suggest cuts" chose these on the last run: into the cut widget before it is drawn
             st.session_state["cuts" if sweep else "cut"] = advised if sweep else advised[0]
-        m, cuts, inits = forms.model_section(d, sweep, res)
+        size_ok = "image_size" not in res.errors  # a bad size is said under its control; cut tables use the default
+        m, cuts, inits = forms.model_section(d if size_ok else {**d, "image_size": 64}, sweep, res)
         for key in ("cut", "init"):
             if key in res.errors:
                 st.error(res.errors[key])
-        if cuts != ["full"] and sizes and "dataset" not in res.errors:  # "Suggest cuts" for the first pretrained init
+        data_ok = not res.errors.keys() & {"dataset", "finding", "image_size", "train_size"}
+        if cuts != ["full"] and sizes and data_ok:  # "Suggest cuts" for the first pretrained init
             picked = st.session_state.get("inits" if sweep else "init")
             picked = picked if isinstance(picked, list) else [picked]
             pretrained = [i for i in inits if i != "random"]
             init = pretrained[0] if pretrained else ("imagenet" if "imagenet" in picked else "random")
             if "init" not in res.errors or init == "imagenet":  # a missing file or run: its error is shown
-                size = None if sizes[0] in ("100%", "1") else sizes[0]
                 level = "layer" if st.session_state.get("layer_level") else "block"
                 take = advisor.suggest_cuts(
-                    DataConfig(**{**d, "train_size": size}),
+                    DataConfig(**{**d, "train_size": sizes[0]}),
                     {**m, "init": init, "level": level},
                     "train",
                     top=None if sweep else 1,
@@ -75,7 +75,7 @@ with new:
     if dups:
         st.warning(
             f"{len(dups)} of these {len(res.configs)} run(s) are already done or queued: "
-            + ", ".join(f"`{r}` ({queue.store.status(r).get('state')})" for r in dups.values())
+            + ", ".join(f"{r} ({queue.store.status(r).get('state')})" for r in dups.values())
             + ". Their results are on the Compare page; queue them again only as repeats on purpose.",
             icon=":material/content_copy:",
         )
@@ -93,7 +93,7 @@ with new:
             "Download config JSON", res.configs[0].to_json(), "config.json", "application/json", key="dl_cfg"
         )
         with c2.expander(f"{n} run(s) to queue"):
-            st.write([c.name for c in res.configs])
+            st.text("\n".join(c.name for c in res.configs))  # names hold user paths and labels: plain text
 
 with repeat:
     up = st.file_uploader("A config.json from a run folder or a download", type="json", key="upload")

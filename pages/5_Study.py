@@ -6,6 +6,7 @@ from medtl import study
 from ui import study_view
 from ui.nav import link, page_setup
 from ui.state import get_store
+from ui.text import plain
 
 page_setup("pages/5_Study.py")
 st.title("Study")
@@ -16,22 +17,23 @@ st.caption(
 )
 store = get_store()
 saved = study.saved(store)
-if "study_open" not in st.session_state:
-    st.session_state["study_open"] = saved[-1] if saved else None
 
 with st.expander("New study", expanded=not saved, icon=":material/add:"):
     start = st.selectbox(
         "Start from",
         [*study.PRESETS, *(f"saved: {n}" for n in saved)],
         key="study_start",
-        help="quick: 3 tiny runs (a tour; too small to learn) · demo: 20 runs, minutes on a CPU · paper: the article's ResNet50 grid (a GPU) · "
-        "shallow-vs-deep: small CBR nets against ResNet50/DenseNet121",
+        help=" · ".join(f"{p.name}: {p.help}" for p in study.PRESETS.values()),
     )
-    base = study.load(store, start.removeprefix("saved: ")) if start.startswith("saved: ") else study.preset(start)
-    s, error = study_view.form(base)
+    try:
+        base = study.load(store, start.removeprefix("saved: ")) if start.startswith("saved: ") else study.preset(start)
+    except (OSError, ValueError) as e:  # a damaged study.json: said, and another start offered
+        st.error(plain(e), icon=":material/error:")
+        base = None
+    s, error = study_view.form(base) if base else (None, None)
     if error:  # nothing is queued until it is fixed; the saved studies below stay readable
-        st.error(error, icon=":material/error:")
-    else:
+        st.error(plain(error), icon=":material/error:")
+    elif s is not None:
         ready = study_view.weights_gate(s)
         todo = study_view.show_estimate(s, store)
         n = len(todo)
@@ -48,13 +50,9 @@ saved = study.saved(store)
 if not saved:
     st.info("No study yet: start one above (the quick preset finishes in about a minute).")
     st.stop()
-name = st.selectbox(
-    "Study",
-    saved,
-    index=saved.index(st.session_state["study_open"]) if st.session_state["study_open"] in saved else 0,
-    key="study_pick",
-)
-st.session_state["study_open"] = name
+if st.session_state.get("study_pick") not in saved:  # a fresh session: the study saved most recently
+    st.session_state["study_pick"] = study.recent(store)
+name = st.selectbox("Study", saved, key="study_pick")
 study_view.results(name, store)
 
 c2, c3 = st.columns(2)

@@ -61,7 +61,7 @@ def test_queue_a_tiny_study_and_read_its_conclusions():
     at.selectbox(key="study_start").set_value("quick").run()
     k = "s_quick"
     at.text_input(key=f"{k}_name").set_value("tiny").run()
-    at.number_input(key=f"{k}_n").set_value(160).run()
+    at.number_input(key=f"{k}_n_images").set_value(160).run()
     at.multiselect(key=f"{k}_cuts").set_value(["layer1"]).run()
     at.number_input(key=f"{k}_epochs").set_value(1).run()
     at.text_input(key=f"{k}_seeds").set_value("0").run()
@@ -199,8 +199,8 @@ def test_study_page_suggest_cuts_starts_the_search(tmp_path):
     at = _app(STUDY).run()
     at.selectbox(key="study_start").set_value("quick").run()
     k = "s_quick"
-    at.number_input(key=f"{k}_n").set_value(200).run()
-    at.number_input(key=f"{k}_size").set_value(32).run()
+    at.number_input(key=f"{k}_n_images").set_value(200).run()
+    at.number_input(key=f"{k}_image_size").set_value(32).run()
     assert not any(b.key == f"{k}_adv_resnet18_suggest" for b in at.button)  # a list of cuts: nothing to start
     at.selectbox(key=f"{k}_cm").set_value("search").run()
     assert any("Add a pretrained initialisation" in c.value for c in at.caption)
@@ -214,11 +214,11 @@ def test_study_page_suggest_cuts_starts_the_search(tmp_path):
     at.button(key=f"{k}_adv_resnet18_suggest").click().run()
     assert not at.exception, at.exception
     (table,) = [d.value for d in at.dataframe if "LogME" in d.value.columns]
-    assert set(table["cut"]) == {"stem", "layer1", "layer2", "layer3", "layer4"}
+    assert set(table["cut"]) == {"stem", "layer1", "layer2", "layer3", "full"}  # layer4 is the full ResNet18
     at.number_input(key=f"{k}_adv_resnet18_top").set_value(2).run()
     at.button(key=f"{k}_adv_resnet18_take").click().run()
     assert not at.exception
-    top = [("full" if c == "layer4" else c) for c in table["cut"].iloc[:2]]
+    top = list(table["cut"].iloc[:2])
     (msg,) = [s.value for s in at.success if "Stage 1" in s.value]
     assert f"resnet18: {', '.join(sorted(top, key=['stem', 'layer1', 'layer2', 'layer3', 'full'].index))}" in msg
     # random: 4 blocks + full; the source: the advisor's picks + full

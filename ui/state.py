@@ -50,6 +50,16 @@ def data_summary(data_json: str) -> dict:
     }
 
 
+@st.cache_data(show_spinner="Reading the dataset's labels…", max_entries=32, ttl=30)
+def data_targets(data_json: str) -> tuple[list, str | None]:
+    """The targets a dataset offers with their counts, and its default (:func:`medtl.data.targets`);
+    kept 30 s, so files added to a folder show up."""
+    from medtl import data as D
+    from medtl.config import DataConfig
+
+    return D.targets(DataConfig.from_dict(json.loads(data_json)))
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def preview_png(data_json: str, n: int = 8, cols: int | None = None, px: int = 96) -> bytes:
     """A contact sheet of ``n`` test images, ``cols`` per row, each shown at about ``px`` pixels."""

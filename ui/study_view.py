@@ -9,16 +9,19 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from medtl import estimate, study
-from medtl.config import SELECT_BY, ModelConfig
+from medtl.config import SELECT_BY, DataConfig, ModelConfig
 from medtl.models import registry
 from medtl.runs import RunStore
 from medtl.strategies import STRATEGIES
 from medtl.study import report
 from medtl.study.conclusions import summarize
+from medtl.study.preflight import check_data
 from ui import weights_view
+from ui.data_form import FormResult, data_feedback, data_section, init, keep, problem
 from ui.forms import source_problem
 from ui.nav import link
-from ui.state import data_summary, get_queue
+from ui.state import data_summary, get_queue, load_data
+from ui.text import plain
 
 CUT_CHOICES = {
     "blocks": "blocks: every block-level cut",
@@ -42,7 +45,7 @@ def queue_study(s: study.StudyConfig) -> int:
     todo = study.pending(s, queue.store)
     for cfg in todo:
         queue.submit(cfg)
-    st.session_state["study_open"] = s.name
+    st.session_state["study_pick"] = s.name  # the page opens the study just queued
     return len(todo)
 
 
@@ -71,64 +74,51 @@ def start_buttons(key: str) -> None:
 # --- the form -----------------------------------------------------------------------------------------
 
 
-def _sizes(text: str) -> list:
-    out = []
-    for t in (x.strip() for x in text.split(",")):
-        if t:
-            out.append(None if t.lower() in ("all", "100%", "1") else t)
-    return out
-
-
-def _size_text(sizes) -> str:
-    from medtl.compare import size_label
-
-    return ", ".join(size_label(z) for z in sizes)
-
-
 def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]:
-    """Widgets prefilled from ``base`` (a preset or a saved study); returns the study or an error message."""
+    """Widgets prefilled from ``base`` (a preset or a saved study); returns the study or an error message.
+
+    The data section is the Train page's (:func:`ui.data_form.data_section`): another dataset takes its own
+    default target and options; problems stand under their controls. The data every run needs is loaded
+    (cached) before the study can be queued.
+    """
     k = f"s_{base.name}"  # a new preset resets the widgets
-    d, b = base.base.data, base.base
+    b = base.base
+    res = FormResult()
     c_data, c_model, c_runs = st.columns(3, gap="large")
     with c_data:
         st.markdown("**Data**")
-        name = st.text_input("Study name", base.name, key=f"{k}_name", help="saved as <runs>/studies/<name>")
-        dataset = st.text_input(
-            "Dataset",
-            d.dataset,
-            key=f"{k}_dataset",
-            help="synthetic, medmnist:NAME, chexpert:DIR, folder:DIR, csv:FILE",
-        )
-        finding = st.text_input("Target finding", d.finding or "", key=f"{k}_finding")
-        c1, c2 = st.columns(2)
-        image_size = int(c1.number_input("Image size (px)", 28, 512, d.image_size, step=16, key=f"{k}_size"))
-        n_images = int(c2.number_input("Images (SynthCXR)", 100, 100_000, d.n_images, step=100, key=f"{k}_n"))
-        epochs = int(st.number_input("Epochs per run", 1, 500, b.train.epochs, key=f"{k}_epochs"))
+        init(f"{k}_name", base.name)
+        name = st.text_input("Study name", key=f"{k}_name", help="saved as <runs>/studies/<name>")
+        d, sizes = data_section(res, b.data, prefix=f"{k}_", sizes_default=_size_text(base.train_sizes))
+        loaded = data_feedback(d, sizes, res)
     with c_model:
         st.markdown("**Models**")
-        backbones = st.multiselect("Backbones", list(registry.BACKBONES), list(base.backbones), key=f"{k}_bb")
+        for key, value in (
+            ("bb", list(base.backbones)),
+            ("st", list(base.strategies)),
+            ("cm", base.cuts if isinstance(base.cuts, str) else "list"),
+            ("init", [i for i in base.inits if i in ("random", "imagenet")]),
+            ("source", next((i for i in base.inits if i not in ("random", "imagenet")), "")),
+        ):
+            init(f"{k}_{key}", value)
+        backbones = st.multiselect("Backbones", list(registry.BACKBONES), key=f"{k}_bb")
         strategies = st.multiselect(
             "Strategies",
             list(STRATEGIES),
-            list(base.strategies),
             key=f"{k}_st",
             format_func=lambda s: f"{s} ({STRATEGIES[s].label})",
             help="Full fine-tuning is always trained as the reference.",
         )
-        mode = base.cuts if isinstance(base.cuts, str) else "list"
-        mode = st.selectbox(
-            "Cuts", list(CUT_CHOICES), list(CUT_CHOICES).index(mode), key=f"{k}_cm", format_func=CUT_CHOICES.get
-        )
+        mode = st.selectbox("Cuts", list(CUT_CHOICES), key=f"{k}_cm", format_func=CUT_CHOICES.get)
         cuts: str | list = mode
         if mode == "list":
             names = list(dict.fromkeys(p.name for bb in backbones or ["resnet18"] for p in registry.cut_points(bb)))
-            default = [c for c in base.cuts if c in names] if isinstance(base.cuts, tuple) else names[1:3]
-            cuts = st.multiselect("Cut points", names, default, key=f"{k}_cuts")
-        listed = [i for i in base.inits if i in ("random", "imagenet")]
-        inits = st.multiselect("Initialisations", ["random", "imagenet"], listed, key=f"{k}_init")
+            init(f"{k}_cuts", [c for c in base.cuts if c in names] if isinstance(base.cuts, tuple) else names[1:3])
+            st.session_state[f"{k}_cuts"] = [c for c in st.session_state[f"{k}_cuts"] if c in names]
+            cuts = st.multiselect("Cut points", names, key=f"{k}_cuts")
+        inits = st.multiselect("Initialisations", ["random", "imagenet"], key=f"{k}_init")
         other = st.text_input(
             "Pretrained source (optional)",
-            next((i for i in base.inits if i not in ("random", "imagenet")), ""),
             key=f"{k}_source",
             placeholder="file:weights.pt or run:<run id>",
             help="Another initialisation trained as one more arm: a state dict or model.pt (file:<path>) or an "
@@ -139,39 +129,41 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             source = f"file:{source}"  # a bare path is a state dict file
         if source:
             inits = [*inits, source]
+            why = source_problem(source)
+            if why:
+                problem(st, res, "source", why)
     with c_runs:
         st.markdown("**Runs**")
-        sizes = st.text_input(
-            "Training sizes", _size_text(base.train_sizes), key=f"{k}_sizes", help="comma-separated: 100%, 10%, 500"
-        )
-        seeds = st.text_input("Seeds", ", ".join(map(str, base.seeds)), key=f"{k}_seeds")
+        init(f"{k}_epochs", b.train.epochs)
+        init(f"{k}_seeds", ", ".join(map(str, base.seeds)))
+        init(f"{k}_crit", base.criterion)
+        epochs = st.number_input("Epochs per run", step=1, key=f"{k}_epochs")
+        if not float(epochs).is_integer() or epochs < 1:
+            problem(st, res, "epochs", f"Epochs per run must be a whole number, at least 1. Got {epochs}")
+        seeds = st.text_input("Seeds", key=f"{k}_seeds", help="comma-separated whole numbers: one run per seed")
         criterion = st.selectbox(
             "Choose cuts on (validation)",
             list(SELECT_BY),
-            list(SELECT_BY).index(base.criterion),
             key=f"{k}_crit",
             help="The test split is never used for a choice.",
         )
-    if source:
-        problem = source_problem(source)
-        if problem:
-            return None, problem
-    try:
-        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
-    except ValueError:
-        return None, f"Seeds are whole numbers separated by commas (e.g. 0, 1, 2). Got {seeds!r}"
+        try:
+            seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+        except ValueError:
+            problem(st, res, "seeds", f"Seeds are whole numbers separated by commas (e.g. 0, 1, 2). Got {seeds}")
+    keep(*(key for key in st.session_state if isinstance(key, str) and key.startswith(f"{k}_")))
+    if res.errors:
+        return None, "Fix the fields marked above: nothing is queued until then."
     spec = base.to_dict()
-    spec["base"]["data"].update(dataset=dataset.strip(), finding=finding.strip() or None, image_size=image_size)
-    if dataset.strip() == "synthetic":
-        spec["base"]["data"]["n_images"] = n_images
-    spec["base"]["train"]["epochs"] = epochs
+    spec["base"]["data"] = DataConfig(**d).to_dict()
+    spec["base"]["train"]["epochs"] = int(epochs)
     spec.update(
         name=name.strip(),
         backbones=backbones,
         strategies=strategies,
         cuts=cuts,
         inits=inits,
-        train_sizes=_sizes(sizes),
+        train_sizes=sizes,
         seeds=seed_list,
         criterion=criterion,
     )
@@ -180,9 +172,21 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
         s = study.StudyConfig.from_dict(spec)
     except (ValueError, TypeError) as e:
         return None, str(e)
+    try:  # every data config the study's runs need, loaded (cached) as `study run` does, before anything is queued
+        for note in check_data(s, load=lambda cfg: load_data(cfg.to_json())):
+            if loaded is None:
+                st.info(plain(note.capitalize()), icon=":material/info:")
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        return None, str(e)
     if s.cuts == "search":
         s = _advisor_start(s, k, base.start)
     return s, None
+
+
+def _size_text(sizes) -> str:
+    from medtl.compare import size_label
+
+    return ", ".join(size_label(z) for z in sizes)
 
 
 def _advisor_start(s: study.StudyConfig, k: str, saved: dict) -> study.StudyConfig:
@@ -204,10 +208,10 @@ def _advisor_start(s: study.StudyConfig, k: str, saved: dict) -> study.StudyConf
     taken = st.session_state.setdefault(f"{k}_start", {b: (tuple(c), None) for b, c in saved.items()})
     st.markdown("**Where the search starts**")
     cols = st.columns(max(2, len(pretrained)), gap="large")
-    for col, (b, init) in zip(cols, pretrained.items(), strict=False):
+    for col, (b, source) in zip(cols, pretrained.items(), strict=False):
         with col:
-            st.caption(f"{b} from `{init}`")
-            cuts = advisor.suggest_cuts(data, {"backbone": b, "init": init}, f"{k}_adv_{b}")
+            st.caption(f"{b} from {plain(source)}")
+            cuts = advisor.suggest_cuts(data, {"backbone": b, "init": source}, f"{k}_adv_{b}")
             if cuts:
                 taken[b] = (tuple(cuts), advisor.held(f"{k}_adv_{b}"))
     start = {b: taken[b][0] for b in pretrained if b in taken}

@@ -12,7 +12,7 @@ from medtl.data.cache import Arrays, Manifest, Progress, decode_manifest, load_o
 from medtl.data.imageset import SPLITS, ImageSet, apply_regime, grouped_split
 from medtl.datasets import get_kind
 
-__all__ = ["ImageSet", "load", "SPLITS"]
+__all__ = ["ImageSet", "load", "preflight", "targets", "SPLITS"]
 
 OTHER_PREVALENCE = 0.15  # SynthCXR findings other than the target
 
@@ -125,6 +125,14 @@ def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
                 f"({c['n']} images, {int(c['n_pos'])} positive): a classifier needs both classes; add {cls} images"
             )
     return apply_regime(data, cfg.train_size, cfg.seed)
+
+
+def targets(cfg: DataConfig) -> tuple[list, str | None]:
+    """The targets ``cfg``'s dataset offers, with counts, and the one chosen when none is given (None:
+    the data does not single one out): the kind record's ``targets`` function, reading labels and file
+    names only. Kinds without one offer none (``([], None)``)."""
+    kind = get_kind(cfg.kind)
+    return kind.function(kind.targets)(cfg) if kind.targets else ([], None)
 
 
 def preflight(cfg: DataConfig) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from medtl.config import DataConfig
 from medtl.data.cache import Arrays, Manifest, cache_dir
 from medtl.data.decode import IMAGE_SUFFIXES
-from medtl.datasets import KINDS, get_kind, parse_spec, pick_positive
+from medtl.datasets import KINDS, SYNTH_FINDINGS, Target, get_kind, parse_spec, pick_positive
 
 CHEXPERT_OBSERVATIONS = (
     "No Finding",
@@ -346,3 +346,90 @@ def _match(name: str, options, what: str) -> str:
         if norm(o) == norm(name):
             return o
     raise ValueError(f"Unknown {what} {name!r}. Choose one of: {', '.join(map(str, options))}")
+
+
+# --- the targets a dataset offers (for forms: read from labels and file names, not images) -----------
+
+
+def synthetic_targets(cfg: DataConfig) -> tuple[list[Target], str]:
+    """SynthCXR's findings with their expected counts (the generator draws the target at ``prevalence``)."""
+    n = cfg.n_images
+    out = [Target(f, f, round(cfg.prevalence * n), n) for f in SYNTH_FINDINGS]
+    return [*out, Target("all", "all four (one multi-label model)", None, n)], get_kind("synthetic").default_finding
+
+
+def medmnist_targets(cfg: DataConfig) -> tuple[list[Target], str | None]:
+    """A MedMNIST file's classes (class ids) or labels (multi-hot), counted from its label arrays."""
+    path = _medmnist_file(cfg.source)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            lab = np.concatenate([z[k].reshape(len(z[k]), -1) for k in z.files if k.endswith("_labels")])
+    except Exception as e:  # noqa: BLE001 - any failure is a bad file for the user
+        raise ValueError(f"Cannot read {path} as a .npz file: {e}") from None
+    n = len(lab)
+    if lab.shape[1] == 1:  # class ids: binary -> class 1 by default; 3+ -> one class vs the rest, or all
+        classes = [int(c) for c in np.unique(lab)]
+        names = _class_names(path, [str(c) for c in classes])
+        out = [
+            Target(str(c), f"class {c}" + (f" ({nm})" if nm != str(c) else ""), int((lab == c).sum()), n)
+            for c, nm in zip(classes, names, strict=True)
+        ]
+        if len(classes) == 2:
+            return out, out[1].name
+        return [*out, Target("all", f"all {len(classes)} classes (one softmax model)", None, n)], None
+    names = CHESTMNIST_LABELS if lab.shape[1] == len(CHESTMNIST_LABELS) else tuple(str(i) for i in range(lab.shape[1]))
+    out = [Target(nm, nm, int(lab[:, i].sum()), n) for i, nm in enumerate(names)]
+    return [*out, Target("all", f"all {len(names)} labels (one multi-label model)", None, n)], None
+
+
+def chexpert_targets(cfg: DataConfig) -> tuple[list[Target], str]:
+    """CheXpert's observations with their positive counts under the uncertainty policy (frontal views only
+    unless chosen otherwise), from train.csv and valid.csv."""
+    root = _existing(cfg.source, SOURCE_LABELS["chexpert"])
+    counts = dict.fromkeys(CHEXPERT_OBSERVATIONS, 0)
+    n = 0
+    for fname in ("train.csv", "valid.csv"):
+        f = root / fname
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} does not exist: a CheXpert folder holds train.csv and valid.csv")
+        for r in _read_csv(f, required=("Path",)):
+            if cfg.frontal_only and r.get("Frontal/Lateral", "Frontal").strip().lower() != "frontal":
+                continue
+            n += 1
+            for obs in counts:
+                raw = (r.get(obs) or "").strip()
+                v = float(raw) if raw else 0.0
+                counts[obs] += v == 1 or (v == -1 and cfg.uncertainty == "ones")
+    return [Target(o, o, int(c), n) for o, c in counts.items()], get_kind("chexpert").default_finding
+
+
+def folder_targets(cfg: DataConfig) -> tuple[list[Target], str | None]:
+    """The class folders with their image counts; the default is the one that is not a negative name."""
+    _, classes, tops, _ = _folder_classes(cfg)
+    per = {c: sum(_count_images(top / c) for top, _ in tops) for c in classes}
+    n = sum(per.values())
+    try:
+        default = pick_positive(classes, "")[0]
+    except ValueError:
+        default = None
+    return [Target(c, c, per[c], n) for c in classes], default
+
+
+def _count_images(d: Path) -> int:
+    return sum(f.suffix.lower() in IMAGE_SUFFIXES for f in d.rglob("*")) if d.is_dir() else 0
+
+
+def csv_targets(cfg: DataConfig) -> tuple[list[Target], str | None]:
+    """The label values of a CSV manifest with their counts (0/1 labels: ``1``)."""
+    f = _existing(cfg.source, SOURCE_LABELS["csv"])
+    rows = _read_csv(f, required=("path", "label"))
+    values = [r["label"].strip() for r in rows]
+    per = {v: values.count(v) for v in sorted(set(values))}
+    if set(per) <= {"0", "1", "0.0", "1.0"}:
+        pos = sum(c for v, c in per.items() if float(v) == 1)
+        return [Target("1", "1 (the positive label)", pos, len(values))], "1"
+    try:
+        default = pick_positive(list(per), "")[0]
+    except ValueError:
+        default = None
+    return [Target(v, v, c, len(values)) for v, c in per.items()], default

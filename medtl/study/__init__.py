@@ -18,7 +18,7 @@ from medtl.study.config import CUT_MODES, StudyConfig, cut_names
 from medtl.study.presets import PRESETS, Preset, preset
 from medtl.study.schedule import advance, run_study, train_inline
 from medtl.study.search import pending, plan, planned, search_state, stage2_cuts, val_score
-from medtl.study.storage import advice_path, load, load_advice, save, save_advice, saved, study_path
+from medtl.study.storage import advice_path, load, load_advice, recent, save, save_advice, saved, study_path
 
 __all__ = [
     "CUT_MODES",
@@ -37,6 +37,7 @@ __all__ = [
     "planned",
     "preset",
     "pretrained_inits",
+    "recent",
     "run_study",
     "save",
     "save_advice",

@@ -79,11 +79,15 @@ def figures(
     out = []
     runs = _study_runs(study, store)
     if not runs.empty:
+        n_seeds = len(study.seeds)
         for metric, label in (("test.auprc", "AUPRC (AP)"), ("test.auroc", "AUROC")):
-            s = truncation_summary(runs, metric, "model.params")
+            s = truncation_summary(runs, metric, "model.params", predictions=store.predictions)
             out.append(
                 (
-                    f"Test {label} by cut (mean ± std over seeds)",
+                    f"Test {label} by cut: {'the mean over ' + str(n_seeds) + ' seeds' if n_seeds > 1 else 'one seed'}; "
+                    "bars: 95% bootstrap interval over the test images"
+                    + (" of that mean (it does not show the spread between seeds)" if n_seeds > 1 else "")
+                    + "; dashed grey: parameters kept",
                     plots.truncation_figure(s, label, SECONDARY["model.params"]),
                 )
             )
@@ -113,7 +117,11 @@ def figures(
     ]
     if diffs:
         out.append(
-            ("Selected cut vs full fine-tuning, paired by seed on the test images", plots.difference_figure(diffs))
+            (
+                "Selected cut minus full fine-tuning on the same test images (with several seeds: of the mean over "
+                "seeds, and grey unless the interval over seeds also excludes 0)",
+                plots.difference_figure(diffs),
+            )
         )
     if summary["tl_vs_ri"]:
         rows = [{"label": f"{r['backbone']} {r['strategy']} · {r['size']}", **r} for r in summary["tl_vs_ri"]]

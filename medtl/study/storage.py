@@ -29,12 +29,21 @@ def saved(store: RunStore) -> list[str]:
     return sorted(d.name for d in (store.root / "studies").glob("*") if (d / "study.json").is_file())
 
 
+def recent(store: RunStore) -> str | None:
+    """The study saved (queued, run) most recently, or None."""
+    files = [d / "study.json" for d in (store.root / "studies").glob("*") if (d / "study.json").is_file()]
+    return max(files, key=lambda f: f.stat().st_mtime).parent.name if files else None
+
+
 def load(store: RunStore, name: str) -> StudyConfig:
     p = study_path(store, name)
     if not p.is_file():
         known = saved(store)
         raise FileNotFoundError(f"No study {name!r} in {store.root / 'studies'}. Studies: {', '.join(known) or 'none'}")
-    return StudyConfig.from_dict(json.loads(p.read_text()))
+    try:
+        return StudyConfig.from_dict(json.loads(p.read_text()))
+    except (ValueError, TypeError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"Study {name!r} cannot be read ({p}): {e}") from None
 
 
 def advice_path(store: RunStore, name: str) -> Path:
