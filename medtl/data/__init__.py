@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from medtl.config import DataConfig
-from medtl.data import adapters
+from medtl.data import adapters, decode
 from medtl.data.cache import Arrays, Manifest, Progress, decode_manifest, load_or_build
 from medtl.data.imageset import SPLITS, ImageSet, apply_regime, grouped_split
 from medtl.datasets import get_kind
@@ -54,6 +54,7 @@ def _arrays(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, Callabl
         return got
     if isinstance(got, Manifest):
         key = {"kind": cfg.kind, "size": cfg.image_size, "skip_bad": cfg.skip_bad, "files": got.fingerprint()}
+        key["decode"] = decode.VERSION  # entries decoded before full bit depth (no version) are rebuilt
         arrays = load_or_build(key, lambda: decode_manifest(got, cfg.image_size, cfg.skip_bad, progress))
         arrays.info["target_note"] = got.note
         return arrays, None
