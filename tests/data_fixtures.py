@@ -153,3 +153,14 @@ def make_deep_folder(root: Path, suffix: str = ".png", n: int = 10, mode: str = 
             im = Image.fromarray(g) if mode == "I;16" else Image.fromarray(g.astype(np.int32)).convert(mode)
             im.save(d / f"{cls}{i}{suffix}")
     return root
+
+
+def make_clipped_folder(root: Path, n: int = 10) -> Path:
+    """root/{normal,abnormal}/ with 8-bit PNGs of 12-bit gradients clipped at 255, as a tool that
+    converts 16-bit images to 8 bits by clipping (Pillow's ``convert("L")``) leaves them."""
+    for cls, offset in (("normal", 0), ("abnormal", 300)):
+        d = root / cls
+        d.mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(gradient12(offset=offset).clip(0, 255).astype(np.uint8)).save(d / f"{cls}{i}.png")
+    return root

@@ -1,18 +1,24 @@
-"""Issue 19 (6): images of more than 8 bits are read at full depth and windowed, not clipped."""
+"""Issue 19 (6): images of more than 8 bits are read at full depth and windowed, not clipped; the
+share of saturated pixels per split is reported and warned about."""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from data_fixtures import (
     gradient12,
     make_class_folders,
+    make_clipped_folder,
     make_deep_folder,
     make_folder,
     write_png16_colour,
 )
 from PIL import Image, ImageOps
 
+from medtl.cli import main
 from medtl.config import DataConfig
-from medtl.data import adapters, load
+from medtl.data import adapters, data_warnings, load, preflight, saturation
 from medtl.data.decode import BitDepthError, read_dicom, read_fitted, read_image, window
 from medtl.data.preview import contact_sheet
 
@@ -48,13 +54,18 @@ def test_deep_images_keep_their_gradient(tmp_path, suffix, mode):
     _assert_gradient_intact(content)
 
 
-def test_a_folder_of_12_bit_pngs_previews_with_its_gradients(tmp_path):
+def test_a_folder_of_12_bit_pngs_previews_with_its_gradients(tmp_path, capsys):
     root = make_deep_folder(tmp_path / "deep")
     ds = load(DataConfig(dataset=f"folder:{root}", finding="abnormal", image_size=64))
     for i in range(len(ds.images)):
         _assert_gradient_intact(np.asarray(ds.images[i, 0, 8:56]))  # the 48 rows of image inside the padding
     sheet = np.asarray(contact_sheet(ds, n=4).convert("L"))
     assert len(np.unique(sheet)) > 40
+    assert data_warnings(ds) == []
+    assert main(["data", f"folder:{root}", "--finding", "abnormal", "--image-size", "64", "--json"]) == 0
+    out, err = capsys.readouterr()
+    sat = json.loads(out)["saturation"]
+    assert all(s["at_255"] < 0.05 and s["at_0"] < 0.05 for s in sat.values()) and "warning" not in err
 
 
 def test_window_rule():
@@ -98,3 +109,54 @@ def test_16_bit_colour_is_a_clear_error_not_a_silent_8_bits(tmp_path):
         load(DataConfig(dataset=f"folder:{root}", finding="abnormal", image_size=28))
     ds = load(DataConfig(dataset=f"folder:{root}", finding="abnormal", image_size=28, skip_bad=True))
     assert ds.info["skipped"] == 1
+
+
+def test_clipped_images_warn_with_the_share_per_split(tmp_path, capsys):
+    root = make_clipped_folder(tmp_path / "clipped")
+    ds = load(DataConfig(dataset=f"folder:{root}", finding="abnormal", image_size=64))
+    sat = saturation(ds)
+    for name, idx in ds.splits.items():  # the shares are those of the images' own pixels (no padding)
+        content = np.asarray(ds.images[idx, 0, 8:56])
+        assert sat[name]["at_255"] == pytest.approx((content == 255).mean())
+        assert sat[name]["at_0"] == pytest.approx((content == 0).mean())
+        assert sat[name]["at_255"] > 0.85
+    (warning,) = data_warnings(ds)
+    assert warning.startswith("The train, val and test splits have more than 20% of their pixels at 255 (white)")
+    assert f"train {sat['train']['at_255']:.0%}" in warning and "16-bit radiographs converted to 8 bits" in warning
+    assert preflight(DataConfig(dataset=f"folder:{root}", finding="abnormal", image_size=64)).warnings == (warning,)
+    assert main(["data", f"folder:{root}", "--finding", "abnormal", "--image-size", "64", "--json"]) == 0
+    out, err = capsys.readouterr()
+    info = json.loads(out)
+    assert info["saturation"] == sat and info["warnings"] == [warning]
+    assert f"warning: folder:{root}: {warning}" in err
+
+
+def test_train_and_sweep_print_the_data_warning_after_preflight(tmp_path, capsys):
+    root = make_clipped_folder(tmp_path / "clipped")
+    flags = ["--dataset", f"folder:{root}", "--finding", "abnormal", "--image-size", "28", "--epochs", "1"]
+    flags += ["--batch-size", "8", "--threads", "1", "--runs-dir", str(tmp_path / "runs")]
+    assert main(["train", *flags]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: folder:") == 1 and "at 255 (white)" in err
+    assert err.index("warning: folder:") < err.index("run ")  # before the run is recorded
+    assert main(["sweep", *flags]) == 0  # the same config: skipped, after the same pre-flight
+    captured = capsys.readouterr()
+    assert captured.err.count("warning: folder:") == 1 and "skip (done as" in captured.out
+
+
+def test_no_warning_on_synthcxr_or_ordinary_folders(tmp_path):
+    assert data_warnings(load(DataConfig(n_images=300))) == []
+    wide = load(DataConfig(dataset=f"folder:{make_folder(tmp_path / 'xr')}", finding="pneumonia", image_size=32))
+    assert (np.asarray(wide.images) == 0).mean() > 0.2  # the padding of 40 x 30 images, which does not count
+    assert data_warnings(wide) == [] and saturation(wide)["train"]["at_0"] < 0.1
+    square = load(DataConfig(dataset=f"folder:{make_class_folders(tmp_path / 'sq')}", finding="abnormal"))
+    assert data_warnings(square) == []
+
+
+def test_old_cache_entries_get_their_counts():
+    cfg = DataConfig(n_images=60)
+    first = load(cfg)
+    counts = Path(first.info["cached"]) / "pixel_counts.npy"
+    counts.unlink()  # an entry written before the counts existed
+    again = load(cfg)
+    assert np.array_equal(again.pixel_counts, first.pixel_counts) and counts.is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -10,9 +11,10 @@ from medtl.config import DataConfig
 from medtl.data import adapters, decode
 from medtl.data.cache import Arrays, Manifest, Progress, decode_manifest, load_or_build
 from medtl.data.imageset import SPLITS, ImageSet, apply_regime, grouped_split
+from medtl.data.saturation import data_warnings, pixel_counts, saturation
 from medtl.datasets import get_kind
 
-__all__ = ["ImageSet", "load", "SPLITS"]
+__all__ = ["ImageSet", "load", "SPLITS", "Preflight", "preflight", "data_warnings", "saturation"]
 
 OTHER_PREVALENCE = 0.15  # SynthCXR findings other than the target
 
@@ -61,7 +63,9 @@ def _arrays(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, Callabl
     if got.images.shape[-1] != cfg.image_size:  # arrays at their own size (MedMNIST)
         key = {"kind": cfg.kind, "source": cfg.source, "size": cfg.image_size, "n": len(got.images)}
         raw = got
-        got = load_or_build(key, lambda: Arrays(**{**raw.__dict__, "images": _resize(raw.images, cfg.image_size)}))
+        got = load_or_build(
+            key, lambda: Arrays(**{**raw.__dict__, "images": _resize(raw.images, cfg.image_size), "pixel_counts": None})
+        )
         got.info["target_note"] = raw.info.get("target_note", "")
     return got, None
 
@@ -107,8 +111,9 @@ def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
             g = None if arrays.groups is None else arrays.groups[tr]
             part = grouped_split(y[tr], g, {"val": cfg.val_fraction, "train": 1 - cfg.val_fraction}, cfg.split_seed)
             splits["val"], splits["train"] = tr[part["val"]], tr[part["train"]]
+    pixels = arrays.pixel_counts if arrays.pixel_counts is not None else pixel_counts(arrays.images)
     data = ImageSet(
-        arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info)
+        arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info), pixels
     )
     counts = data.counts()
     total = sum(c["n"] for c in counts.values())
@@ -128,13 +133,20 @@ def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
     return apply_regime(data, cfg.train_size, cfg.seed)
 
 
-def preflight(cfg: DataConfig) -> str:
+@dataclass(frozen=True)
+class Preflight:
+    """What :func:`preflight` found that does not stop a run."""
+
+    note: str  # how the positive class was chosen from the data ("" when there was none to choose)
+    warnings: tuple[str, ...]  # :func:`data_warnings` of the loaded data
+
+
+def preflight(cfg: DataConfig) -> Preflight:
     """Everything about the data that would make a run fail, found before a run is recorded: the
     path, the target, empty splits or splits with one class only, too few positives for the
-    training size. Loads the data (cached, so the run's own load is quick). Returns the note on a
-    positive class chosen from the data ("" when there was none to choose)."""
+    training size (raised). Loads the data (cached, so the run's own load is quick). Returns the
+    note on a positive class chosen from the data and the data's warnings (e.g. saturated pixels)."""
     from medtl.data.adapters import check_source
 
     note = check_source(cfg)
-    load(cfg)
-    return note
+    return Preflight(note, tuple(data_warnings(load(cfg))))
