@@ -118,3 +118,49 @@ def make_medmnist(path: Path, multi_label: bool = False, rgb: bool = False, clas
             arrays[f"{split}_labels"] = (np.arange(n) % classes)[:, None]
     np.savez(path, **arrays)
     return path
+
+
+def gradient12(h: int = 72, w: int = 96, offset: int = 0) -> np.ndarray:
+    """A 12-bit horizontal gradient (0..4095 plus ``offset``) as uint16, like a 12-bit detector's values."""
+    return (np.linspace(0, 4095, w)[None, :].repeat(h, 0) + offset).round().astype(np.uint16)
+
+
+def write_png16_colour(path: Path, arr: np.ndarray) -> Path:
+    """A PNG of 16 bits per channel (``arr`` H x W x 2, 3 or 4 uint16), which Pillow cannot write."""
+    import struct
+    import zlib
+
+    h, w, c = arr.shape
+    rows = b"".join(b"\x00" + arr[i].astype(">u2").tobytes() for i in range(h))  # filter 0 per row
+    chunk = lambda kind, data: (  # noqa: E731
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    )
+    header = struct.pack(">IIBBBBB", w, h, 16, {2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def make_deep_folder(root: Path, suffix: str = ".png", n: int = 10, mode: str = "I;16") -> Path:
+    """root/{normal,abnormal}/ with ``n`` 12-bit gradients each, in a Pillow ``mode`` of more than 8 bits
+    (``I;16``, ``I;16B``, ``I``, ``F``); abnormal images carry a brighter offset."""
+    for cls, offset in (("normal", 0), ("abnormal", 300)):
+        d = root / cls
+        d.mkdir(parents=True)
+        for i in range(n):
+            g = gradient12(offset=offset + 10 * i)
+            im = Image.fromarray(g) if mode == "I;16" else Image.fromarray(g.astype(np.int32)).convert(mode)
+            im.save(d / f"{cls}{i}{suffix}")
+    return root
+
+
+def make_clipped_folder(root: Path, n: int = 10) -> Path:
+    """root/{normal,abnormal}/ with 8-bit PNGs of 12-bit gradients clipped at 255, as a tool that
+    converts 16-bit images to 8 bits by clipping (Pillow's ``convert("L")``) leaves them."""
+    for cls, offset in (("normal", 0), ("abnormal", 300)):
+        d = root / cls
+        d.mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(gradient12(offset=offset).clip(0, 255).astype(np.uint8)).save(d / f"{cls}{i}.png")
+    return root

@@ -40,8 +40,11 @@ def cut_table(backbone: str, image_size: int) -> list[dict]:
 @st.cache_data(show_spinner="Loading the dataset (cached after the first time)…", max_entries=16)
 def data_summary(data_json: str) -> dict:
     """Split counts of a DataConfig (as JSON, so it hashes); raises the library's clear errors."""
+    from medtl.data import data_warnings
+
     ds = load_data(data_json)
     return {
+        "warnings": data_warnings(ds),
         "counts": ds.counts(),
         "target": ds.target_name,
         "labels": list(ds.label_names),

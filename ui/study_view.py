@@ -173,11 +173,13 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
     except (ValueError, TypeError) as e:
         return None, str(e)
     try:  # every data config the study's runs need, loaded (cached) as `study run` does, before anything is queued
-        for note in check_data(s, load=lambda cfg: load_data(cfg.to_json())):
-            if loaded is None:
-                st.info(plain(note.capitalize()), icon=":material/info:")
+        found = check_data(s, load=lambda cfg: load_data(cfg.to_json()))
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
         return None, str(e)
+    shown = set((loaded and data_summary(loaded.to_json()).get("warnings")) or ())
+    for w in found.warnings:  # those of other training sizes than the first (shown with the counts)
+        if w not in shown:
+            st.warning(plain(w), icon=":material/warning:")
     if s.cuts == "search":
         s = _advisor_start(s, k, base.start)
     return s, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
 
 def toy_configure(p: argparse.ArgumentParser) -> None:
@@ -128,6 +129,9 @@ def data_run(a: argparse.Namespace) -> int:
     cfg = data_config_from_args(a)
     ds = D.load(cfg)
     counts = ds.counts()
+    warnings = D.data_warnings(ds)
+    for w in warnings:
+        print(f"warning: {cfg.dataset}: {w}", file=sys.stderr)
     if a.preview:
         save_contact_sheet(ds, a.preview)
     if a.json:
@@ -140,6 +144,8 @@ def data_run(a: argparse.Namespace) -> int:
             "splits": counts,
             "skipped": ds.info.get("skipped", 0),
             "target_note": ds.info.get("target_note", ""),
+            "saturation": D.saturation(ds),
+            "warnings": warnings,
         }
         print(json.dumps(out, indent=2))
         return 0
@@ -148,9 +154,11 @@ def data_run(a: argparse.Namespace) -> int:
     )
     if ds.info.get("target_note"):
         print(ds.info["target_note"])
-    print(f"{'split':8}{'images':>9}{'positives':>11}{'prevalence':>12}")
+    sat = D.saturation(ds)
+    print(f"{'split':8}{'images':>9}{'positives':>11}{'prevalence':>12}{'at 0':>8}{'at 255':>8}")
     for name, c in counts.items():
-        print(f"{name:8}{c['n']:>9}{c['n_pos']:>11}{c['prevalence']:>12.3f}")
+        s = sat[name]
+        print(f"{name:8}{c['n']:>9}{c['n_pos']:>11}{c['prevalence']:>12.3f}{s['at_0']:>8.1%}{s['at_255']:>8.1%}")
     if ds.info.get("skipped"):
         print(f"skipped {ds.info['skipped']} unreadable image(s), e.g. {ds.info['skipped_files'][0]}")
     if a.preview:

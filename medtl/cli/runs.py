@@ -6,10 +6,14 @@ import argparse
 import dataclasses
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from medtl import datasets, strategies
 from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, DataConfig, ModelConfig, TrainConfig
 from medtl.fields import flag_type
+
+if TYPE_CHECKING:
+    from medtl.data import Preflight
 
 
 def _option_flags() -> dict:
@@ -208,6 +212,17 @@ def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str, dict]:
     return run_id, status
 
 
+def _print_preflight(dataset: str, found: Preflight, said: set[str] | None = None) -> None:
+    """The note on the chosen positive class and each data warning, on stderr; lines already in
+    ``said`` (a sweep's other data-poor subsets of the same data) are not repeated."""
+    lines = ([f"{dataset}: {found.note}"] if found.note else []) + [f"warning: {dataset}: {w}" for w in found.warnings]
+    for line in lines:
+        if said is None or line not in said:
+            print(line, file=sys.stderr)
+    if said is not None:
+        said.update(lines)
+
+
 def train_run(a: argparse.Namespace) -> int:
     from medtl.data import preflight
     from medtl.runs import RunStore
@@ -216,9 +231,7 @@ def train_run(a: argparse.Namespace) -> int:
     cfg = run_config_from_args(a)
     # a mistyped path, an ambiguous target or a split without positives is bad input (exit 2),
     # not a failed run left in the folder
-    note = preflight(cfg.data)
-    if note:
-        print(f"{cfg.data.dataset}: {note}", file=sys.stderr)
+    _print_preflight(cfg.data.dataset, preflight(cfg.data))
     same = store.experiments(states=("done", "queued", "running")).get(cfg.key())
     if same:  # `train` is an explicit request: say so and train a repeat (sweep and study skip it)
         print(
@@ -300,11 +313,13 @@ def sweep_run(a: argparse.Namespace) -> int:
     from medtl.data import preflight
     from medtl.data.adapters import check_source
 
+    said: set[str] = set()
     for data in {c.data for c in configs}:  # before anything runs (emitted configs may run where paths differ)
         # inline, the data is loaded here before any run is recorded; on a cluster the tasks load it
         # (a login node need not read a whole dataset), so only the path and target are checked here
-        note = preflight(data) if a.executor == "inline" else check_source(data)
-        if note:
+        if a.executor == "inline":
+            _print_preflight(data.dataset, preflight(data), said)
+        elif note := check_source(data):
             print(f"{data.dataset}: {note}", file=sys.stderr)
     if a.executor != "inline":
         return _sweep_submit(a, configs)

@@ -144,11 +144,10 @@ def _run(a: argparse.Namespace, store) -> int:
     advice = None
     if a.advise is not None:
         s, advice = _advise(s, store, a.advise)
+    from medtl.cli.runs import _print_preflight
     from medtl.study.preflight import check_data
 
-    notes = check_data(s)  # refused (exit 2) before anything is recorded, as `train` does
-    for note in notes:
-        print(f"{s.base.data.dataset}: {note}", file=sys.stderr)
+    _print_preflight(s.base.data.dataset, check_data(s))  # refused (exit 2) before anything is recorded
     if a.dry_run:
         todo = study.plan(s, store)
         for i, c in enumerate(todo, 1):

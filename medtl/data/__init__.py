@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from medtl.config import DataConfig
-from medtl.data import adapters
+from medtl.data import adapters, decode
 from medtl.data.cache import Arrays, Manifest, Progress, decode_manifest, load_or_build
 from medtl.data.imageset import SPLITS, ImageSet, apply_regime, grouped_split
+from medtl.data.saturation import data_warnings, pixel_counts, saturation
 from medtl.datasets import get_kind
 
-__all__ = ["ImageSet", "load", "preflight", "targets", "SPLITS"]
+__all__ = ["ImageSet", "load", "SPLITS", "Preflight", "preflight", "targets", "data_warnings", "saturation"]
 
 OTHER_PREVALENCE = 0.15  # SynthCXR findings other than the target
 
@@ -54,13 +56,16 @@ def _arrays(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, Callabl
         return got
     if isinstance(got, Manifest):
         key = {"kind": cfg.kind, "size": cfg.image_size, "skip_bad": cfg.skip_bad, "files": got.fingerprint()}
+        key["decode"] = decode.VERSION  # entries decoded before full bit depth (no version) are rebuilt
         arrays = load_or_build(key, lambda: decode_manifest(got, cfg.image_size, cfg.skip_bad, progress))
         arrays.info["target_note"] = got.note
         return arrays, None
     if got.images.shape[-1] != cfg.image_size:  # arrays at their own size (MedMNIST)
         key = {"kind": cfg.kind, "source": cfg.source, "size": cfg.image_size, "n": len(got.images)}
         raw = got
-        got = load_or_build(key, lambda: Arrays(**{**raw.__dict__, "images": _resize(raw.images, cfg.image_size)}))
+        got = load_or_build(
+            key, lambda: Arrays(**{**raw.__dict__, "images": _resize(raw.images, cfg.image_size), "pixel_counts": None})
+        )
         got.info["target_note"] = raw.info.get("target_note", "")
     return got, None
 
@@ -106,8 +111,9 @@ def load(cfg: DataConfig, progress: Progress | None = None) -> ImageSet:
             g = None if arrays.groups is None else arrays.groups[tr]
             part = grouped_split(y[tr], g, {"val": cfg.val_fraction, "train": 1 - cfg.val_fraction}, cfg.split_seed)
             splits["val"], splits["train"] = tr[part["val"]], tr[part["train"]]
+    pixels = arrays.pixel_counts if arrays.pixel_counts is not None else pixel_counts(arrays.images)
     data = ImageSet(
-        arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info)
+        arrays.images, labels, arrays.label_names, splits, target, arrays.groups, mask_fn, dict(arrays.info), pixels
     )
     counts = data.counts()
     total = sum(c["n"] for c in counts.values())
@@ -135,13 +141,20 @@ def targets(cfg: DataConfig) -> tuple[list, str | None]:
     return kind.function(kind.targets)(cfg) if kind.targets else ([], None)
 
 
-def preflight(cfg: DataConfig) -> str:
+@dataclass(frozen=True)
+class Preflight:
+    """What :func:`preflight` found that does not stop a run."""
+
+    note: str  # how the positive class was chosen from the data ("" when there was none to choose)
+    warnings: tuple[str, ...]  # :func:`data_warnings` of the loaded data
+
+
+def preflight(cfg: DataConfig) -> Preflight:
     """Everything about the data that would make a run fail, found before a run is recorded: the
     path, the target, empty splits or splits with one class only, too few positives for the
-    training size. Loads the data (cached, so the run's own load is quick). Returns the note on a
-    positive class chosen from the data ("" when there was none to choose)."""
+    training size (raised). Loads the data (cached, so the run's own load is quick). Returns the
+    note on a positive class chosen from the data and the data's warnings (e.g. saturated pixels)."""
     from medtl.data.adapters import check_source
 
     note = check_source(cfg)
-    load(cfg)
-    return note
+    return Preflight(note, tuple(data_warnings(load(cfg))))

@@ -32,6 +32,8 @@ class ImageSet:
         groups: patient id per image (for grouped splits), or None.
         mask_fn: indices -> bool masks (n, L, H, W), where the dataset has lesion masks.
         info: description: source, skipped files, ...
+        pixel_counts: int64 (N, 3) per image: pixel values, values at 0, at 255 (see
+            :mod:`medtl.data.saturation`), or None (then counted from ``images`` when asked).
     """
 
     images: np.ndarray
@@ -42,6 +44,7 @@ class ImageSet:
     groups: np.ndarray | None = None
     mask_fn: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     info: dict = field(default_factory=dict)
+    pixel_counts: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def image_size(self) -> int:

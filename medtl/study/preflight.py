@@ -22,12 +22,15 @@ def data_configs(study: StudyConfig) -> list[DataConfig]:
     return list(out.values())
 
 
-def check_data(study: StudyConfig, load: Callable[[DataConfig], object] | None = None) -> list[str]:
-    """Load every distinct data config of ``study`` (cached after the first load); returns the notes to
-    show (the positive class chosen from the data, said once).
+def check_data(study: StudyConfig, load: Callable[[DataConfig], object] | None = None):
+    """Load every distinct data config of ``study`` (cached after the first load), as ``train`` does.
 
     Args:
         load: how a DataConfig is loaded (default :func:`medtl.data.load`; a page passes its cached loader).
+
+    Returns:
+        A :class:`medtl.data.Preflight`: the note on a positive class chosen from the data, and the data's
+        warnings (saturated pixels; each said once for the whole study).
 
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError: the first problem, in the words loading gives,
@@ -38,17 +41,15 @@ def check_data(study: StudyConfig, load: Callable[[DataConfig], object] | None =
     from medtl.datasets import train_size_label
 
     load = load or D.load
-    notes = []
     first = study.base.data.replace(train_size=None, seed=study.seeds[0])
     note = check_source(first)  # a mistyped path or an ambiguous target: once, before any loading
-    if note:
-        notes.append(note)
-    load(first)  # empty splits, one class only: the same for every size
+    warnings = D.data_warnings(load(first))  # empty splits, one class only: the same for every size
     for cfg in data_configs(study):
         try:
-            load(cfg)
+            ds = load(cfg)
         except ValueError as e:
             raise ValueError(
                 f"training size {train_size_label(cfg.train_size)} (seed {cfg.seed}) of study {study.name!r}: {e}"
             ) from None
-    return notes
+        warnings += [w for w in D.data_warnings(ds) if w not in warnings]
+    return D.Preflight(note, tuple(warnings))
