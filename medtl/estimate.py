@@ -3,8 +3,10 @@
 The throughput of each distinct (backbone, strategy, cut, image size, batch size, channels) is
 measured with a few real training steps (forward, backward, optimiser step) and a few evaluation
 passes on a random batch; a run's time is then ``epochs x (train images / train speed + validation
-images / eval speed) + test images / eval speed``. Start-up (data, profiling, bootstrap) is not
-counted: small runs take a few seconds more than estimated.
+images / eval speed) + (validation + test images) / eval speed`` plus what every run pays besides
+(:func:`overhead`: start-up, a checkpoint per epoch, the bootstrap intervals, profiling).
+Once runs of a study have finished, their measured wall time calibrates the rest
+(:func:`calibration`): the estimate of what is left is the model's times the ratio measured so far.
 """
 
 from __future__ import annotations
@@ -98,8 +100,8 @@ def estimate(
         s = speed(cfg)
         ep = cfg.train.epochs
         train_images = ep * c["train"]["n"]
-        eval_images = ep * c["val"]["n"] + c["test"]["n"]
-        secs = train_images / s["train_ips"] + eval_images / s["eval_ips"]
+        eval_images = (ep + 1) * c["val"]["n"] + c["test"]["n"]
+        secs = train_images / s["train_ips"] + eval_images / s["eval_ips"] + overhead(cfg, c["test"]["n"])
         m = cfg.model
         row = models.setdefault(
             speed_key(cfg),
@@ -118,6 +120,41 @@ def estimate(
         total += secs
         n += 1
     return {"seconds": total, "runs": n, "models": list(models.values())}
+
+
+# What every run pays besides its training and evaluation passes, measured on the 2-core CPU of
+# benchmarks/bench_estimate.py: start-up (loading the cached data, building the model, status writes),
+# one checkpoint (model + optimiser state) per epoch, the stratified bootstrap of the test metrics, and
+# profiling (parameters, MACs, at least 0.5 s of single-threaded latency timing).
+START_S = 1.5
+CHECKPOINT_S = 0.15
+BOOTSTRAP_S_PER_IMAGE = 2.5e-6  # per resample and test image (two metrics, vectorised)
+PROFILE_S = 1.2
+
+
+def overhead(cfg: RunConfig, n_test: int) -> float:
+    """Seconds a run spends outside its training and evaluation passes (see the constants above)."""
+    return START_S + cfg.train.epochs * CHECKPOINT_S + cfg.train.bootstrap * n_test * BOOTSTRAP_S_PER_IMAGE + PROFILE_S
+
+
+def run_seconds(status: dict) -> float | None:
+    """The wall time a finished run took (``started`` to ``finished`` in its status.json), or None."""
+    import datetime as dt
+
+    try:
+        t0, t1 = dt.datetime.fromisoformat(status["started"]), dt.datetime.fromisoformat(status["finished"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max((t1 - t0).total_seconds(), 0.0)
+
+
+def calibration(pairs: Iterable[tuple[float, float | None]]) -> tuple[float, int]:
+    """The ratio of measured to estimated seconds over finished runs ``(estimated, measured)``, and how
+    many runs it rests on; ``(1.0, 0)`` before any has finished (then the model stands alone)."""
+    pairs = [(e, m) for e, m in pairs if m is not None and e > 0]
+    if not pairs:
+        return 1.0, 0
+    return sum(m for _, m in pairs) / sum(e for e, _ in pairs), len(pairs)
 
 
 def duration(seconds: float) -> str:

@@ -130,7 +130,7 @@ def test_suggest_cuts_file_init_single_and_sweep(state_dict, tmp_path, monkeypat
     table = at.dataframe[0].value
     assert list(table.columns) == ["cut", "LogME", "AUROC", "AUPRC"]
     assert ((table["AUROC"] >= 0) & (table["AUROC"] <= 1)).all()
-    assert set(table["cut"]) == {"stem", "layer1", "layer2", "layer3", "layer4"}
+    assert set(table["cut"]) == {"stem", "layer1", "layer2", "layer3", "full"}  # layer4 is the full ResNet18
     best = table["cut"].iloc[0]
     at.button(key="train_take").click().run()
     assert not at.exception and at.selectbox(key="cut").value == best

@@ -260,6 +260,7 @@ def test_run_config_checks_cbr_minimum():
 # --- CLI -----------------------------------------------------------------------------------------
 
 TINY_FLAGS = ["--n-images", "120", "--image-size", "32", "--epochs", "1", "--batch-size", "16"]
+FOLDER_FLAGS = TINY_FLAGS[2:]  # --n-images is SynthCXR's: refused for a folder
 
 
 def test_cli_train_summary_and_bad_input(tmp_path, capsys):
@@ -290,15 +291,19 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
     assert "Unknown cut 'layer9'" in capsys.readouterr().err
     # a mistyped path is bad input: exit 2, one line, no run recorded
     assert (
-        main(["train", "--dataset", "folder:/no/such/dir", "--finding", "x", "--runs-dir", str(tmp_path), *TINY_FLAGS])
+        main(
+            ["train", "--dataset", "folder:/no/such/dir", "--finding", "x", "--runs-dir", str(tmp_path), *FOLDER_FLAGS]
+        )
         == 2
     )
     assert "Image folder /no/such/dir does not exist" in capsys.readouterr().err
     # what only loading finds (here: a folder with one class) is refused too, before a run exists
     (tmp_path / "oneclass" / "pos").mkdir(parents=True)
     bad = ["--dataset", f"folder:{tmp_path / 'oneclass'}", "--finding", "pos"]
-    assert main(["train", *bad, "--runs-dir", str(tmp_path / "r"), *TINY_FLAGS]) == 2
+    assert main(["train", *bad, "--runs-dir", str(tmp_path / "r"), *FOLDER_FLAGS]) == 2
     assert "at least two class folders" in capsys.readouterr().err
+    assert main(["train", *bad, "--runs-dir", str(tmp_path / "r"), *TINY_FLAGS]) == 2
+    assert "--n-images is an option of SynthCXR, not of image folder" in capsys.readouterr().err
     assert main(["runs", "--runs-dir", str(tmp_path / "r"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
