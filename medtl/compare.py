@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from medtl import stats
+from medtl import datasets, stats
 from medtl.config import OUTSIDE_KEY, SEED_FIELDS, DataConfig, ModelConfig, TrainConfig
 from medtl.datasets import train_size_label
 from medtl.strategies import get_strategy
@@ -63,8 +63,17 @@ def fmt_value(v) -> str:
     return str(v)
 
 
+def applies(row: pd.Series, field: str) -> bool:
+    """Whether config column ``field`` means anything for this run: a dataset kind's option only for
+    runs of that kind (a MedMNIST run's ``n_images`` is SynthCXR's default, not a setting of the run)."""
+    name = field.removeprefix("data.")
+    if name == field or name not in datasets.options():
+        return True
+    return datasets.options()[name][0].name == str(row.get("data.dataset", "")).split(":", 1)[0]
+
+
 def extra_label(row: pd.Series, fields: list[str]) -> str:
-    return " · ".join(f"{f.split('.', 1)[1]}={fmt_value(row[f])}" for f in fields)
+    return " · ".join(f"{f.split('.', 1)[1]}={fmt_value(row[f])}" for f in fields if applies(row, f))
 
 
 def init_label(init: str) -> str:

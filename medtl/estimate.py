@@ -31,9 +31,10 @@ def measure(
     batch_size: int,
     in_channels: int = 1,
     device: str = "cpu",
-    steps: int = 3,
+    steps: int = 2,
 ) -> dict[str, float]:
-    """Images per second of training steps and of evaluation passes, after one warm-up of each.
+    """Images per second of training steps and of evaluation passes at the run's own batch size (a CPU's
+    images per second at batch 8 were half those at batch 32), after one warm-up of each.
 
     The model is built with random weights (the speed does not depend on the initialisation, and
     nothing needs to be downloaded).
@@ -126,10 +127,10 @@ def estimate(
 # benchmarks/bench_estimate.py: start-up (loading the cached data, building the model, status writes),
 # one checkpoint (model + optimiser state) per epoch, the stratified bootstrap of the test metrics, and
 # profiling (parameters, MACs, at least 0.5 s of single-threaded latency timing).
-START_S = 1.5
-CHECKPOINT_S = 0.15
+START_S = 0.5
+CHECKPOINT_S = 0.1
 BOOTSTRAP_S_PER_IMAGE = 2.5e-6  # per resample and test image (two metrics, vectorised)
-PROFILE_S = 1.2
+PROFILE_S = 0.7
 
 
 def overhead(cfg: RunConfig, n_test: int) -> float:
@@ -155,6 +156,28 @@ def calibration(pairs: Iterable[tuple[float, float | None]]) -> tuple[float, int
     if not pairs:
         return 1.0, 0
     return sum(m for _, m in pairs) / sum(e for e, _ in pairs), len(pairs)
+
+
+def for_runs(
+    todo: Iterable[RunConfig],
+    finished: Iterable[tuple[RunConfig, dict]],
+    counts: Callable[[DataConfig], dict],
+    speed: Callable[[RunConfig], dict[str, float]],
+    device: str | None = None,
+) -> dict:
+    """:func:`estimate` of ``todo``, calibrated by the runs of ``finished`` ((config, status.json) of done
+    runs, e.g. a study's) that ran on ``device``: ``seconds`` is the model's estimate times the measured
+    ratio; ``model_seconds`` the model alone; ``ratio`` and ``calibrated_on`` (runs) say how."""
+    est = estimate(todo, counts, speed)
+    mine = [(c, st) for c, st in finished if device is None or st.get("device") in (None, device)]
+    ratio, n = calibration((estimate([c], counts, speed)["seconds"], run_seconds(st)) for c, st in mine)
+    return {
+        **est,
+        "model_seconds": est["seconds"],
+        "seconds": est["seconds"] * ratio,
+        "ratio": ratio,
+        "calibrated_on": n,
+    }
 
 
 def duration(seconds: float) -> str:

@@ -10,6 +10,7 @@ from ui import explanations as X
 from ui import study_view
 from ui.nav import link, page_setup
 from ui.state import get_store, load_data
+from ui.text import plain
 
 AT_CUT = "at each run's cut"
 CONTRAST_HELP = (
@@ -64,7 +65,8 @@ if len({split_of[r] for r in runs}) > 1:
     first = configs[runs[0]].data.label
     other = sorted({configs[r].data.label for r in runs if split_of[r] != split_of[runs[0]]})
     st.error(
-        f"These runs were tested on different images ({first} vs {', '.join(other)}, or another image size or split): "
+        f"These runs were tested on different images ({plain(first)} vs {plain(', '.join(other))}, or another image "
+        "size or split): "
         "side by side they would show different images under the same index. Pick runs of one dataset.",
         icon=":material/block:",
     )
@@ -77,7 +79,7 @@ label = {r: " · ".join(x for x in parts[r] if x not in shared) or names[r] for 
 if len(set(label.values())) < len(runs):  # repeats of one config: tell them apart by id
     label = {r: f"{label[r]} · {r[-7:]}" for r in runs}
 if shared:
-    st.caption("All selected runs: " + " · ".join(shared))
+    st.caption("All selected runs: " + plain(" · ".join(shared)))
 
 # the layers every selected run keeps, bottom first: a common earlier cut compares like with like
 layers_of = {r: explain.gradcam_layers(configs[r].model) for r in runs}
@@ -114,7 +116,7 @@ if kind == "by index":
 try:
     picked = explain.pick_images(data, store.predictions(runs[0]), "all" if kind == "by index" else kind, n, indices)
 except ValueError as e:
-    st.error(str(e))
+    st.error(plain(e))
     st.stop()
 if picked.size == 0:
     st.info(f"The first run has no {kind} test images.")
@@ -156,7 +158,7 @@ if "pointing_game" in scores:
             lesion = e.masks[e.masks.reshape(len(e.masks), -1).any(axis=1)]
             diameter = float(np.median(2 * np.sqrt(lesion.reshape(len(lesion), -1).sum(axis=1) / np.pi)))
             st.warning(
-                f"**{label[r]}** at {e.layer}: at {h}×{w} a map cannot point at a {diameter:.0f}-px lesion in a "
+                f"**{plain(label[r])}** at {e.layer}: at {h}×{w} a map cannot point at a {diameter:.0f}-px lesion in a "
                 f"{size}-px image (a cell centre lies within reach of only {s['pointing_game_ceiling']:.0%} of them): "
                 "choose an earlier layer or a larger image size.",
                 icon=":material/grid_on:",

@@ -115,3 +115,37 @@ def test_labels_and_lines_use_config_fields_only(store):
     for metric in ("seconds", "images_per_s", "params", "macs", "latency"):
         assert metric not in labels
     assert compare.truncation_summary(done, "test.auroc")["group"].nunique() == 3
+
+
+def test_one_experiment_however_its_size_and_options_were_spelled(store):
+    """Issue 19: 10% = 0.1 = "0.1"; other kinds' options and the bootstrap count are not the experiment;
+    labels show image size and SynthCXR size where runs in view differ in them, never another kind's options."""
+    import numpy as np
+    from compare_fixtures import MEDMNIST, SYNTH, write_run
+
+    from medtl.config import ModelConfig
+
+    y = (np.arange(80) % 4 == 0).astype(int)
+    med = RunConfig(MEDMNIST.replace(train_size="10%"), ModelConfig(cut="layer2"), TrainConfig(epochs=2))
+    # the same experiment: the size as a decimal string, SynthCXR options set (they do not apply), another bootstrap
+    same = RunConfig(
+        MEDMNIST.replace(train_size="0.1", seed=1, n_images=800, difficulty=0.1, prevalence=0.5),
+        ModelConfig(cut="layer2"),
+        TrainConfig(epochs=2, bootstrap=200, seed=1),
+    )
+    assert med.experiment_key() == same.experiment_key() and same.data.n_images == 3000  # SynthCXR's default
+    write_run(store, med, y, 1.0, 0)
+    write_run(store, same, y, 1.0, 1)
+    other = med.replace(data=med.data.replace(image_size=64))
+    write_run(store, other, y, 1.0, 2)
+    s1 = SYNTH.replace(n_images=400)
+    write_run(store, RunConfig(s1, ModelConfig(cut="layer2"), TrainConfig(epochs=2)), y, 1.0, 3)
+    t = store.table()
+    assert t["experiment"].nunique() == 3  # medmnist 32 px (two seeds), medmnist 64 px, SynthCXR
+    labels = dict(zip(t["id"], compare.short_labels(t), strict=True))
+    text = " | ".join(labels.values())
+    assert "image_size=32" in text and "image_size=64" in text
+    assert [k for k, v in labels.items() if "n_images=400" in v] == [t[t["data.dataset"] == "synthetic"]["id"].iloc[0]]
+    assert "bootstrap" not in text and "difficulty" not in text and "prevalence" not in text
+    s = compare.truncation_summary(t, "test.auroc")
+    assert sorted(s["count"]) == [1, 1, 2]  # the two spellings of 10% are one point with n = 2

@@ -8,6 +8,7 @@ import streamlit as st
 from medtl import plots
 from medtl.jobs import JobQueue
 from ui.nav import link
+from ui.text import plain
 
 # Material icons and coloured text: they render without an emoji font (Streamlit ships the icon font)
 BADGE = {
@@ -55,7 +56,7 @@ def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
         c1, c2 = st.columns([5, 1])
         device = live.get("device") or status.get("worker") or status.get("device")
         where = f" · on `{device}`" if device else ""
-        c1.markdown(f"**{status.get('name', run_id)}**  \n`{run_id}` · {BADGE.get(state, state)}{where}")
+        c1.markdown(f"**{plain(status.get('name', run_id))}**  \n`{run_id}` · {BADGE.get(state, state)}{where}")
         if state in ("queued", "running"):
             c2.button("Cancel", key=f"cancel_{run_id}", on_click=queue.cancel, args=(run_id,), width="stretch")
         elif state in ("interrupted", "failed", "cancelled") and (store.path(run_id) / "config.json").exists():
@@ -69,9 +70,9 @@ def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
         if state == "running":
             _progress(status.get("progress", {}), live)
         if state == "failed":
-            st.error(status.get("error") or "failed")
+            st.error(plain(status.get("error") or "failed"))
         elif state in ("interrupted", "cancelled") and status.get("error"):
-            st.caption(status["error"])
+            st.caption(plain(status["error"]))
         history = store.history(run_id)
         if history and state in ("running", "done"):
             with st.expander("Loss and validation curves", expanded=state == "running"):
@@ -86,7 +87,7 @@ def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
                     f"{m['model']['params'] / 1e6:.2f} M params · {m['train']['seconds']:.0f} s training"
                 )
             if status.get("warning"):  # e.g. diverged: the run stays, the user decides
-                st.warning(status["warning"], icon=":material/warning:")
+                st.warning(plain(status["warning"]), icon=":material/warning:")
 
 
 def render(queue: JobQueue, limit: int = 12) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pandas as pd
@@ -244,19 +245,12 @@ def _advisor_start(s: study.StudyConfig, k: str, saved: dict) -> study.StudyConf
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def _speed(model_json: str, image_size: int, batch_size: int, channels: int, device: str) -> dict[str, float]:
-    # a small batch: the images per second of a CPU hardly change with the batch size, and it stays quick
-    return estimate.measure(
-        ModelConfig.from_dict(json.loads(model_json)), image_size, min(batch_size, 8), channels, device, steps=2
-    )
+    return estimate.measure(ModelConfig.from_dict(json.loads(model_json)), image_size, batch_size, channels, device)
 
 
-def show_estimate(s: study.StudyConfig, store: RunStore) -> list:
-    """The number of runs and their estimated time on this machine; returns the runs to queue now."""
-    queue = get_queue()
-    done = store.experiments()
-    planned = study.planned(s, store, done)
-    todo = study.pending(s, store)
-    device = queue.workers[0].device
+def _estimator(store: RunStore):
+    """(counts, speed) for :func:`medtl.estimate.for_runs` on this machine's first worker, cached."""
+    device = get_queue().workers[0].device
     channels = {}
 
     def counts(data):
@@ -265,12 +259,31 @@ def show_estimate(s: study.StudyConfig, store: RunStore) -> list:
         return summary["counts"]
 
     def speed(cfg):
+        counts(cfg.data)
         ch = channels.get(cfg.data.to_json(), 1)
         return _speed(cfg.model.to_json(), cfg.data.image_size, cfg.train.batch_size, ch, device)
 
+    return counts, speed, device
+
+
+def remaining(s: study.StudyConfig, store: RunStore, planned: list, done: dict) -> dict:
+    """The estimate of the study's unfinished runs, calibrated by its finished ones (measured on this machine)."""
+    counts, speed, device = _estimator(store)
+    finished = [(c, store.status(done[c.key()])) for c in planned if c.key() in done]
+    return estimate.for_runs([c for c in planned if c.key() not in done], finished, counts, speed, device)
+
+
+def show_estimate(s: study.StudyConfig, store: RunStore) -> list:
+    """The number of runs and their estimated time on this machine; returns the runs to queue now."""
+    queue = get_queue()
+    done = store.experiments()
+    planned = study.planned(s, store, done)
+    todo = study.pending(s, store)
+    counts, speed, device = _estimator(store)
     kinds = len({estimate.speed_key(c) for c in todo})
     with st.spinner(f"Measuring this machine's speed on {kinds} distinct model(s) (once; a few seconds each)…"):
-        est = estimate.estimate(todo, counts, speed)
+        finished = [(c, store.status(done[c.key()])) for c in planned if c.key() in done]
+        est = estimate.for_runs(todo, finished, counts, speed, device)
     c1, c2, c3 = st.columns(3)
     c1.metric("Runs in the study", len(planned), help="as far as known now: stage 2 of a search is added later")
     c2.metric(
@@ -284,10 +297,15 @@ def show_estimate(s: study.StudyConfig, store: RunStore) -> list:
         else ""
     )
     busy = " It was measured while other runs were training: expect it to be pessimistic." if queue.busy else ""
+    how = (
+        f" Calibrated by {est['calibrated_on']} finished run(s) of this study: they took {est['ratio']:.2f}x the model."
+        if est["calibrated_on"]
+        else " Once the first run has finished, the time it took calibrates the rest."
+    )
     st.caption(
         f"An estimate, one run after another on **{device}** ({len(queue.workers)} worker(s)): measured images per "
-        "second of a few training steps and evaluation passes of each distinct model on this machine, times the "
-        f"images each run sees; start-up adds a few seconds per run.{later}{busy}"
+        "second of two training steps and evaluation passes of each distinct model on this machine, times the "
+        f"images each run sees, plus each run's start-up, checkpoints, bootstrap and profiling.{how}{later}{busy}"
     )
     if est["models"]:
         with st.expander("Per model"):
@@ -310,8 +328,8 @@ def weights_gate(s: study.StudyConfig) -> bool:
 # --- results ------------------------------------------------------------------------------------------
 
 
-def _states(s: study.StudyConfig, store: RunStore) -> dict[str, str]:
-    """Planned run key -> state of its newest run (absent: not queued)."""
+def _states(s: study.StudyConfig, store: RunStore) -> dict[str, tuple[str, str]]:
+    """Planned run key -> (newest run id, its state); a key with a finished run counts as done. Absent: not queued."""
     keys = {c.key() for c in study.planned(s, store)}
     out = {}
     for rid in store.ids():
@@ -319,9 +337,28 @@ def _states(s: study.StudyConfig, store: RunStore) -> dict[str, str]:
             k = store.config(rid).key()
         except (OSError, ValueError, TypeError, KeyError):
             continue
-        if k in keys:
-            out[k] = store.status(rid).get("state", "?")
+        if k in keys and out.get(k, ("", ""))[1] != "done":
+            out[k] = (rid, store.status(rid).get("state", "?"))
     return out
+
+
+def _failed(states: dict[str, tuple[str, str]], store: RunStore) -> None:
+    """The study's runs that did not finish, each with its reason, and one button to retry them all."""
+    failed = [rid for rid, state in states.values() if state in ("failed", "cancelled", "interrupted")]
+    if not failed:
+        return
+    with st.container(border=True):
+        st.markdown(f":red[:material/error:] **{len(failed)} run(s) of this study did not finish**")
+        for rid in failed:
+            stt = store.status(rid)
+            st.text(f"{rid} · {stt.get('name')} · {stt.get('state')}: {stt.get('error') or '-'}")
+        if st.button(f"Retry {len(failed)} run(s)", key="study_retry", icon=":material/replay:"):
+            queue = get_queue()
+            for rid in failed:
+                with contextlib.suppress(ValueError):  # resumed elsewhere meanwhile
+                    queue.resume(rid)
+            st.toast(f"Queued {len(failed)} run(s) again")
+            st.rerun()
 
 
 @st.cache_data(show_spinner="Paired statistics over the finished runs…", max_entries=16)
@@ -344,28 +381,37 @@ def _image(fig, fmt: str):
 
 def results(name: str, store: RunStore) -> None:
     """Progress, conclusions, table and figures of a saved study; refreshes itself while its runs train."""
-    s = study.load(store, name)
-    active = any(v in ACTIVE for v in _states(s, store).values())
+    try:
+        s = study.load(store, name)
+    except (OSError, ValueError) as e:  # a damaged study.json: said; the other studies stay readable
+        st.error(plain(e), icon=":material/error:")
+        return
+    active = any(state in ACTIVE for _, state in _states(s, store).values())
 
     @st.fragment(run_every=3 if active else None)
     def live() -> None:
         states = _states(s, store)
-        n_planned = len(study.planned(s, store))
-        now_active = any(v in ACTIVE for v in states.values())
+        done = store.experiments()
+        planned = study.planned(s, store, done)
+        now_active = any(state in ACTIVE for _, state in states.values())
         if active and not now_active:
             st.rerun()  # finished: one last full run of the page, which stops the polling
-        count = pd.Series(list(states.values()), dtype=str).value_counts().to_dict()
+        count = pd.Series([state for _, state in states.values()], dtype=str).value_counts().to_dict()
         n_done = count.get("done", 0)
         parts = [f"{count[k]} {k}" for k in ("running", "queued", "failed", "cancelled", "interrupted") if count.get(k)]
+        if now_active:
+            left = remaining(s, store, planned, done)
+            calibrated = f", calibrated by {left['calibrated_on']} finished" if left["calibrated_on"] else ""
+            parts.append(f"about {estimate.duration(left['seconds'])} left{calibrated}")
         st.progress(
-            min(n_done / max(n_planned, 1), 1.0),
-            text=f"{n_done} of {n_planned} runs done" + (" · " + " · ".join(parts) if parts else ""),
+            min(n_done / max(len(planned), 1), 1.0),
+            text=f"{n_done} of {len(planned)} runs done" + (" · " + " · ".join(parts) if parts else ""),
         )
+        _failed(states, store)
         if not n_done:
             st.info("No run of this study has finished yet: the figures fill in as they do.")
             return
-        done = store.experiments()
-        finished = tuple(sorted(done[c.key()] for c in study.planned(s, store, done) if c.key() in done))
+        finished = tuple(sorted(done[c.key()] for c in planned if c.key() in done))
         summary = _summary(str(store.root), s.to_json(), finished)
         st.subheader("Conclusions")
         if not summary["complete"]:
@@ -374,7 +420,7 @@ def results(name: str, store: RunStore) -> None:
             )
         st.markdown(
             "\n".join(
-                f"- {c.strip()}" if not c.startswith("  ") else f"    - {c.strip()}" for c in summary["conclusions"]
+                f"- {plain(c)}" if not c.startswith("  ") else f"    - {plain(c)}" for c in summary["conclusions"]
             )
         )
         st.subheader("Selected cut per initialisation and training size")

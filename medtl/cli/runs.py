@@ -426,6 +426,11 @@ def runs_run(a: argparse.Namespace) -> int:
             raise ValueError(f"Run {a.run_id} is {st.get('state')}; only interrupted, failed or cancelled runs resume")
         _, status = _train_one(store, store.config(a.run_id), resume_id=a.run_id)
         return 0 if status.get("state") == "done" else 1
+    from medtl.compare import display_names
+
+    table = store.table()
+    # names extended by whatever else tells the listed runs apart (image size, SynthCXR size, lr, ...)
+    names = dict(zip(table["id"], display_names(table), strict=True)) if not table.empty else {}
     rows = []
     for run_id in store.ids():
         st, m = store.status(run_id), store.metrics(run_id) or {}
@@ -433,7 +438,7 @@ def runs_run(a: argparse.Namespace) -> int:
         rows.append(
             {
                 "id": run_id,
-                "name": st.get("name"),
+                "name": names.get(run_id, st.get("name")),
                 "state": st.get("state"),
                 # where it trained: the queue's worker, else the trainer's record
                 "device": st.get("worker") or st.get("device") or m.get("train", {}).get("device"),
