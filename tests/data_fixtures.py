@@ -164,3 +164,43 @@ def make_clipped_folder(root: Path, n: int = 10) -> Path:
         for i in range(n):
             Image.fromarray(gradient12(offset=offset).clip(0, 255).astype(np.uint8)).save(d / f"{cls}{i}.png")
     return root
+
+
+def make_own_data(root: Path, n: int = 180, size: int = 32) -> dict[str, str]:
+    """One learnable finding (SynthCXR nodules, large and clear) written three ways a user brings data:
+    a MedMNIST-format ``.npz`` (official splits), a class folder of PNG, JPEG and 12-bit DICOM files
+    (``normal``/``nodule``), and a CSV manifest whose labels are the words ``normal``/``nodule``.
+    Returns dataset spec -> its kind's name. No target needs to be given: each has a default."""
+    from medtl.data import synth
+
+    prev = {f: (0.4 if f == "nodule" else 0.1) for f in synth.FINDINGS}
+    images, labels, _ = synth.generate(n, size, seed=5, prevalence=prev, difficulty=0.05, progress=False)
+    img = np.asarray(images[:, 0])
+    y = labels[:, synth.FINDINGS.index("nodule")].astype(np.uint8)
+    root.mkdir(parents=True, exist_ok=True)
+    parts = np.split(np.arange(n), [int(0.6 * n), int(0.8 * n)])
+    npz = root / "nodulemnist.npz"
+    arrays = {}
+    for name, idx in zip(("train", "val", "test"), parts, strict=True):
+        arrays[f"{name}_images"], arrays[f"{name}_labels"] = img[idx], y[idx, None]
+    np.savez(npz, **arrays)
+    folder, rows = root / "xr", []
+    for i in range(n):
+        cls = "nodule" if y[i] else "normal"
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+        p = folder / cls / f"img{i:03d}"
+        if i % 3 == 0:
+            Image.fromarray(img[i]).save(p.with_suffix(".png"))
+        elif i % 3 == 1:
+            Image.fromarray(img[i]).save(p.with_suffix(".jpg"), quality=95)
+        else:
+            write_dicom(p.with_suffix(".dcm"), img[i].astype(np.uint16) * 16)
+        rows.append({"path": f"img/{i:03d}.png", "label": cls, "patient_id": f"p{i}"})
+        (root / "img").mkdir(exist_ok=True)
+        Image.fromarray(img[i]).save(root / "img" / f"{i:03d}.png")
+    manifest = root / "manifest.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "label", "patient_id"])
+        w.writeheader()
+        w.writerows(rows)
+    return {f"medmnist:{npz}": "medmnist", f"folder:{folder}": "folder", f"csv:{manifest}": "csv"}

@@ -47,7 +47,7 @@ def test_suggest_cuts_starts_a_search_from_the_advisors_blocks(server, page, tmp
     if not start.is_visible():  # a saved study folds the form away
         page.get_by_text("New study").click()
     choose(page, "study_start", "quick")
-    choose(page, "s_quick_cm", "search: blocks, then layers inside the best block")
+    choose(page, "s_quick_cm", "search (two stages)")
     fill(page, "Pretrained source (optional)", "/no/such/file.pt")
     page.get_by_text("Initialisation file /no/such/file.pt does not exist").wait_for()
     fill(page, "Pretrained source (optional)", str(source))

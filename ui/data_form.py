@@ -93,11 +93,10 @@ def _target(prefix: str, kind: datasets.DatasetKind, probe: DataConfig, initial:
     if st.session_state[key] not in names:  # another path, other classes: start from its default again
         st.session_state[key] = default
 
-    def label(name: str) -> str:
+    def label(name: str) -> str:  # short: the form's column is narrow at 1280 px
         t = next(t for t in offered if t.name == name)
         about = "≈" if kind.findings is not None else ""
-        count = "" if t.n_pos is None else f" · {about}{t.n_pos:,} positive of {t.n:,}"
-        return f"{t.label}{count}{' (default)' if name == default else ''}"
+        return t.label if t.n_pos is None else f"{t.label} · {about}{t.n_pos:,}/{t.n:,}"
 
     picked = st.selectbox(
         "Target",
@@ -106,7 +105,8 @@ def _target(prefix: str, kind: datasets.DatasetKind, probe: DataConfig, initial:
         format_func=label,
         index=None,
         placeholder="Choose the positive class",
-        help=f"The target: {kind.target_help}",
+        help=f"The target: {kind.target_help}. Each option shows its positive images / all images"
+        + (f"; the data's default is {default}." if default else "."),
     )
     keep(key)
     if picked is None:

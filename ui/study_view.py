@@ -24,10 +24,10 @@ from ui.nav import link
 from ui.state import data_summary, get_queue, load_data
 from ui.text import plain
 
-CUT_CHOICES = {
-    "blocks": "blocks: every block-level cut",
-    "layers": "layers: every cut point",
-    "search": "search: blocks, then layers inside the best block",
+CUT_CHOICES = {  # short: the form's column is narrow at 1280 px (the help says more)
+    "blocks": "every block",
+    "layers": "every layer",
+    "search": "search (two stages)",
     "list": "a list of cuts",
 }
 ACTIVE = ("queued", "running")
@@ -110,7 +110,15 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             format_func=lambda s: f"{s} ({STRATEGIES[s].label})",
             help="Full fine-tuning is always trained as the reference.",
         )
-        mode = st.selectbox("Cuts", list(CUT_CHOICES), key=f"{k}_cm", format_func=CUT_CHOICES.get)
+        mode = st.selectbox(
+            "Cuts",
+            list(CUT_CHOICES),
+            key=f"{k}_cm",
+            format_func=CUT_CHOICES.get,
+            help="every block: each block-level cut and the full network · every layer: each published cut point · "
+            "search: the TTL paper's procedure, every block first, then the layers inside the block that wins on "
+            "validation · a list of cuts: the ones you pick",
+        )
         cuts: str | list = mode
         if mode == "list":
             names = list(dict.fromkeys(p.name for bb in backbones or ["resnet18"] for p in registry.cut_points(bb)))

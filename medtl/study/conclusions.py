@@ -272,7 +272,10 @@ def group_caveats(study: StudyConfig, store: RunStore, g: dict) -> list[dict]:
     crit = study.criterion.removeprefix("val_").upper()
     tie = g.get("tie") or {}
     if tie.get("tied"):
-        cuts = [tie["best"], *tie["tied"]]
+        from medtl.models.registry import cut_stages
+
+        depth = cut_stages(g["backbone"])
+        cuts = sorted([tie["best"], *tie["tied"]], key=lambda c: depth.get(c, 0))  # bottom of the network first
         values = ", ".join(f"{_label_cut(c)} {abs(g['val'][c]):.3f}" for c in cuts)
         how = (
             "within the noise of the validation images (the paired bootstrap 95% interval of each difference "
