@@ -102,7 +102,15 @@ c2.caption(
     "negative (plain maps at deep cuts light up the image border)."
 )
 
-data = load_data(configs[runs[0]].data.to_json())
+try:
+    data = load_data(configs[runs[0]].data.to_json())
+except (ValueError, OSError) as e:  # the run's data moved or changed since it trained: said, not a crash
+    st.error(
+        f"The test images of {plain(names[runs[0]])} cannot be loaded: {plain(e)}. Put the dataset back where it was "
+        "trained from, or pick another run.",
+        icon=":material/error:",
+    )
+    st.stop()
 indices = None
 if kind == "by index":
     raw = st.text_input(

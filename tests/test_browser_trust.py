@@ -91,3 +91,20 @@ def test_a_config_already_done_is_flagged(server, page):
     _queue_button(page).get_by_text("Queue 1 run").wait_for()
     assert not _queue_button(page).is_disabled()
     screenshot(page, "train_duplicate_flagged")
+
+
+def test_the_train_form_keeps_its_values_when_another_page_is_visited(server, page):
+    """Streamlit drops a widget's state when its page is not drawn; the form keeps what was typed."""
+    page.goto(server["url"] + "/Train")
+    page.get_by_role("heading", name="Train", exact=True).wait_for()
+    fill(page, "Image size (px)", "48")
+    fill(page, "Epochs", "7")
+    fill(page, "Seeds", "0, 1")
+    page.get_by_role("link", name="Compare").first.click()
+    page.get_by_role("heading", name="Compare runs").wait_for()
+    page.get_by_role("link", name="Train").first.click()
+    page.get_by_role("heading", name="Train", exact=True).wait_for()
+    page.wait_for_timeout(1500)
+    assert page.get_by_label("Image size (px)", exact=True).input_value() == "48"
+    assert page.get_by_label("Epochs", exact=True).input_value() == "7"
+    assert page.get_by_label("Seeds", exact=True).input_value() == "0, 1"

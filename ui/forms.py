@@ -177,8 +177,8 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
         init(key, value)
     c1, c2 = st.columns(2)
     t = {
-        "epochs": _checked(c1, "epochs", int(c1.number_input("Epochs", key="epochs")), res),
-        "batch_size": _checked(c2, "batch_size", int(c2.number_input("Batch size", key="batch_size")), res),
+        "epochs": _checked(c1, "epochs", int(c1.number_input("Epochs", step=1, key="epochs")), res),
+        "batch_size": _checked(c2, "batch_size", int(c2.number_input("Batch size", step=1, key="batch_size")), res),
         "lr": _checked(c1, "lr", float(c1.number_input("Learning rate", step=1e-4, format="%g", key="lr")), res),
         "device": c2.selectbox("Device", ["auto", "cpu", "cuda"], key="device"),
         "compile": st.checkbox(

@@ -40,12 +40,12 @@ def _progress(on_disk: dict, live: dict) -> None:
             text=f"training · epoch {p['epoch']}/{p['epochs']} · batch {p['batch']}/{p['batches']} · "
             f"loss {p.get('loss', float('nan')):.4f} · {p.get('images_per_s', 0):.0f} img/s · ETA {_fmt_eta(p.get('eta_s'))}",
         )
-    elif p.get("total"):
-        st.progress(min(p.get("done", 0) / p["total"], 1.0), text=f"{phase} · {p.get('done', 0)}/{p['total']}")
-    elif p.get("final"):  # after the last epoch: the final evaluation, intervals and profiling
-        st.progress(1.0, text=f"training finished · {phase}")
-    else:
-        st.progress(0.0, text=phase)
+    else:  # loading data, or after the last epoch: the final evaluation, intervals and profiling
+        text = f"training finished · {phase}" if p.get("final") else phase
+        if p.get("total"):
+            st.progress(min(p.get("done", 0) / p["total"], 1.0), text=f"{text} · {p.get('done', 0)}/{p['total']}")
+        else:
+            st.progress(1.0 if p.get("final") else 0.0, text=text)
 
 
 def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
