@@ -139,7 +139,9 @@ def test_with_seeds_a_difference_is_significant_only_when_seeds_agree(tmp_path):
     seeds = v["seed_delta_auprc"]
     assert seeds["n"] == 2 and seeds["ci"][0] < 0 < seeds["ci"][1]
     assert v["significant"]["auprc"] is False
-    assert "single_seed" not in {c["code"] for c in g["caveats"]}
+    assert "single_seed" not in {c["code"] for c in g["caveats"]} and "few_seeds" in {c["code"] for c in g["caveats"]}
+    assert -1 <= seeds["ci"][0] and seeds["ci"][1] <= 1  # a difference of AUCs, clipped to its range
+    assert out["conclusions"][0].startswith("Every comparison below uses two seeds: the interval over seeds")
     line = next(w for w in out["conclusions"] if "truncating resnet18 at layer1" in w)
     assert ", over seeds [" in line and "not significant" in line.split("AUROC")[0]
 

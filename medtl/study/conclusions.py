@@ -85,7 +85,9 @@ def paired(
     # with several seeds, training randomness too: the interval of the mean per-seed difference
     for m in ("auroc", "auprc"):
         if "per_seed" in r:
-            r[f"seed_delta_{m}"] = stats.seed_interval(x[f"delta_{m}"]["value"] for x in r["per_seed"])
+            d = stats.seed_interval(x[f"delta_{m}"]["value"] for x in r["per_seed"])
+            d["ci"] = [max(d["ci"][0], -1.0), min(d["ci"][1], 1.0)]  # a difference of two AUCs lies in [-1, 1]
+            r[f"seed_delta_{m}"] = d
     r["significant"] = {m: _significant(r, m) for m in ("auroc", "auprc")}
     return r
 
@@ -236,8 +238,8 @@ def _interval_text(d: dict) -> str:
 
 
 def comparison_caveats(r: dict, label_a: str, label_b: str) -> list[dict]:
-    """Caveats of a paired comparison: ``single_seed`` and ``below_chance`` (a compared model whose
-    test AUROC interval contains 0.5 did not learn detectably)."""
+    """Caveats of a paired comparison: ``single_seed`` (or ``few_seeds``: two) and ``below_chance`` (a
+    compared model whose test AUROC interval contains 0.5 did not learn detectably)."""
     out = []
     if r.get("rows", 1) < 2:
         out.append(
@@ -245,6 +247,14 @@ def comparison_caveats(r: dict, label_a: str, label_b: str) -> list[dict]:
                 "code": "single_seed",
                 "text": "one seed: the intervals and p-values cover the sampling of test images only, not training "
                 "randomness (another seed may rank the models differently); train at least 3 seeds",
+            }
+        )
+    elif r.get("rows", 1) == 2:
+        out.append(
+            {
+                "code": "few_seeds",
+                "text": "two seeds: the interval over seeds is a t interval with one degree of freedom, so wide that "
+                "no difference can be significant across seeds; train at least 3 seeds (5 to be confident)",
             }
         )
     chance = [(lbl, r[part]["auroc"]) for part, lbl in (("a", label_a), ("b", label_b))]
@@ -265,7 +275,8 @@ def comparison_caveats(r: dict, label_a: str, label_b: str) -> list[dict]:
 
 
 def group_caveats(study: StudyConfig, store: RunStore, g: dict) -> list[dict]:
-    """What limits a decided group's conclusion: ``single_seed``, ``val_tie``, ``small_val``, ``below_chance``."""
+    """What limits a decided group's conclusion: ``single_seed`` / ``few_seeds``, ``val_tie``, ``small_val``,
+    ``below_chance``."""
     if g["selected"] is None:
         return []
     out = []
@@ -397,11 +408,12 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
     """
     out = []
     decided = [g for g in summary["groups"] if g.get("vs_full")]
-    single = bool(decided) and all(any(c["code"] == "single_seed" for c in g["caveats"]) for g in decided)
-    common = {"single_seed"} if single else set()
-    if single:
-        text = next(c["text"] for c in decided[0]["caveats"] if c["code"] == "single_seed")
-        out.append(f"Every comparison below uses {text}.")
+    common = set()
+    for code in ("single_seed", "few_seeds"):  # said once when every decided group has it
+        if decided and all(any(c["code"] == code for c in g["caveats"]) for g in decided):
+            common.add(code)
+            text = next(c["text"] for c in decided[0]["caveats"] if c["code"] == code)
+            out.append(f"Every comparison below uses {text}.")
     for g in summary["groups"]:
         head = f"With {_size_words(g['size'])} ({g['init']} init, {g['backbone']})"
         if g["selected"] is None or not g.get("vs_full") and g.get("blocked"):
