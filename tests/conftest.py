@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -123,7 +124,18 @@ def fill(pg, label: str, value: str) -> None:
     box = pg.get_by_label(label, exact=True)
     box.fill(value)
     box.press("Enter")
+    idle(pg)
+
+
+def idle(pg, timeout: float = 30_000) -> None:
+    """Until the app has finished the rerun a change started (on a loaded machine a rerun takes seconds:
+    typing into the next field before it ends can lose the value)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     pg.wait_for_timeout(500)
+    # a page that polls (a run training) may never be idle for long: then go on after the timeout
+    with contextlib.suppress(PlaywrightTimeout):
+        pg.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=timeout)
 
 
 def choose(pg, key: str, option: str, many: bool = False) -> None:
@@ -132,4 +144,4 @@ def choose(pg, key: str, option: str, many: bool = False) -> None:
     pg.get_by_role("option", name=option, exact=many).first.click()
     if many:
         pg.keyboard.press("Escape")
-    pg.wait_for_timeout(500)
+    idle(pg)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import choose, fill, screenshot
+from conftest import idle as _idle
 from data_fixtures import make_own_data
 
 from medtl.runs import RunStore
@@ -22,11 +23,6 @@ KIND_LABEL = {
     "csv": ("CSV manifest (path,label)", "CSV manifest"),
 }
 FINISHED = ("done", "failed", "cancelled")
-
-
-def _idle(page) -> None:
-    page.wait_for_timeout(800)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')")
 
 
 def _wait_runs(store: RunStore, n: int, timeout: float = 600, settle: bool = False) -> None:

@@ -186,8 +186,9 @@ def test_estimate_is_the_work_over_the_measured_speed():
     s = study.preset("quick")
     counts = {"train": {"n": 280}, "val": {"n": 60}, "test": {"n": 60}}
     out = estimate.estimate(s.stage1(), lambda d: counts, lambda c: {"train_ips": 100.0, "eval_ips": 400.0})
-    per_run = 2 * 280 / 100 + (2 * 60 + 60) / 400
-    assert out["runs"] == 3 and out["seconds"] == pytest.approx(3 * per_run)
+    # two epochs of training and validation, the final validation and test passes, and the per-run overhead
+    per_run = [2 * 280 / 100 + (3 * 60 + 60) / 400 + estimate.overhead(c, 60) for c in s.stage1()]
+    assert out["runs"] == 3 and out["seconds"] == pytest.approx(sum(per_run))
     assert [m["runs"] for m in out["models"]] == [1, 1, 1]  # three distinct models: layer1, layer2, full
     assert estimate.duration(75) == "1 min 15 s" and estimate.duration(7300) == "2 h 01 min"
 
