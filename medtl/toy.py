@@ -142,8 +142,11 @@ class ToyResult:
         Of one draw (``draw``), or of the mean counts over all draws (``None``): all draws share
         the scores, so the top ``cut`` is one threshold for every draw.
         """
-        y = self.labels[draw] if draw is not None else self.labels.mean(axis=0, dtype=np.float64)
-        tp, n_pos = y[:cut].sum().item(), y.sum().item()
+        if draw is None:
+            tp = float(self.labels[:, :cut].sum(axis=1).mean())  # a mean of whole counts: exact where draws agree
+        else:
+            tp = int(self.labels[draw, :cut].sum())
+        n_pos = int(self.labels[0].sum())
         return confusion_rates(tp, cut - tp, self.scores.size - n_pos - (cut - tp), n_pos - tp)
 
     def cut_curves(self) -> dict[str, np.ndarray]:
