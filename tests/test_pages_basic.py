@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from medtl import toy
+from ui.nav import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 ROC_PAGE = str(ROOT / "pages" / "1_ROC_vs_PRC.py")
@@ -24,6 +25,16 @@ def test_home_renders():
     assert list(weights["backbone"])[:2] == ["resnet18", "resnet50"]
     assert set(weights["weights"]) == {"✗ not downloaded", "none exist for this backbone"}  # offline, nothing cached
     assert len(at.get("image")) == 1  # the SynthCXR gallery
+
+
+def test_home_links_every_page_of_the_navigation():
+    """The Pages column is ui/nav.PAGES: one link per page, titled as in the sidebar, its description below."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    links = [(e.proto.label, e.proto.page, e.proto.icon) for e in at.get("page_link")]
+    assert links == [(p.title, Path(f).stem.split("_", 1)[1], p.icon) for f, p in PAGES.items()]
+    captions = [c.value for c in at.caption]
+    assert all(p.description in captions for p in PAGES.values())
 
 
 def _roc(**settings) -> AppTest:
