@@ -79,8 +79,9 @@ def page_list() -> None:
     narrow column, a caption wraps.
     """
     for page, p in PAGES.items():
-        link(page)
-        st.caption(p.description)
+        with st.container(gap=None):  # the caption right under its link; the pairs keep the column's gap
+            link(page)
+            st.caption(p.description)
 
 
 def navigation(home: Callable[[], None]) -> StreamlitPage:
