@@ -64,7 +64,12 @@ res = simulate(**p)
 
 n = n_pos + n_neg
 wanted = state[THRESHOLD]
-state.threshold = state[THRESHOLD] = min(wanted, n)
+state[THRESHOLD] = min(wanted, n)
+# Hand the slider its value only when it would not have it: a new range (a new slider), a Reset, or
+# a rerun after an error hid it. Setting it on every rerun would also undo keys pressed meanwhile.
+if state.get("roc_slider_n") != n or state.get("threshold") != state[THRESHOLD]:
+    state.threshold = state[THRESHOLD]
+state.roc_slider_n = n
 cut = st.slider(
     "Predict the top N images as positive (threshold)",
     1,
