@@ -9,7 +9,7 @@ from medtl import __version__, plots, system, toy
 from medtl.config import DataConfig
 from medtl.models.registry import BACKBONES
 from medtl.models.weights import checkpoint_dir
-from ui.nav import HOME_ICON, PAGES, link
+from ui.nav import navigation, page_list
 from ui.state import get_store, preview_png, weights_label
 
 
@@ -70,11 +70,7 @@ def home() -> None:
         st.image(preview_png(gallery.to_json(), n=8, cols=4, px=192), width="stretch")
     with right:
         st.subheader("Pages")
-        link("pages/1_ROC_vs_PRC.py", "ROC vs PRC — the imbalance toy example")
-        link("pages/2_Train.py", "Train — queue runs and sweeps, watch them live")
-        link("pages/3_Compare.py", "Compare — curves, truncation plots, seeds")
-        link("pages/4_Grad-CAM.py", "Explain — where each cut looks (Grad-CAM), what it reuses (CKA)")
-        link("pages/5_Study.py", "Study — should I transfer, and how much? The two-stage search in one action")
+        page_list()
         store = get_store()
         counts = Counter(store.status(r).get("state") for r in store.ids())
         st.subheader("Runs")
@@ -96,9 +92,4 @@ def home() -> None:
 # One navigation for the whole app, so the sidebar says "Home" (not the entry file's name) and every
 # page keeps its file in pages/ and its URL (/ROC_vs_PRC, /Train, /Compare, /Grad-CAM).
 st.set_page_config(page_title="MedTL Studio", page_icon=":material/radiology:", layout="wide")
-st.navigation(
-    [
-        st.Page(home, title="Home", icon=HOME_ICON, default=True),
-        *(st.Page(path, title=title, icon=icon) for path, (title, icon) in PAGES.items()),
-    ]
-).run()
+navigation(home).run()

@@ -27,7 +27,8 @@ def _square(fig: go.Figure, x_title: str, y_title: str, title: str | None) -> go
     fig.update_layout(
         title=title,
         template="plotly_white",
-        legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"),
+        # "normal": Plotly lists traces in reverse once a band fills to the next trace (B above A)
+        legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top", traceorder="normal"),
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         height=520,
     )
@@ -65,6 +66,7 @@ def _marker(fig: go.Figure, x: float, y: float, color: str, label: str) -> None:
         y=[y],
         mode="markers",
         marker=dict(size=13, color=color, symbol="circle-open", line=dict(width=3)),
+        cliponaxis=False,  # a threshold at the plot's edge (recall 1, FPR 0) shows its whole circle
         name=label,
         showlegend=False,
         hovertemplate=f"{label}<br>x=%{{x:.3f}}, y=%{{y:.3f}}<extra></extra>",
@@ -77,9 +79,15 @@ def _curve_figure(
     """Curves (one trace per entry, ``pts[x]`` vs ``pts[y]``) over dashed chance lines, with
     optional shaded bands and threshold markers: the shared body of ROC and PR figures."""
     fig = go.Figure()
-    for cx, cy, label in chance:
+    for cx, cy, label in chance:  # drawn first (below the curves), listed last
         fig.add_scatter(
-            x=cx, y=cy, mode="lines", line=dict(dash="dash", color="grey", width=1), name=label, hoverinfo="skip"
+            x=cx,
+            y=cy,
+            mode="lines",
+            line=dict(dash="dash", color="grey", width=1),
+            name=label,
+            hoverinfo="skip",
+            legendrank=2000,
         )
     for i, (name, pts) in enumerate(curves.items()):
         color = PALETTE[i % len(PALETTE)]
@@ -87,11 +95,13 @@ def _curve_figure(
         if bands and name in bands:
             b = bands[name]
             _band(fig, b["x"], b["lo"], b["hi"], color, f"{short} 95% band", shape)
+            fig.data[-1].legendrank = 2 * i + 1  # each curve's band listed right after it
         fig.add_scatter(
             x=pts[x],
             y=pts[y],
             mode="lines",
             name=name,
+            legendrank=2 * i,
             line=dict(color=color, width=2, shape=shape),
             customdata=_custom(pts, name),
             hovertemplate=_HOVER,

@@ -14,31 +14,67 @@ from math import comb
 
 import numpy as np
 
-from medtl.metrics import Curves, weighted_curves
+from medtl.metrics import Curves, confusion_rates, weighted_curves
 
 DEFAULTS = {"n_pos": 10, "n_neg": 990, "k_a": 12, "k_b": 30, "draws": 200, "seed": 0}
+DEFAULT_THRESHOLD = DEFAULTS["k_a"]  # predict the top k_a positive: where A has found every positive
 METRICS = ("auroc", "auprc", "auprc_trapezoid")
 MAX_CELLS = 20_000_000  # draws x examples; each (draws, N) float64 array is 8 bytes a cell
 
 
-def validate(n_pos: int, n_neg: int, k: int, draws: int = 1) -> None:
-    """Raise ``ValueError`` naming the bad argument when the example is undefined."""
-    if n_pos < 1:
-        raise ValueError(f"n_pos (positives) must be at least 1. Got {n_pos}")
-    if n_neg < 1:
-        raise ValueError(f"n_neg (negatives) must be at least 1. Got {n_neg}")
-    if not n_pos <= k <= n_pos + n_neg:
-        raise ValueError(
-            f"k must lie between the number of positives ({n_pos}) and of all examples "
-            f"({n_pos + n_neg}): the positives have to fit in the top k. Got k={k}"
-        )
+class SettingError(ValueError):
+    """A setting that makes the example undefined.
+
+    ``param`` names the one at fault (``n_pos``, ``n_neg``, ``draws``, or the classifier's own
+    ``k``: ``k_a``/``k_b`` from :func:`problems`, ``k`` from :func:`validate`); ``problem`` says
+    what is wrong and what is allowed without naming it, so a form can put its own label first.
+    """
+
+    def __init__(self, param: str, problem: str):
+        super().__init__(f"{param} {problem}")
+        self.param, self.problem = param, problem
+
+
+def problems(n_pos: int, n_neg: int, ks: dict[str, int], draws: int = 1) -> list[SettingError]:
+    """Every bad setting of the example, each blamed on its own parameter.
+
+    Args:
+        ks: parameter name -> top k of that classifier, e.g. ``{"k_a": 12, "k_b": 30}``.
+
+    The range of k depends on the counts, so the ks are checked only once the counts are valid;
+    the number of draws is capped by what one (draws, examples) array may hold.
+    """
+    found = [
+        SettingError(name, f"must be at least 1. Got {v}") for name, v in (("n_pos", n_pos), ("n_neg", n_neg)) if v < 1
+    ]
+    n = n_pos + n_neg
+    if not found:
+        found += [
+            SettingError(
+                name,
+                f"must lie between the number of positives ({n_pos:,}) and of all examples ({n:,}): "
+                f"the positives have to fit in the top k. Got {k:,}",
+            )
+            for name, k in ks.items()
+            if not n_pos <= k <= n
+        ]
     if draws < 1:
-        raise ValueError(f"draws must be at least 1. Got {draws}")
-    if draws * (n_pos + n_neg) > MAX_CELLS:
-        raise ValueError(
-            f"draws x examples = {draws * (n_pos + n_neg):,} is more than this example computes at once "
-            f"({MAX_CELLS:,}); use fewer draws or examples"
+        found.append(SettingError("draws", f"must be at least 1. Got {draws}"))
+    elif n >= 1 and draws * n > MAX_CELLS:
+        found.append(
+            SettingError(
+                "draws",
+                f"must be at most {MAX_CELLS // n:,} for {n:,} examples (draws x examples is at most {MAX_CELLS:,} "
+                f"here); use fewer draws or examples. Got {draws:,}",
+            )
         )
+    return found
+
+
+def validate(n_pos: int, n_neg: int, k: int, draws: int = 1) -> None:
+    """Raise the first of :func:`problems` (a ``ValueError`` naming the bad argument), if any."""
+    for e in problems(n_pos, n_neg, {"k": k}, draws):
+        raise e
 
 
 def expected(n_pos: int, n_neg: int, k: int) -> dict[str, float]:
@@ -99,6 +135,19 @@ class ToyResult:
             "fp": np.r_[fp[::-1], 0.0],
         }
         return roc, pr
+
+    def at_cut(self, cut: int, draw: int | None = None) -> dict[str, float]:
+        """Confusion counts and rates when predicting the top ``cut`` examples positive.
+
+        Of one draw (``draw``), or of the mean counts over all draws (``None``): all draws share
+        the scores, so the top ``cut`` is one threshold for every draw.
+        """
+        if draw is None:
+            tp = float(self.labels[:, :cut].sum(axis=1).mean())  # a mean of whole counts: exact where draws agree
+        else:
+            tp = int(self.labels[draw, :cut].sum())
+        n_pos = int(self.labels[0].sum())
+        return confusion_rates(tp, cut - tp, self.scores.size - n_pos - (cut - tp), n_pos - tp)
 
     def cut_curves(self) -> dict[str, np.ndarray]:
         """Per-cut statistics: predicting the top N positive for N = 1..total.

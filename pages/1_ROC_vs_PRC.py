@@ -16,15 +16,38 @@ st.markdown(
     unsafe_allow_html=True,
 )
 
-D = toy.DEFAULTS
+# each setting of toy.DEFAULTS: its label (the name its errors are blamed on), range and help
+FIELDS = {
+    "n_pos": ("Positives", 1, 10_000, None),
+    "n_neg": ("Negatives", 0, 200_000, None),
+    "k_a": ("Top k of classifier A", 1, 210_000, "A puts every positive somewhere in its top k"),
+    "k_b": ("Top k of classifier B", 1, 210_000, "B puts every positive somewhere in its top k"),
+    "draws": ("Random draws", 1, 5_000, "independent classifiers per k"),
+    "seed": ("Seed", 0, 2**31 - 1, None),
+}
+# The chosen top N lives apart from its slider: the slider's range follows n, and Streamlit makes a
+# new slider (back at its default) whenever the range changes.
+THRESHOLD = "roc_threshold"
+START = {**toy.DEFAULTS, THRESHOLD: toy.DEFAULT_THRESHOLD, "curve_kind": "mean over draws", "bands": True}
+state = st.session_state
+for key, value in START.items():
+    if key not in state:
+        state[key] = value
+
+
+def reset() -> None:
+    state.update(START)
+
+
+def remember_threshold() -> None:
+    state[THRESHOLD] = state.threshold
+
+
 with st.sidebar:
     st.header("Data and classifiers")
-    n_pos = st.number_input("Positives", 1, 10_000, D["n_pos"], key="n_pos")
-    n_neg = st.number_input("Negatives", 0, 200_000, D["n_neg"], key="n_neg")
-    k_a = st.number_input("A: positives within top k", 1, 210_000, D["k_a"], key="k_a")
-    k_b = st.number_input("B: positives within top k", 1, 210_000, D["k_b"], key="k_b")
-    draws = st.number_input("Random draws", 1, 5_000, D["draws"], key="draws", help="independent classifiers per k")
-    seed = st.number_input("Seed", 0, 2**31 - 1, D["seed"], key="seed")
+    p = {key: st.number_input(label, lo, hi, key=key, help=h) for key, (label, lo, hi, h) in FIELDS.items()}
+    st.button("Reset", key="reset", on_click=reset, help="every setting, the threshold and the view as at the start")
+n_pos, n_neg, k_a, k_b, draws = (p[k] for k in ("n_pos", "n_neg", "k_a", "k_b", "draws"))
 
 
 @st.cache_data(max_entries=32, show_spinner="Drawing classifiers…")
@@ -32,26 +55,31 @@ def simulate(n_pos: int, n_neg: int, k_a: int, k_b: int, draws: int, seed: int) 
     return toy.compare(n_pos, n_neg, k_a, k_b, draws, seed)
 
 
-try:
-    for name, k in (("A", k_a), ("B", k_b)):
-        try:
-            toy.validate(n_pos, n_neg, k, draws)
-        except ValueError as e:
-            raise ValueError(f"classifier {name}: {e}") from None
-    res = simulate(n_pos, n_neg, k_a, k_b, draws, seed)
-except ValueError as e:
-    st.error(f"**Cannot build this example:** {e}")
+bad = toy.problems(n_pos, n_neg, {"k_a": k_a, "k_b": k_b}, draws)
+for e in bad:
+    st.error(f"{FIELDS[e.param][0]}: {e.problem}")
+if bad:
     st.stop()
+res = simulate(**p)
 
 n = n_pos + n_neg
+wanted = state[THRESHOLD]
+state[THRESHOLD] = min(wanted, n)
+# Hand the slider its value only when it would not have it: a new range (a new slider), a Reset, or
+# a rerun after an error hid it. Setting it on every rerun would also undo keys pressed meanwhile.
+if state.get("roc_slider_n") != n or state.get("threshold") != state[THRESHOLD]:
+    state.threshold = state[THRESHOLD]
+state.roc_slider_n = n
 cut = st.slider(
     "Predict the top N images as positive (threshold)",
     1,
     n,
-    min(max(k_a, 1), n),
-    key="cut",
+    key="threshold",
+    on_change=remember_threshold,
     help="moves the markers on both plots and updates the confusion tables",
 )
+if wanted > n:
+    st.info(f"The threshold was the top {wanted:,}, more than the {n:,} images there are now: it is set to {n:,}.")
 one_draw = (
     st.radio(
         "Curves",
@@ -64,27 +92,22 @@ one_draw = (
     == "one draw"
 )
 
-roc, pr, marks_roc, marks_pr, bands_roc, bands_pr, tables = {}, {}, {}, {}, {}, {}, {}
+roc, pr, marks_roc, marks_pr, bands_roc, bands_pr = {}, {}, {}, {}, {}, {}
 for name, r in res.items():
     if one_draw:
         y = r.labels[0]
         label = f"{name} (top {r.k}), draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {metrics.average_precision(y, r.scores):.3f}"
         roc[label], pr[label] = metrics.roc_points(y, r.scores), metrics.pr_points(y, r.scores)
-        t = metrics.confusion_at(y, r.scores, r.scores[cut - 1])
     else:
         s = r.summary()
         label = f"{name} (top {r.k}) · mean AUROC {s['auroc']['mean']:.3f} · mean AP {s['auprc']['mean']:.3f}"
         roc[label], pr[label] = r.mean_points()
-        tp = float(roc[label]["tp"][cut])
-        t = {"tp": tp, "fp": cut - tp, "fn": n_pos - tp, "tn": n_neg - (cut - tp)}
-        t.update(metrics.confusion_rates(t["tp"], t["fp"], t["tn"], t["fn"]))
     marks_roc[label], marks_pr[label] = cut, n - cut  # one point per cut in both kinds of curve
     cc = r.cut_curves()
     bands_roc[label] = {"x": cc["fpr"], "lo": cc["tpr_lo"], "hi": cc["tpr_hi"]}
     bands_pr[label] = {"x": cc["tpr"][::-1], "lo": cc["precision_lo"][::-1], "hi": cc["precision_hi"][::-1]}
-    tables[name] = t
 
-show_bands = st.toggle(f"Show the 95% band over all {draws} draws (threshold-averaged)", value=True, key="bands")
+show_bands = st.toggle(f"Show the 95% band over all {draws} draws (threshold-averaged)", key="bands")
 c1, c2 = st.columns(2)
 prevalence = n_pos / n
 c1.plotly_chart(plots.roc_figure(roc, marks_roc, bands_roc if show_bands else None), key="roc")
@@ -92,25 +115,13 @@ c2.plotly_chart(plots.pr_figure(pr, prevalence, marks_pr, bands_pr if show_bands
 
 st.subheader(f"At the threshold: top {cut} predicted positive")
 st.caption("Counts are " + ("those of draw 1." if one_draw else f"means over the {draws} draws."))
-rows = {
-    name: {
-        "TP": t["tp"],
-        "FP": t["fp"],
-        "FN": t["fn"],
-        "TN": t["tn"],
-        "sensitivity": t["sensitivity"],
-        "specificity": t["specificity"],
-        "precision": t["precision"],
-        "F1": t["f1"],
-    }
-    for name, t in tables.items()
-}
+columns = {"tp": "TP", "fp": "FP", "fn": "FN", "tn": "TN", "f1": "F1"}
+rows = pd.DataFrame({name: r.at_cut(cut, 0 if one_draw else None) for name, r in res.items()}).T
+rows = rows[["tp", "fp", "fn", "tn", "sensitivity", "specificity", "precision", "f1"]].rename(columns=columns)
 rates = ["sensitivity", "specificity", "precision", "F1"]
 counts_fmt = "{:.0f}" if one_draw else "{:.2f}"
 st.dataframe(
-    pd.DataFrame.from_dict(rows, orient="index")
-    .style.format("{:.3f}", subset=rates, na_rep="—")
-    .format(counts_fmt, subset=["TP", "FP", "FN", "TN"]),
+    rows.style.format("{:.3f}", subset=rates, na_rep="—").format(counts_fmt, subset=["TP", "FP", "FN", "TN"]),
     key="confusion",
 )
 
@@ -121,10 +132,9 @@ summary = pd.DataFrame(
         for name, r in res.items()
     }
 ).rename(index={"auroc": "AUROC", "auprc": "AUPRC (average precision)", "auprc_trapezoid": "AUPRC (trapezoid)"})
-c3, c4 = st.columns([1, 2])
-c3.dataframe(summary, key="summary")
+st.dataframe(summary, key="summary")  # full width: beside the plot its second column was cut off at 1280 px
 names = {"auroc": "AUROC", "auprc": "AUPRC (AP)", "auprc_trapezoid": "AUPRC (trapz)"}
-c4.plotly_chart(
+st.plotly_chart(
     plots.distribution_figure({f"{k} (top {r.k})": r.metrics for k, r in res.items()}, list(names), names), key="dist"
 )
 

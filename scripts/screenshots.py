@@ -71,7 +71,7 @@ def main() -> int:
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    urls = {"Home": ""} | {title: "/" + Path(p).stem.split("_", 1)[1] for p, (title, _) in PAGES.items()}
+    urls = {"Home": ""} | {page.title: "/" + Path(p).stem.split("_", 1)[1] for p, page in PAGES.items()}
     wanted = a.pages.split(",") if a.pages else list(urls)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

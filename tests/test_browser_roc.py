@@ -1,9 +1,9 @@
-"""Real-browser test: headless Debian Chromium opens the ROC-vs-PRC page and moves a control."""
+"""Real-browser tests: headless Debian Chromium opens the ROC-vs-PRC page and moves its controls."""
 
 import re
 
 import pytest
-from conftest import screenshot
+from conftest import fill, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ def test_home_and_roc_page_update(server, page):
     before = _legend_text(page)
     assert "B (top 30)" in before
 
-    box = page.get_by_label("B: positives within top k")
+    box = page.get_by_label("Top k of classifier B", exact=True)
     box.fill("60")
     box.press("Enter")
     # every chart redraws with the new k (they update one after another)
@@ -42,4 +42,44 @@ def test_home_and_roc_page_update(server, page):
 
     box.fill("3")
     box.press("Enter")
-    page.get_by_text("classifier B: k must lie between").wait_for()
+    page.get_by_text("Top k of classifier B: must lie between the number of positives (10)").wait_for()
+
+
+def _at_threshold(page, n: int) -> None:
+    page.get_by_role("heading", name=f"At the threshold: top {n} predicted positive").wait_for()
+
+
+def _slider_max(page, n: int) -> None:
+    """Wait until the threshold slider runs from 1 to ``n`` (the page has rerun with the new data)."""
+    page.wait_for_function(
+        f"() => document.querySelector('.st-key-threshold input[type=range]')?.getAttribute('max') === '{n}'"
+    )
+
+
+def test_roc_threshold_survives_new_negatives_and_reset_restores_it(server, page):
+    page.goto(server["url"] + "/ROC_vs_PRC")
+    _at_threshold(page, 12)
+    slider = page.locator(".st-key-threshold input[type=range]")
+    slider.focus()
+    for _ in range(28):
+        slider.press("ArrowRight")
+    _at_threshold(page, 40)
+    assert slider.input_value() == "40"
+
+    fill(page, "Negatives", "500")  # a new range for the slider (1..510): Streamlit would make a new one at 12
+    _slider_max(page, 510)
+    _at_threshold(page, 40)
+    assert slider.input_value() == "40"
+    assert page.get_by_text("Over 200 draws").count()
+
+    fill(page, "Negatives", "20")  # 30 images: the threshold no longer fits
+    page.get_by_text("The threshold was the top 40, more than the 30 images there are now: it is set to 30.").wait_for()
+    _at_threshold(page, 30)
+    screenshot(page, "roc_threshold_clamped")
+
+    page.get_by_role("button", name="Reset", exact=True).click()
+    _at_threshold(page, 12)
+    _slider_max(page, 1000)
+    assert page.get_by_label("Negatives", exact=True).input_value() == "990"
+    assert slider.input_value() == "12"
+    assert not page.get_by_text("The threshold was").count()

@@ -1,9 +1,14 @@
 """AppTest smoke tests for app.py and pages/1_ROC_vs_PRC.py."""
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from medtl import toy
+from ui.nav import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 ROC_PAGE = str(ROOT / "pages" / "1_ROC_vs_PRC.py")
@@ -22,11 +27,55 @@ def test_home_renders():
     assert len(at.get("image")) == 1  # the SynthCXR gallery
 
 
-def test_roc_page_defaults():
+def test_home_links_every_page_of_the_navigation():
+    """The Pages column is ui/nav.PAGES: one link per page, titled as in the sidebar, its description below."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    links = [(e.proto.label, e.proto.page, e.proto.icon) for e in at.get("page_link")]
+    assert links == [(p.title, Path(f).stem.split("_", 1)[1], p.icon) for f, p in PAGES.items()]
+    captions = [c.value for c in at.caption]
+    assert all(p.description in captions for p in PAGES.values())
+
+
+def _roc(**settings) -> AppTest:
+    """The ROC page, run once, then with ``settings`` typed into its number inputs (in order)."""
     at = AppTest.from_file(ROC_PAGE, default_timeout=60).run()
-    assert not at.exception and not at.error
-    summary = at.dataframe[1].value
-    assert summary.iloc[0, 0].startswith("0.99")  # A's AUROC mean
+    for key, value in settings.items():
+        at.number_input(key=key).set_value(value).run()
+    assert not at.exception
+    return at
+
+
+def _summary(params: dict) -> pd.DataFrame:
+    """The "Over N draws" table as the library computes it for ``params``."""
+    res = toy.compare(**params)
+    return pd.DataFrame(
+        {
+            f"{n} (top {r.k})": [f"{s['mean']:.4f} ± {s['std']:.4f}" for s in r.summary().values()]
+            for n, r in res.items()
+        },
+        index=["AUROC", "AUPRC (average precision)", "AUPRC (trapezoid)"],
+    )
+
+
+def _threshold(at: AppTest) -> int:
+    return at.slider(key="threshold").value
+
+
+def _legends(at: AppTest) -> list[str]:
+    return [t.get("name", "") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+
+
+def test_roc_page_defaults():
+    at = _roc()
+    assert not at.error and not at.info
+    assert _threshold(at) == toy.DEFAULT_THRESHOLD == 12
+    assert at.dataframe[1].value.equals(_summary(toy.DEFAULTS))
+    assert at.dataframe[1].value.iloc[0, 0].startswith("0.99")  # A's AUROC mean
+    conf = at.dataframe[0].value
+    assert list(conf["TP"] + conf["FP"]) == [12, 12]  # the top 12 flagged, for both classifiers
+    assert conf.loc["A", "TP"] == 10  # A puts every positive in its top 12
+    assert {"A (top 12) · mean AUROC 0.999 · mean AP 0.856", "chance"} <= set(_legends(at))
 
 
 @pytest.mark.parametrize(
@@ -34,27 +83,90 @@ def test_roc_page_defaults():
     [("n_pos", 11), ("n_neg", 500), ("k_a", 25), ("k_b", 60), ("draws", 30), ("seed", 7)],
 )
 def test_roc_page_every_number_input(key, value):
-    at = AppTest.from_file(ROC_PAGE, default_timeout=60).run()
-    at.number_input(key=key).set_value(value).run()
-    assert not at.exception and not at.error
+    """Each setting reaches the library: the page's numbers are toy.compare's for it, the threshold stays."""
+    at = _roc(**{key: value})
+    assert not at.error
+    params = {**toy.DEFAULTS, key: value}
+    assert at.dataframe[1].value.equals(_summary(params))
+    conf = at.dataframe[0].value
+    assert list(conf["TP"] + conf["FN"]) == pytest.approx([params["n_pos"]] * 2)
+    assert list(conf["FP"] + conf["TN"]) == pytest.approx([params["n_neg"]] * 2)
+    assert _threshold(at) == 12 and at.slider(key="threshold").max == params["n_pos"] + params["n_neg"]
+    assert any(f"Over {params['draws']} draws" == h.value for h in at.subheader)
+    legends = " ".join(_legends(at))
+    assert f"A (top {params['k_a']})" in legends and f"B (top {params['k_b']})" in legends
 
 
 def test_roc_page_slider_and_toggle():
-    at = AppTest.from_file(ROC_PAGE, default_timeout=60).run()
-    at.slider(key="cut").set_value(30).run()
+    at = _roc()
+    at.slider(key="threshold").set_value(30).run()
     conf = at.dataframe[0].value
     assert list(conf["TP"]) == [10, 10]  # at the top 30 both classifiers have found every positive
     assert conf.loc["B", "FP"] == 20
+    assert any(h.value == "At the threshold: top 30 predicted positive" for h in at.subheader)
+    bands = sum("95% band" in n for n in _legends(at))
     at.toggle(key="bands").set_value(False).run()
     assert not at.exception
+    assert bands == 2 and not any("95% band" in n for n in _legends(at))
+
+
+@pytest.mark.parametrize("key, value", [("n_neg", 500), ("k_b", 60), ("draws", 30), ("n_pos", 11), ("seed", 3)])
+def test_roc_page_keeps_the_threshold(key, value):
+    at = _roc()
+    at.slider(key="threshold").set_value(40).run()
+    at.number_input(key=key).set_value(value).run()
+    assert not at.exception and not at.error and not at.info
+    assert _threshold(at) == 40 == at.session_state["roc_threshold"]
+    assert any(h.value == "At the threshold: top 40 predicted positive" for h in at.subheader)
+    conf = at.dataframe[0].value
+    assert list(conf["TP"] + conf["FP"]) == pytest.approx([40, 40])
+
+
+def test_roc_page_clamps_the_threshold_and_says_so():
+    at = _roc()
+    at.slider(key="threshold").set_value(40).run()
+    at.number_input(key="n_neg").set_value(20).run()  # 30 images now
+    assert not at.exception and not at.error
+    assert _threshold(at) == 30 and at.slider(key="threshold").max == 30
+    assert [i.value for i in at.info] == [
+        "The threshold was the top 40, more than the 30 images there are now: it is set to 30."
+    ]
+    at.number_input(key="n_neg").set_value(0).run()  # a bad setting hides the slider ...
+    assert not at.slider and at.error
+    at.number_input(key="n_neg").set_value(990).run()  # ... and the threshold survives it
+    assert _threshold(at) == 30 and not at.info and not at.exception
+
+
+def test_roc_page_reset_restores_every_default():
+    at = _roc(n_pos=11, n_neg=500, k_a=25, k_b=60, draws=30, seed=7)
+    at.slider(key="threshold").set_value(40).run()
+    at.radio(key="curve_kind").set_value("one draw").run()
+    at.toggle(key="bands").set_value(False).run()
+    at.button(key="reset").click().run()
+    assert not at.exception and not at.error and not at.info
+    assert {k: at.number_input(key=k).value for k in toy.DEFAULTS} == toy.DEFAULTS
+    assert _threshold(at) == toy.DEFAULT_THRESHOLD
+    assert at.radio(key="curve_kind").value == "mean over draws" and at.toggle(key="bands").value is True
+    fresh = _roc()
+    for got, want in zip(at.dataframe, fresh.dataframe, strict=True):
+        assert got.value.equals(want.value)
 
 
 @pytest.mark.parametrize(
-    "key, value, message",
-    [("k_a", 3, "k must lie between"), ("n_neg", 0, "negatives"), ("k_b", 5000, "k must lie between")],
+    "settings, errors",
+    [
+        ({"n_neg": 0}, ["Negatives: must be at least 1. Got 0"]),
+        ({"k_a": 3}, ["Top k of classifier A: must lie between the number of positives (10) and of all examples"]),
+        ({"k_b": 5000}, ["Top k of classifier B: must lie between the number of positives (10) and of all examples"]),
+        ({"n_pos": 20}, ["Top k of classifier A: must lie between the number of positives (20)"]),
+        ({"k_a": 3, "k_b": 2000}, ["Top k of classifier A: ", "Top k of classifier B: "]),
+        ({"n_neg": 199_990}, ["Random draws: must be at most 100 for 200,000 examples"]),
+        ({"n_neg": 0, "k_a": 5000}, ["Negatives: must be at least 1. Got 0"]),  # not A: its range needs the counts
+    ],
 )
-def test_roc_page_bad_input_message(key, value, message):
-    at = AppTest.from_file(ROC_PAGE, default_timeout=60).run()
-    at.number_input(key=key).set_value(value).run()
-    assert not at.exception
-    assert message in at.error[0].value
+def test_roc_page_bad_setting_blames_its_field(settings, errors):
+    at = _roc(**settings)
+    got = [e.value for e in at.error]
+    assert len(got) == len(errors) and all(g.startswith(w) for g, w in zip(got, errors, strict=True))
+    assert all("*" not in g and "`" not in g for g in got)  # plain text
+    assert not at.slider and not at.dataframe  # nothing drawn from settings that do not work

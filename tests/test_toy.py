@@ -50,12 +50,56 @@ def test_cut_curves_bands_bracket_mean():
 
 
 @pytest.mark.parametrize(
-    "args, match",
-    [((10, 990, 5), "k must lie"), ((0, 10, 5), "n_pos"), ((10, 0, 10), "n_neg"), ((10, 10, 2000), "k must lie")],
+    "args, param, match",
+    [
+        ((10, 990, 5), "k", "k must lie between"),
+        ((0, 10, 5), "n_pos", "n_pos must be at least 1. Got 0"),
+        ((10, 0, 10), "n_neg", "n_neg must be at least 1. Got 0"),
+        ((10, 10, 2000), "k", "Got 2,000"),
+    ],
 )
-def test_invalid_arguments(args, match):
-    with pytest.raises(ValueError, match=match):
+def test_invalid_arguments(args, param, match):
+    with pytest.raises(toy.SettingError, match=match) as e:
         toy.simulate(*args)
+    assert e.value.param == param and isinstance(e.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "settings, blamed",
+    [
+        ((10, 0, 12, 30, 200), ["n_neg"]),  # the k's range depends on the counts: not blamed for them
+        ((0, 990, 12, 30, 200), ["n_pos"]),
+        ((0, 0, 12, 30, 0), ["n_pos", "n_neg", "draws"]),
+        ((10, 990, 3, 30, 200), ["k_a"]),
+        ((10, 990, 12, 5000, 200), ["k_b"]),
+        ((20, 990, 12, 30, 200), ["k_a"]),  # 20 positives do not fit in A's top 12; B's top 30 holds them
+        ((10, 990, 12, 30, 0), ["draws"]),
+        ((10, 199_990, 12, 30, 200), ["draws"]),  # 200 x 200,000 cells is more than MAX_CELLS
+        ((10, 990, 12, 30, 200), []),
+    ],
+)
+def test_problems_blame_the_setting_at_fault(settings, blamed):
+    n_pos, n_neg, k_a, k_b, draws = settings
+    found = toy.problems(n_pos, n_neg, {"k_a": k_a, "k_b": k_b}, draws)
+    assert [e.param for e in found] == blamed
+    for e in found:
+        assert str(e) == f"{e.param} {e.problem}" and "Got" in e.problem  # names the argument and the bad value
+
+
+def test_draws_cap_says_what_is_allowed():
+    (e,) = toy.problems(10, 199_990, {"k_a": 12}, 200)
+    assert e.problem.startswith("must be at most 100 for 200,000 examples")
+    assert toy.problems(10, 199_990, {"k_a": 12}, 100) == []
+
+
+def test_at_cut_counts_one_draw_and_the_mean_over_draws():
+    r = toy.simulate(10, 90, 30, draws=20, seed=4)
+    for cut in (1, 12, 30, 100):
+        assert r.at_cut(cut, draw=3) == metrics.confusion_at(r.labels[3], r.scores, r.scores[cut - 1])
+        mean = r.at_cut(cut)
+        assert mean["tp"] == pytest.approx(r.labels[:, :cut].sum(axis=1).mean())
+        assert mean["tp"] + mean["fn"] == 10 and mean["fp"] + mean["tn"] == pytest.approx(90)
+        assert mean["tp"] + mean["fp"] == pytest.approx(cut)
 
 
 def test_too_large_refused():

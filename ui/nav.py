@@ -6,25 +6,44 @@ Icons are Material Symbols, which Streamlit bundles: they render offline and wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
+from streamlit.navigation.page import StreamlitPage
 
 HOME_ICON = ":material/home:"
-# page file -> (sidebar title, icon); the URL of each page is its file name without the number prefix
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the app: its sidebar title, Material icon and what it is for (shown on the Home page)."""
+
+    title: str
+    icon: str
+    description: str
+
+
+# page file -> Page, in sidebar order; the URL of each page is its file name without the number prefix
 PAGES = {
-    "pages/1_ROC_vs_PRC.py": ("ROC vs PRC", ":material/show_chart:"),
-    "pages/2_Train.py": ("Train", ":material/model_training:"),
-    "pages/3_Compare.py": ("Compare", ":material/compare_arrows:"),
-    "pages/4_Grad-CAM.py": ("Explain", ":material/local_fire_department:"),
-    "pages/5_Study.py": ("Study", ":material/science:"),
+    "pages/1_ROC_vs_PRC.py": Page("ROC vs PRC", ":material/show_chart:", "the imbalance toy example"),
+    "pages/2_Train.py": Page("Train", ":material/model_training:", "queue runs and sweeps, watch them live"),
+    "pages/3_Compare.py": Page("Compare", ":material/compare_arrows:", "curves, truncation plots, seeds"),
+    "pages/4_Grad-CAM.py": Page(
+        "Explain", ":material/local_fire_department:", "where each cut looks (Grad-CAM), what it reuses (CKA)"
+    ),
+    "pages/5_Study.py": Page(
+        "Study", ":material/science:", "should I transfer, and how much? The two-stage search in one action"
+    ),
 }
 
 
 def page_setup(page: str) -> None:
     """The first call of every page: its browser title and icon from :data:`PAGES`, wide layout,
     and the app's navigation (:func:`use_app_navigation`)."""
-    title, icon = PAGES[page]
-    st.set_page_config(page_title=f"{title} · MedTL Studio", page_icon=icon, layout="wide")
+    p = PAGES[page]
+    st.set_page_config(page_title=f"{p.title} · MedTL Studio", page_icon=p.icon, layout="wide")
     use_app_navigation()
 
 
@@ -44,9 +63,28 @@ def use_app_navigation() -> None:
         st.rerun()
 
 
-def link(page: str, label: str) -> None:
-    icon = PAGES[page][1]
+def link(page: str, label: str | None = None) -> None:
+    """A link to ``page`` with its icon, labelled ``label`` (default: its title)."""
+    p = PAGES[page]
     try:
-        st.page_link(page, label=label, icon=icon)
+        st.page_link(page, label=label or p.title, icon=p.icon)
     except StreamlitPageNotFoundError:  # this page is the entry point: the others are not registered
-        st.markdown(f"{icon} {label} (page `{page}`)")
+        st.markdown(f"{p.icon} {label or p.title} (page `{page}`)")
+
+
+def page_list() -> None:
+    """Every page of :data:`PAGES` as a link with its description under it (the Home page's map).
+
+    The description is a caption of its own: a link's label stays on one line and is cut off in a
+    narrow column, a caption wraps.
+    """
+    for page, p in PAGES.items():
+        with st.container(gap=None):  # the caption right under its link; the pairs keep the column's gap
+            link(page)
+            st.caption(p.description)
+
+
+def navigation(home: Callable[[], None]) -> StreamlitPage:
+    """The app's navigation: ``home`` (a function) first, then every page of :data:`PAGES`."""
+    pages = [st.Page(path, title=p.title, icon=p.icon) for path, p in PAGES.items()]
+    return st.navigation([st.Page(home, title="Home", icon=HOME_ICON, default=True), *pages])
