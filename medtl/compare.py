@@ -163,7 +163,10 @@ def _interval(group: pd.DataFrame, metric: str, predictions: Predictions | None,
         if lo is None or len(group) > 1:
             return (np.nan, np.nan)
         return float(lo.iloc[0]), float(hi.iloc[0])
-    preds = [predictions(i) for i in group["id"]]
+    try:
+        preds = [predictions(i) for i in group["id"]]
+    except ValueError:  # a damaged predictions.npz: no pooled interval for this point
+        return (np.nan, np.nan)
     if any(p is None or p["y_true"].ndim != 1 for p in preds):
         return (np.nan, np.nan)
     y = preds[0]["y_true"]

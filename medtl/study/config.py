@@ -19,7 +19,7 @@ from medtl.fields import check_fields
 from medtl.strategies import FULL, get_strategy
 
 CUT_MODES = ("blocks", "layers", "search")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")  # matched whole (fullmatch): no trailing newline
 _AXES = ("backbones", "strategies", "inits", "train_sizes", "seeds")
 
 
@@ -54,7 +54,7 @@ class StudyConfig(_Config):
     start: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+        if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
             raise _bad("name", self.name, "letters, digits, '-', '_' and '.' (a folder name)")
         if not isinstance(self.base, RunConfig):
             raise _bad("base", self.base, "a RunConfig")
