@@ -22,6 +22,7 @@ import re
 import secrets
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from medtl.run_index import signature as file_signature
 
 ACTIVE = ("queued", "running")
 DAMAGED = "damaged"  # a state readers report, never written
+FRESH_S = 1.0  # how long one look at the folder serves further questions (see RunStore._entries)
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
 
 __all__ = [
@@ -94,6 +96,7 @@ class RunStore:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root or os.environ.get("MEDTL_RUNS") or "runs").expanduser().resolve()
         self.claims = Claims(self.root)
+        self._seen: tuple[float, dict[str, Entry]] | None = None  # the last look at the folder (see _entries)
 
     # --- paths and ids ----------------------------------------------------------------------------
 
@@ -147,6 +150,7 @@ class RunStore:
 
             raise write_error(p, e) from None
         atomic_write(p / "config.json", cfg.to_json())
+        self._seen = None
         self.write_status(
             run_id, state=state, name=cfg.name, key=cfg.key(), created=now(), pid=os.getpid(), host=socket.gethostname()
         )
@@ -195,7 +199,7 @@ class RunStore:
             if e is not None and e.key is not None and e.key != key:
                 continue  # a run's key does not change
             e = self._entry(run_id) if (self.root / run_id / "config.json").is_file() else None
-            if e is not None and e.key == key and self._derived(run_id, e).get("state") == "done":
+            if e is not None and e.key == key and self._state(run_id, e) == "done":
                 found = run_id
         return found
 
@@ -212,7 +216,7 @@ class RunStore:
     def _resumable(self, key: str) -> str | None:
         """The newest folder of ``key`` left unfinished (interrupted, a dead writer's, failed or cancelled)."""
         for run_id, e in reversed(self._entries().items()):
-            if e.key == key and e.problem is None and self.status(run_id).get("state") in FINISHED[1:]:
+            if e.key == key and self._state(run_id, e) in FINISHED[1:]:
                 return run_id
         return None
 
@@ -248,6 +252,7 @@ class RunStore:
             status = {}  # a damaged status is replaced by what is known now
         status.update(updates)
         atomic_write(p, json.dumps(status, indent=1, default=json_default))
+        self._seen = None  # this store's readers see its own writes at once
         if updates.get("state") in FINISHED:
             key = status.get("key")
             if key:
@@ -271,6 +276,7 @@ class RunStore:
 
     def write_metrics(self, run_id: str, metrics: dict) -> None:
         atomic_write(self.path(run_id) / "metrics.json", json.dumps(metrics, indent=1, default=json_default))
+        self._seen = None
 
     def write_predictions(self, run_id: str, **arrays: np.ndarray) -> None:
         atomic_write(self.path(run_id) / "predictions.npz", lambda f: np.savez(f, **arrays))
@@ -327,6 +333,12 @@ class RunStore:
             }
         return st
 
+    def _state(self, run_id: str, e: Entry) -> str:
+        """The state readers see (as :meth:`_derived`), decoding status.json only for active runs."""
+        if e.problem is not None:
+            return DAMAGED
+        return self._derived(run_id, e)["state"] if e.state in ACTIVE else e.state
+
     def _writer_alive(self, st: dict) -> bool:
         key = st.get("key")
         claim = self.claims.read(key) if key else None
@@ -355,6 +367,19 @@ class RunStore:
         """Run ids (damaged runs included), oldest first."""
         return list(self._entries())
 
+    def summaries(self) -> list[dict]:
+        """What a listing shows of every run, damaged ones included, from one look at the folder: id, name,
+        state as readers see it, device, test AUROC/AUPRC, error, warning (no file decoded for finished runs)."""
+        out = []
+        for r, e in self._entries().items():
+            row = {"id": r, **e.brief, "state": self._state(r, e)}
+            if row["state"] == DAMAGED:
+                row["error"] = e.problem
+            elif row["state"] != e.state:  # interrupted: a dead writer
+                row["error"] = self._derived(r, e).get("error")
+            out.append(row)
+        return out
+
     def experiments(self, states: tuple[str, ...] = ("done",)) -> dict[str, str]:
         """Run key (:meth:`RunConfig.key`) -> the newest run in one of ``states`` (damaged runs never count).
 
@@ -362,7 +387,7 @@ class RunStore:
         what the key covers still match."""
         out: dict[str, str] = {}
         for run_id, e in self._entries().items():  # oldest first: a newer run of the same key overwrites
-            if e.key is not None and self._derived(run_id, e).get("state") in states:
+            if e.key is not None and self._state(run_id, e) in states:
                 out[e.key] = run_id
         return out
 
@@ -382,7 +407,7 @@ class RunStore:
                 continue
             try:
                 self.history(run_id)
-                if (e.status or {}).get("state") == "done":
+                if e.state == "done":
                     self.predictions(run_id)
                     check_checkpoint(self.path(run_id) / "model.pt", run_id)
             except DamagedRun as err:
@@ -394,7 +419,7 @@ class RunStore:
         run -> the older copies (recorded before claims made each run train once)."""
         by: dict[str, list[str]] = {}
         for run_id, e in self._entries().items():
-            if e.key is not None and e.problem is None and (e.status or {}).get("state") == "done":
+            if e.key is not None and e.problem is None and e.state == "done":
                 by.setdefault(e.key, []).append(run_id)
         return {ids[-1]: ids[:-1] for ids in by.values() if len(ids) > 1}
 
@@ -414,8 +439,7 @@ class RunStore:
         """Runs written as running or queued whose writer is gone (readers report them interrupted)."""
         out = []
         for run_id, e in self._entries().items():
-            st = self._derived(run_id, e)
-            if st.get("written_state") in ACTIVE:
+            if e.problem is None and e.state in ACTIVE and self._state(run_id, e) == "interrupted":
                 out.append(run_id)
         return out
 
@@ -470,7 +494,7 @@ class RunStore:
             }
             for part in ("data", "model", "train"):
                 row.update({f"{part}.{k}": v for k, v in e.config[part].items()})
-            row.update(_flatten(e.metrics or {}))
+            row.update(e.flat())
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -478,12 +502,7 @@ class RunStore:
         """A hash that changes whenever any run's files or derived state do (for caches keyed by the
         folder's contents, e.g. a page's tables)."""
         entries = self._entries()
-        return hash(
-            tuple(
-                (r, str(e.sig), self._derived(r, e).get("state") if (e.status or {}).get("state") in ACTIVE else "")
-                for r, e in entries.items()
-            )
-        )
+        return hash(tuple((r, str(e.sig), self._state(r, e) if e.state in ACTIVE else "") for r, e in entries.items()))
 
     # --- the index --------------------------------------------------------------------------------
 
@@ -506,15 +525,20 @@ class RunStore:
             return cache
 
     def _entries(self) -> dict[str, Entry]:
-        """Every run folder's entry, oldest first, re-reading only folders whose files changed."""
+        """Every run folder's entry, oldest first, re-reading only folders whose files changed. One look at
+        the folder serves the calls of the next :data:`FRESH_S` seconds (a command or a page asks many times);
+        this store's own writes are seen at once."""
+        if self._seen is not None and time.monotonic() - self._seen[0] < FRESH_S:
+            return self._seen[1]
         if not self.root.is_dir():
             return {}
         cache = self._cache()
         out: dict[str, Entry] = {}
         changed = False
+        root = os.fspath(self.root) + os.sep
         for run_id in self._names():
+            sig = file_signature(root + run_id)
             p = self.root / run_id
-            sig = file_signature(p)
             if sig[0] is None:  # no config.json: not a run (yet)
                 continue
             e = cache.get(run_id)
@@ -528,17 +552,5 @@ class RunStore:
             cache.update(out)
         if changed or gone:
             save_index(self.root, out)
+        self._seen = (time.monotonic(), out)
         return out
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(x, int | float) for x in v):
-            out[key + "_lo"], out[key + "_hi"] = v
-        else:
-            out[key] = v
-    return out

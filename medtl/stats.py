@@ -14,7 +14,6 @@ structural components, so DeLong and the bootstrap apply unchanged.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm, rankdata
 
 from medtl.metrics import _check_bootstrap, _interval, _resample_counts, check_binary, weighted_curves
 
@@ -136,6 +135,8 @@ def paired_bootstrap(
 
 def _midrank_components(y: np.ndarray, s: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """AUROC and its structural components V10 (per positive) and V01 (per negative), by midranks."""
+    from scipy.stats import rankdata  # scipy loads when statistics are computed, not when the CLI starts
+
     pos, neg = s[y == 1], s[y == 0]
     m, n = pos.size, neg.size
     tz = rankdata(np.r_[pos, neg])  # midranks over all images
@@ -175,6 +176,8 @@ def delong(y_true, scores_a, scores_b) -> dict[str, float]:
     if se <= 1e-15:
         z, p = 0.0, 1.0 if abs(delta) < 1e-15 else 0.0
     else:
+        from scipy.stats import norm
+
         z = delta / se
         p = float(2 * norm.sf(abs(z)))
     return {"auroc_a": float(auc_a), "auroc_b": float(auc_b), "delta": delta, "se": se, "z": float(z), "p": p}

@@ -474,38 +474,34 @@ def runs_run(a: argparse.Namespace) -> int:
 
 
 def _list(store, as_json: bool) -> int:
-    """Every run, damaged ones included (state ``damaged``, the file and the reason as the error)."""
-    from medtl.compare import display_names
+    """Every run, damaged ones included (state ``damaged``, the file and the reason as the error). The text
+    listing extends names by whatever else tells the runs apart (image size, SynthCXR size, lr, ...); the
+    JSON keeps each run's own name (a stable field for scripts)."""
+    names = {}
+    if not as_json:
+        from medtl.compare import display_names
 
-    table = store.table()
-    # names extended by whatever else tells the listed runs apart (image size, SynthCXR size, lr, ...)
-    names = dict(zip(table["id"], display_names(table), strict=True)) if not table.empty else {}
+        table = store.table()
+        names = dict(zip(table["id"], display_names(table), strict=True)) if not table.empty else {}
     dup = store.duplicates()
     copies = {old: keep for keep, olds in dup.items() for old in olds}
     rows = []
-    for run_id in store.ids():
-        st = store.status(run_id)
-        try:
-            m = store.metrics(run_id) or {}
-        except ValueError:
-            m = {}
-        t = m.get("test", {})
+    for r in store.summaries():
         rows.append(
             {
-                "id": run_id,
-                "name": names.get(run_id, st.get("name")),
-                "state": st.get("state"),
-                # where it trained: the queue's worker, else the trainer's record
-                "device": st.get("worker") or st.get("device") or m.get("train", {}).get("device"),
-                "auroc": t.get("auroc"),
-                "auprc": t.get("auprc"),
-                "error": st.get("error"),
-                "warning": st.get("warning"),
-                "copy_of": copies.get(run_id),
+                "id": r["id"],
+                "name": names.get(r["id"], r.get("name")),
+                "state": r["state"],
+                "device": r.get("device"),
+                "auroc": r.get("auroc"),
+                "auprc": r.get("auprc"),
+                "error": r.get("error"),
+                "warning": r.get("warning"),
+                "copy_of": copies.get(r["id"]),
             }
         )
-    if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+    if as_json:  # one object per line of the list: quick to write for 10,000 runs, still readable
+        print("[\n" + ",\n".join(json.dumps(r, default=str) for r in rows) + "\n]" if rows else "[]")
         return 0
     if not rows:
         print(f"no runs in {store.root}")
