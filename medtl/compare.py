@@ -157,25 +157,37 @@ def cut_depth(backbone: str, cut: str, strategy: str) -> int:
 Predictions = Callable[[str], "dict[str, np.ndarray] | None"]
 
 
-def _interval(group: pd.DataFrame, metric: str, predictions: Predictions | None, n_boot: int) -> tuple[float, float]:
+POOLED = ("test.auroc", "test.auprc")  # the metrics with a pooled interval over repeats (stats.bootstrap_mean)
+Pooled = Callable[[tuple[str, ...]], "dict[str, tuple[float, float]] | None"]
+
+
+def pooled_intervals(ids: tuple[str, ...], predictions: Predictions, n_boot: int = 500) -> dict | None:
+    """95% intervals of the mean AUROC and mean AP over the repeats ``ids`` (a bootstrap over their shared
+    test images, :func:`medtl.stats.bootstrap_mean`); None when they do not share one binary test set or a
+    predictions file is missing or damaged. Both metrics come from one pass (a page caches it by ``ids``)."""
+    try:
+        preds = [predictions(i) for i in ids]
+    except ValueError:  # a damaged predictions.npz: no pooled interval for this point
+        return None
+    if any(p is None or p["y_true"].ndim != 1 for p in preds):
+        return None
+    y = preds[0]["y_true"]
+    if any(p["y_true"].shape != y.shape or not np.array_equal(p["y_true"], y) for p in preds):
+        return None  # not the same test images: no pooled interval
+    return stats.bootstrap_mean(y, np.stack([p["y_score"] for p in preds]), n_boot=n_boot)
+
+
+def _interval(group: pd.DataFrame, metric: str, pooled: Pooled | None) -> tuple[float, float]:
     """95% interval of the mean of ``metric`` over the repeats in ``group``: one run -> its own
     bootstrap interval; several -> a bootstrap over the shared test images of the mean over seeds."""
     key = metric.removeprefix("test.")
-    if len(group) == 1 or predictions is None or key not in ("auroc", "auprc"):
+    if len(group) == 1 or pooled is None or metric not in POOLED:
         lo, hi = group.get(f"{metric}_ci_lo"), group.get(f"{metric}_ci_hi")
         if lo is None or len(group) > 1:
             return (np.nan, np.nan)
         return float(lo.iloc[0]), float(hi.iloc[0])
-    try:
-        preds = [predictions(i) for i in group["id"]]
-    except ValueError:  # a damaged predictions.npz: no pooled interval for this point
-        return (np.nan, np.nan)
-    if any(p is None or p["y_true"].ndim != 1 for p in preds):
-        return (np.nan, np.nan)
-    y = preds[0]["y_true"]
-    if any(p["y_true"].shape != y.shape or not np.array_equal(p["y_true"], y) for p in preds):
-        return (np.nan, np.nan)  # not the same test images: no pooled interval
-    return stats.bootstrap_mean(y, np.stack([p["y_score"] for p in preds]), n_boot=n_boot)[key]
+    got = pooled(tuple(sorted(group["id"])))
+    return (np.nan, np.nan) if got is None else tuple(got[key])
 
 
 def truncation_summary(
@@ -185,12 +197,15 @@ def truncation_summary(
     predictions: Predictions | None = None,
     n_boot: int = 500,
     max_lines: int | None = None,
+    pooled: Pooled | None = None,
 ) -> pd.DataFrame:
     """One row per experiment (repeats over seeds pooled): mean, std, n and a 95% interval of
     ``metric``, the depth of its cut, the mean of ``secondary`` and its line (``group``: the
     experiment without its cut, labelled by the fields that tell the lines in view apart).
 
     Args:
+        predictions: a run's predictions by id, for the pooled intervals of several repeats (with ``n_boot``);
+        pooled: or the pooled intervals themselves by sorted run ids (:func:`pooled_intervals`, e.g. cached);
         max_lines: keep this many lines — those with the most experiments, then the best mean — and say
             how many were left out in ``attrs["hidden_lines"]`` (a figure of thousands of runs stays
             readable; intervals are computed for the kept points only).
@@ -206,7 +221,8 @@ def truncation_summary(
     depth = {(b, c): cut_depth(b, c, "truncate") for b, c in set(zip(d["model.backbone"], d["cut"], strict=True))}
     d["depth"] = [depth[b, c] for b, c in zip(d["model.backbone"], d["cut"], strict=True)]
     line_fields = [c for c in config_columns(d) if c not in ("model.cut", *SEED_FIELDS, *OUTSIDE_KEY)]
-    d["line"] = d[line_fields].astype(object).map(str).agg("|".join, axis=1) if line_fields else ""
+    columns = [[str(v) for v in d[c].tolist()] for c in line_fields]
+    d["line"] = ["|".join(t) for t in zip(*columns, strict=True)] if line_fields else ""
     has_secondary = secondary in d
     agg = d.groupby("experiment", sort=False).agg(
         line=("line", "first"),
@@ -240,7 +256,12 @@ def truncation_summary(
         out = out[out["line"].isin(keep)].reset_index(drop=True)
         d = d[d["line"].isin(keep)]
     by = {k: g for k, g in d.groupby("experiment", sort=False)}
-    ci = [_interval(by[k], metric, predictions, n_boot) for k in out["experiment"]]
+    if pooled is None and predictions is not None:
+
+        def pooled(ids: tuple[str, ...]) -> dict | None:
+            return pooled_intervals(ids, predictions, n_boot)
+
+    ci = [_interval(by[k], metric, pooled) for k in out["experiment"]]
     out["lo"], out["hi"] = [c[0] for c in ci], [c[1] for c in ci]
     lines = d.drop_duplicates("line").set_index("line")
     tell = varying(lines.reset_index(), ("model.cut",))

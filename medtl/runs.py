@@ -47,6 +47,10 @@ from medtl.run_index import signature as file_signature
 ACTIVE = ("queued", "running")
 DAMAGED = "damaged"  # a state readers report, never written
 FRESH_S = 1.0  # how long one look at the folder serves further questions (see RunStore._entries)
+# how often a finished (or damaged) run's files are looked at again: active runs and new or removed folders are
+# seen at every look, a finished run changes only by ``runs reevaluate``/``--rekey`` or a hand edit
+RECHECK_S = float(os.environ.get("MEDTL_RECHECK_S", "10"))
+_CHECKED: dict[str, float] = {}  # runs folder -> when every run's files were last looked at
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
 
 __all__ = [
@@ -151,6 +155,7 @@ class RunStore:
             raise write_error(p, e) from None
         atomic_write(p / "config.json", cfg.to_json())
         self._seen = None
+        _CHECKED.pop(str(self.root), None)
         self.write_status(
             run_id, state=state, name=cfg.name, key=cfg.key(), created=now(), pid=os.getpid(), host=socket.gethostname()
         )
@@ -252,7 +257,8 @@ class RunStore:
             status = {}  # a damaged status is replaced by what is known now
         status.update(updates)
         atomic_write(p, json.dumps(status, indent=1, default=json_default))
-        self._seen = None  # this store's readers see its own writes at once
+        self._seen = None
+        _CHECKED.pop(str(self.root), None)  # this store's readers see its own writes at once
         if updates.get("state") in FINISHED:
             key = status.get("key")
             if key:
@@ -277,6 +283,7 @@ class RunStore:
     def write_metrics(self, run_id: str, metrics: dict) -> None:
         atomic_write(self.path(run_id) / "metrics.json", json.dumps(metrics, indent=1, default=json_default))
         self._seen = None
+        _CHECKED.pop(str(self.root), None)
 
     def write_predictions(self, run_id: str, **arrays: np.ndarray) -> None:
         atomic_write(self.path(run_id) / "predictions.npz", lambda f: np.savez(f, **arrays))
@@ -536,14 +543,18 @@ class RunStore:
         out: dict[str, Entry] = {}
         changed = False
         root = os.fspath(self.root) + os.sep
+        now_ = time.monotonic()
+        every = now_ - _CHECKED.get(str(self.root), -RECHECK_S) >= RECHECK_S
         for run_id in self._names():
+            e = cache.get(run_id)
+            if e is not None and not every and e.stable():
+                out[run_id] = e  # a finished run, looked at less than RECHECK_S ago
+                continue
             sig = file_signature(root + run_id)
-            p = self.root / run_id
             if sig[0] is None:  # no config.json: not a run (yet)
                 continue
-            e = cache.get(run_id)
             if e is None or e.sig != sig:
-                e = read_entry(p, run_id, sig)
+                e = read_entry(self.root / run_id, run_id, sig)
                 changed = changed or e.stable()
             out[run_id] = e
         with CACHE_LOCK:
@@ -552,5 +563,7 @@ class RunStore:
             cache.update(out)
         if changed or gone:
             save_index(self.root, out)
+        if every:
+            _CHECKED[str(self.root)] = now_
         self._seen = (time.monotonic(), out)
         return out

@@ -1,17 +1,19 @@
 """Compare: runs table, overlaid ROC/PR curves, metric vs truncation depth, seeds."""
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from medtl import compare, metrics, plots
 from ui import damaged, study_view
 from ui.nav import link, page_setup
-from ui.state import get_store
+from ui.state import get_store, runs_table, truncation_summary
 
 page_setup("pages/3_Compare.py")
 st.title("Compare runs")
 
 store = get_store()
-table = store.table()
+table = runs_table(store)
 damaged.note(store)
 if table.empty:
     study_view.start_buttons("compare_start")
@@ -46,14 +48,23 @@ if done.empty:
     st.warning("No run matches these filters.")
     st.stop()
 
+TABLE_ROWS, TRUNCATION_LINES, SEED_BOXES = 500, 12, 30  # what stays readable (and fast) with 10,000 runs
+POOLED_FILES = 150  # prediction files read for the truncation figure's intervals without asking
 done = done.sort_values(metric, ascending=False)
-done["display"] = compare.short_labels(done, always=("model_label", "_init", "_size", "_seed"))
+# names from the runs listed (the best TABLE_ROWS): they show every setting in which those differ
+done["display"] = ""
+done.iloc[:TABLE_ROWS, done.columns.get_loc("display")] = compare.short_labels(
+    done.head(TABLE_ROWS), always=("model_label", "_init", "_size", "_seed")
+)
 
 
 def _ci(col: str) -> list[str]:
+    """Value and 95% interval; the value alone where a run has no interval (recorded without one)."""
+    lo = done.get(f"{col}_ci_lo", pd.Series(np.nan, index=done.index))
+    hi = done.get(f"{col}_ci_hi", pd.Series(np.nan, index=done.index))
     return [
-        f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-        for v, lo, hi in zip(done[col], done[f"{col}_ci_lo"], done[f"{col}_ci_hi"], strict=True)
+        f"{v:.3f}" if np.isnan(a) or np.isnan(b) else f"{v:.3f} [{a:.3f}, {b:.3f}]"
+        for v, a, b in zip(done[col], lo.astype(float), hi.astype(float), strict=True)
     ]
 
 
@@ -72,13 +83,20 @@ view = view[[c for c in cols if c in view]].rename(
         "train.seconds": "training (s)",
     }
 )
+listed = view.head(TABLE_ROWS)
 st.caption(
     "Select rows to overlay their curves (the top 8 are shown when none are selected). Sorted by the chosen metric; "
     "click a header to re-sort. Names show the dataset only when several are listed, and every other setting in "
     "which the runs listed differ."
+    + (
+        f" Showing the best {TABLE_ROWS:,} of {len(view):,} runs: narrow the filters in the sidebar to list others; "
+        "the figures below and the CSV cover all of them."
+        if len(view) > TABLE_ROWS
+        else ""
+    )
 )
 event = st.dataframe(
-    view,
+    listed,
     hide_index=True,
     on_select="rerun",
     selection_mode="multi-row",
@@ -96,7 +114,7 @@ picked = done.iloc[rows] if rows else done.head(8)
 shown = done.iloc[rows] if rows else done
 st.download_button(
     f"Download {'selected' if rows else 'shown'} runs (CSV, {len(shown)} rows)",
-    shown.drop(columns=["display"]).to_csv(index=False),
+    lambda: shown.drop(columns=["display"]).to_csv(index=False),  # made on the click, not on every rerun
     "medtl_runs.csv",
     "text/csv",
     key="csv",
@@ -138,34 +156,62 @@ secondary = c2.selectbox(
 )
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _predictions(run_id: str, root: str) -> dict | None:
-    return store.predictions(run_id)
-
-
-summary = compare.truncation_summary(
-    done[done["model.backbone"] == backbone],
-    metric,
-    secondary or "model.params",
-    predictions=lambda i: _predictions(i, str(store.root)),
-)
+args = (store, done[done["model.backbone"] == backbone], metric, secondary or "model.params", TRUNCATION_LINES)
+summary = truncation_summary(*args, intervals=False)
+# a repeated experiment's interval is a bootstrap over the predictions of all its seeds: cheap for a study,
+# a minute for the thousands of files of a cluster sweep, so then asked for
+to_read = int(summary.loc[summary["count"] > 1, "count"].sum()) if metric in compare.POOLED else 0
+if to_read and (
+    to_read <= POOLED_FILES
+    or st.checkbox(
+        f"95% intervals for repeated experiments (a bootstrap over the test images; reads {to_read:,} prediction "
+        "files)",
+        key="trunc_intervals",
+    )
+):
+    summary = truncation_summary(*args, intervals=True)
 st.plotly_chart(
     plots.truncation_figure(summary, compare.METRICS[metric], compare.SECONDARY.get(secondary)), key="trunc"
 )
+hidden = summary.attrs.get("hidden_lines", 0)
 st.caption(
     "One line per setting (the labels name what differs between lines); each point is one experiment — the mean "
     "over its repeats (n seeds, same config otherwise). Bars: 95% interval — for one run its own bootstrap over "
     "test images; for several, a bootstrap over the shared test images of the mean over seeds. Hover for the std "
     "over seeds."
+    + (
+        " Repeated experiments have no bar until their intervals are asked for above."
+        if to_read > POOLED_FILES and not st.session_state.get("trunc_intervals")
+        else ""
+    )
+    + (
+        f" {hidden:,} more line(s) not drawn: the {TRUNCATION_LINES} with the most experiments (then the best mean) "
+        "are; narrow the filters in the sidebar to see others."
+        if hidden
+        else ""
+    )
 )
 
 st.subheader("Seeds")
-seed_label = compare.short_labels(done, seed=False)
-groups = done.assign(group=compare.seed_groups(done)).groupby("group")
-label_of = {g: compare.wrap(seed_label[idx[0]], 70) for g, idx in groups.groups.items()}
-groups = groups[metric].apply(list)
+values = done.groupby("experiment", sort=False)[metric].apply(list)  # one experiment = one key: its repeats
+n_experiments = len(values)
+if n_experiments > SEED_BOXES:  # the experiments with the most repeats, then the best mean
+    order = sorted(values.index, key=lambda k: (-len(values[k]), -float(np.nanmean(values[k])), k))
+    values = values[order[:SEED_BOXES]]
+boxed = done[done["experiment"].isin(values.index)]
+# labels from the experiments drawn: the name without its seed plus whatever tells them apart
+seed_label = compare.short_labels(boxed, seed=False)
+label_of = {k: compare.wrap(seed_label[idx[0]], 70) for k, idx in boxed.groupby("experiment").groups.items()}
 st.plotly_chart(
-    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in groups.items()}, compare.METRICS[metric]),
+    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in values.items()}, compare.METRICS[metric]),
     key="seeds",
 )
-st.caption("One box per experiment (runs that differ only by seed); n is the number of points.")
+st.caption(
+    "One box per experiment (runs that differ only by seed); n is the number of points."
+    + (
+        f" The {SEED_BOXES} experiments with the most repeats (then the best mean) of {n_experiments:,}; narrow the "
+        "filters to see others."
+        if n_experiments > SEED_BOXES
+        else ""
+    )
+)

@@ -18,6 +18,8 @@ import pytest
 # two busy cores spin against each other (a DenseNet forward went from 0.09 s to 4 s).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# tests edit finished runs by hand and read them back at once (a page re-checks finished runs every 10 s)
+os.environ.setdefault("MEDTL_RECHECK_S", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -91,3 +91,65 @@ def load_data(data_json: str):
     from medtl.config import DataConfig
 
     return D.load(DataConfig.from_dict(json.loads(data_json)))
+
+
+def runs_table(store: RunStore):
+    """The store's runs table, rebuilt only when a run's files or state change (:meth:`RunStore.signature`):
+    a widget change on a page of 10,000 runs does not re-read them. Shared between sessions: read it, filter it
+    into new frames, never change it in place."""
+    return _table_for(str(store.root), store.signature())
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the runs…")
+def _table_for(root: str, signature: int):
+    return RunStore(root).table()
+
+
+def pooled_intervals(ids: tuple[str, ...], root: str):
+    """:func:`medtl.compare.pooled_intervals` of the repeats ``ids`` (both metrics, one bootstrap), cached
+    by the ids and their predictions files' times (``runs reevaluate`` rewrites them)."""
+    store = RunStore(root)
+    stamps = tuple(_mtime(store.path(i) / "predictions.npz") for i in ids)
+    return _pooled(_digest(ids, stamps), ids, root)
+
+
+def _mtime(p) -> float:
+    try:
+        return p.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _digest(*parts) -> str:
+    """A short key for long tuples (Streamlit's cache hashes every element of an argument; this is one string)."""
+    import hashlib
+
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+@st.cache_data(max_entries=20_000, show_spinner=False)
+def _pooled(key: str, _ids: tuple[str, ...], root: str) -> dict | None:
+    from medtl import compare
+
+    return compare.pooled_intervals(_ids, RunStore(root).predictions)
+
+
+def truncation_summary(store: RunStore, runs, metric: str, secondary: str, max_lines: int, intervals: bool = True):
+    """:func:`medtl.compare.truncation_summary` of ``runs`` (rows of :func:`runs_table`), cached by the runs'
+    ids and the folder's signature, with the pooled intervals cached per experiment; ``intervals=False``:
+    no pooled intervals for repeated experiments (nothing read but the table)."""
+    ids = tuple(runs["id"])
+    sig = store.signature()
+    return _summary(_digest(sig, ids), ids, str(store.root), sig, metric, secondary, max_lines, intervals)
+
+
+@st.cache_data(max_entries=64, show_spinner="Summarising the runs by truncation depth…")
+def _summary(
+    key: str, _ids: tuple, root: str, signature: int, metric: str, secondary: str, max_lines: int, intervals: bool
+):
+    from medtl import compare
+
+    table = _table_for(root, signature)
+    runs = table.set_index("id").loc[list(_ids)].reset_index()
+    pooled = (lambda k: pooled_intervals(k, root)) if intervals else None
+    return compare.truncation_summary(runs, metric, secondary, max_lines=max_lines, pooled=pooled)
