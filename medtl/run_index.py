@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import threading
+import zipfile
 from pathlib import Path
 
 from medtl.config import RunConfig
@@ -19,8 +20,8 @@ from medtl.run_files import DamagedRun, atomic_write, check_metrics, check_statu
 
 FINISHED = ("done", "failed", "cancelled", "interrupted")
 INDEX = ".index.json"
-INDEX_VERSION = 3
-FILES = ("config.json", "status.json", "metrics.json")
+INDEX_VERSION = 4
+FILES = ("config.json", "status.json", "metrics.json", "predictions.npz")
 
 
 class Entry:
@@ -135,6 +136,9 @@ def read_entry(p: Path, run_id: str, sig: list) -> Entry:
         if m is not None:
             check_metrics(m, run_id)
             text["metrics"] = json.dumps(m, separators=(",", ":"), default=json_default)
+        if sig[FILES.index("predictions.npz")] is not None and not zipfile.is_zipfile(p / "predictions.npz"):
+            # one look at its end (the zip directory): a truncated file is damaged here, not in a figure later
+            raise DamagedRun(run_id, "predictions.npz", "not a readable .npz (truncated, or not a zip file)")
         t = (m or {}).get("test", {})
         e.brief = {
             "name": st.get("name") or cfg.name,

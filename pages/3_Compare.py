@@ -8,6 +8,7 @@ from medtl import compare, metrics, plots
 from ui import damaged, study_view
 from ui.nav import link, page_setup
 from ui.state import get_store, runs_table, truncation_summary
+from ui.text import plain
 
 page_setup("pages/3_Compare.py")
 st.title("Compare runs")
@@ -127,8 +128,13 @@ if len(picked) > 1:
 st.subheader("ROC and precision–recall on the test split")
 roc, pr, prevalences = {}, {}, []
 picked = picked.assign(legend=compare.short_labels(picked))
+unreadable = []
 for _, r in picked.iterrows():
-    p = store.predictions(r["id"])
+    try:
+        p = store.predictions(r["id"])
+    except ValueError as e:  # damaged since the folder was last looked at: left out, said below
+        unreadable.append(str(e))
+        continue
     if p is None or p["y_true"].ndim != 1:
         continue
     label = f"{compare.wrap(r['legend'], 48)}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
@@ -139,8 +145,10 @@ if roc:
     c1.plotly_chart(plots.roc_figure(roc, title=None), key="roc")
     c2.plotly_chart(plots.pr_figure(pr, prevalences, title=None), key="pr")
     st.caption("Dashed lines: chance — the diagonal for ROC, each test set's prevalence for precision–recall.")
-else:
+elif not unreadable:
     st.info("Curves are shown for binary tasks.")
+if unreadable:
+    st.warning("Curves left out:\n\n" + "\n\n".join(plain(u) for u in unreadable), icon=":material/broken_image:")
 
 st.subheader("Metric vs truncation depth")
 backbones = sorted(done["model.backbone"].unique())

@@ -248,3 +248,34 @@ def test_gradcam_page(finished_runs, monkeypatch):
         assert not at.exception
     at.text_input(key="indices").set_value("99999").run()
     assert any("not in the test split" in e.value for e in at.error)
+
+
+def test_every_page_opens_with_damaged_runs(finished_runs, tmp_path, monkeypatch):
+    """Random bytes in one run's metrics.json, a truncated predictions.npz and model.pt in two others: every page
+    opens, the pages that list runs say which are damaged, and the good run is still there."""
+    import shutil
+
+    from medtl.runs import RunStore
+    from ui.nav import PAGES
+
+    runs = tmp_path / "runs"
+    shutil.copytree(finished_runs, runs)
+    store = RunStore(runs)
+    done = [r for r in store.ids() if store.status(r)["state"] == "done"]
+    assert len(done) == 4
+    (runs / done[0] / "metrics.json").write_bytes(bytes(range(256)) * 4)
+    p = runs / done[1] / "predictions.npz"
+    p.write_bytes(p.read_bytes()[:200])
+    m = runs / done[2] / "model.pt"
+    m.write_bytes(m.read_bytes()[:1000])
+    monkeypatch.setenv("MEDTL_RUNS", str(runs))
+    for page in ["app.py", *PAGES]:
+        at = _app(str(ROOT / page)).run()
+        assert not at.exception, (page, at.exception)
+        labels = [e.label for e in at.expander]
+        if page in ("pages/2_Train.py", "pages/3_Compare.py", "pages/4_Grad-CAM.py", "pages/5_Study.py"):
+            assert any("damaged run(s)" in x for x in labels), (page, labels)
+    at = _app(COMPARE).run()
+    (table,) = [d.value for d in at.dataframe if "AUROC" in d.value]
+    listed = set(table["id"])
+    assert done[3] in listed and not listed & {done[0], done[1]}  # the good one listed, no damaged one
