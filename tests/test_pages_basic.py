@@ -170,3 +170,13 @@ def test_roc_page_bad_setting_blames_its_field(settings, errors):
     assert len(got) == len(errors) and all(g.startswith(w) for g, w in zip(got, errors, strict=True))
     assert all("*" not in g and "`" not in g for g in got)  # plain text
     assert not at.slider and not at.dataframe  # nothing drawn from settings that do not work
+
+
+def test_plain_text_is_itself_in_markdown():
+    """ui.text.plain: Markdown, directives and autolinks escaped or broken, the characters unchanged."""
+    from ui.text import WORD_JOINER, plain
+
+    for raw in ("![px](http://127.0.0.1:9/px.png)", "see www.x.org", "me@x.org", "**b** :red[x] $x$ <img>"):
+        s = plain(raw)
+        assert s.replace("\\", "").replace(WORD_JOINER, "") == raw
+        assert "://" not in s and "www." not in s and "@x" not in s

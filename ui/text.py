@@ -13,10 +13,16 @@ import re
 # HTML, tables, strikethrough, LaTeX, :emoji:/:material/icon:/:color[...]:, braces of attributes
 _INLINE = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~$:!{}#"})
 _LINE_START = re.compile(r"^(\s*\d*)([-+>=.)])")  # a list, quote, heading underline or numbered item
+# GFM's autolinks (``http://…``, ``www.…``, ``a@b.c``) are found in the text after escapes are resolved: no
+# backslash stops them. A word joiner (U+2060, invisible, zero width) after ``:``, ``www`` or ``@`` does.
+_AUTOLINK = re.compile(r"(?i)(\\:)(?=//)|(\bwww)(?=\\?\.)|(@)(?=\w)")
+WORD_JOINER = "\u2060"
 
 
 def plain(text: object) -> str:
-    """``text`` with what Markdown would interpret backslash-escaped (CommonMark escapes) and newlines as
-    spaces: it renders as itself wherever Streamlit renders Markdown."""
+    """``text`` with what Markdown would interpret backslash-escaped (CommonMark escapes), autolinks broken by an
+    invisible word joiner and newlines as spaces: it renders as itself, with no link or image, wherever Streamlit
+    renders Markdown."""
     s = " ".join(str(text).split()).translate(_INLINE)
+    s = _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, s)
     return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
