@@ -32,9 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from medtl import initialisations
 from medtl import metrics as M
 from medtl.config import DataConfig, ModelConfig
 from medtl.models import registry
+from medtl.runs import RunStore
 
 LEVELS = registry.LEVELS
 SCORE = "mean percentile rank of LogME and probe AUPRC among the cuts (ties: probe AUPRC)"
@@ -286,10 +288,9 @@ def advise(
 
     from medtl.data import load
     from medtl.models import build
-    from medtl.models.transfer import source_state
     from medtl.train import pick_device
 
-    if init == "random":
+    if not initialisations.is_pretrained(init):
         raise ValueError(
             "init 'random' has nothing pretrained to assess: the advisor scores the features a pretrained "
             "initialisation gives at each cut before training. Use 'imagenet', 'file:<path>' or 'run:<id>'"
@@ -299,7 +300,8 @@ def advise(
     if folds < 2:
         raise ValueError(f"folds must be at least 2. Got {folds}")
     cfg = ModelConfig(backbone, "finetune", "full", init, weights)  # validates backbone and init
-    source_state(cfg, runs_dir)  # an absent source (ImageNet weights offline, a wrong path) fails before any data work
+    # an absent source (ImageNet weights offline, a wrong path) fails before any data work
+    source = initialisations.state_dict(init, backbone, weights, RunStore(runs_dir))
     points = select_cuts(backbone, level)
     if threads:
         torch.set_num_threads(threads)
@@ -311,7 +313,7 @@ def advise(
     images = np.asarray(ds.images[idx])
     t1 = time.perf_counter()
     dev = pick_device(device)
-    model = build(cfg, ds.image_size, ds.channels, runs_dir=runs_dir).to(dev)
+    model = build(cfg, ds.image_size, ds.channels, source=source).to(dev)
     t2 = time.perf_counter()
     feats = cut_features(model, backbone, points, images, batch_size)
     t3 = time.perf_counter()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
-from medtl import datasets
+from medtl import datasets, initialisations
 from medtl.datasets import option_default, parse_spec, parse_train_size, train_size_label
 from medtl.fields import Rule, bad, between, check_fields, one_of, setting
 from medtl.strategies import STRATEGIES as _STRATEGY_RECORDS
@@ -73,10 +73,7 @@ class _Config:
         return dataclasses.replace(self, **changes)
 
 
-_INIT = Rule(
-    lambda v: v in ("random", "imagenet") or v.startswith(("file:", "run:")),
-    "'random', 'imagenet', 'file:<path>' or 'run:<id>'",
-)
+_INIT = Rule(initialisations.valid, initialisations.allowed())
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,8 @@ class ModelConfig(_Config):
         strategy: a record of ``medtl.strategies`` (finetune | truncate | freeze | transfusion | linear).
         cut: a published cut point of the backbone (``layer3``, ``layer3.2``, ``features.denseblock2``,
             ``cbr3``, ``full``).
-        init: ``random``, ``imagenet``, ``file:<path>`` or ``run:<id>``.
+        init: an initialisation spec (``medtl.initialisations``): ``random``, ``imagenet``,
+            ``file:<path>`` or ``run:<id>``.
         weights: torchvision weights version for ``imagenet`` (``IMAGENET1K_V1`` or ``_V2``).
         head: ``gap`` (global average pooling + linear) or ``flatten`` (the TTL code's flattened map).
         dropout: before the linear layer; ``None`` = the family's default (0.1 for CBR, else 0).
@@ -100,7 +98,7 @@ class ModelConfig(_Config):
     backbone: str = "resnet18"
     strategy: str = setting("truncate", rule=one_of(lambda: _STRATEGY_RECORDS))
     cut: str = "layer2"
-    init: str = setting("random", rule=_INIT)
+    init: str = setting(initialisations.RANDOM, rule=_INIT)
     weights: str = "IMAGENET1K_V1"
     head: Head = "gap"
     dropout: float | None = setting(None, rule=between(0, 1, hi_open=True))
@@ -125,8 +123,11 @@ class ModelConfig(_Config):
 
         spec = get_spec(self.backbone)
         get_cut(self.backbone, self.cut)
-        if self.init == "imagenet" and spec.weights is None:
-            raise ValueError(f"init 'imagenet' is not available for {self.backbone}: it has no ImageNet weights")
+        init = initialisations.parse(self.init)
+        if init.kind.published and spec.weights is None:
+            raise ValueError(
+                f"init {init.spec!r} is not available for {self.backbone}: it has no ImageNet weights (published ones)"
+            )
 
     @property
     def label(self) -> str:

@@ -49,12 +49,12 @@ from captum.attr import LayerAttribution, LayerGradCam
 from scipy.ndimage import distance_transform_edt
 from torch import nn
 
-from medtl.checkpoint import MODEL_FILE, rebuild
+from medtl.checkpoint import MODEL_FILE
 from medtl.checkpoint import read as read_checkpoint
 from medtl.config import ModelConfig
 from medtl.data import ImageSet
 from medtl.data.preview import outline
-from medtl.models import registry
+from medtl.models import rebuild, registry
 from medtl.models.transfer import TransferNet
 from medtl.runs import RunStore
 from medtl.strategies import get_strategy

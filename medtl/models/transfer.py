@@ -15,13 +15,15 @@ what it does beyond that is its rule in :data:`BUILD_RULES`. Strategies, relativ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torchvision
 from torch import nn
 
+from medtl import initialisations
 from medtl.config import ModelConfig
 from medtl.models import registry, weights
 from medtl.models.registry import CutPoint
@@ -115,16 +117,6 @@ def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, name, module)
 
 
-def source_state(cfg: ModelConfig, runs_dir=None) -> dict[str, torch.Tensor] | None:
-    """The state dict that initialises the pretrained part, or None for ``random``."""
-    if cfg.init == "random":
-        return None
-    if cfg.init == "imagenet":
-        return weights.imagenet_state_dict(cfg.backbone, cfg.weights)
-    kind, _, ref = cfg.init.partition(":")
-    return weights.file_state_dict(ref) if kind == "file" else weights.run_state_dict(ref, runs_dir)
-
-
 def _fold_first_conv(backbone: nn.Module) -> None:
     path, conv = next((n, m) for n, m in backbone.named_modules() if isinstance(m, nn.Conv2d))
     folded = nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
@@ -193,14 +185,16 @@ def build(
     image_size: int = 224,
     in_channels: int = 1,
     norm: tuple[Sequence[float], Sequence[float]] | None = None,
-    runs_dir=None,
+    source: Mapping[str, torch.Tensor] | None = None,
 ) -> TransferNet:
     """The network for ``cfg`` at ``image_size`` with ``in_channels`` input channels (1 or 3).
 
     Args:
         norm: (mean, std) per channel of the input in [0, 1]. Default: ImageNet statistics for
             pretrained initialisations, (0.5, 0.25) otherwise; pass dataset statistics for random.
-        runs_dir: where ``run:<id>`` sources live.
+        source: the state dict ``cfg.init`` resolves to (:func:`medtl.initialisations.state_dict`, by the
+            caller that owns the run store for a ``run:`` source); None resolves a kind that needs no
+            store here. Ignored for ``random``.
 
     Raises:
         ValueError: the image is smaller than the cut needs, or the init source does not fit.
@@ -222,7 +216,12 @@ def build(
     full = spec.builder()
     paths = [p for p, _ in spec.family.stages(full)]
     plan = Plan(cfg, strategy, paths, point, kept, spec.family.truncate(full, kept.stage))
-    BUILD_RULES[strategy.name](plan, source_state(cfg, runs_dir))
+    init = initialisations.parse(cfg.init)
+    if not init.pretrained:
+        source = None
+    elif source is None:
+        source = init.state_dict(cfg.backbone, cfg.weights)  # a run: source refuses: it needs its store
+    BUILD_RULES[strategy.name](plan, source)
     backbone = plan.backbone
     channels = in_channels
     if in_channels == 1 and cfg.grayscale == "fold":
@@ -232,7 +231,7 @@ def build(
     for path in plan.frozen:
         backbone.get_submodule(path).requires_grad_(False)
     if norm is None:
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if cfg.init != "random" else ((0.5,) * 3, (0.25,) * 3)
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if init.pretrained else ((0.5,) * 3, (0.25,) * 3)
     else:
         mean, std = norm
     mean, std = _match_channels(mean, channels), _match_channels(std, channels)
@@ -241,6 +240,32 @@ def build(
     map_size = _feature_map_size(backbone, image_size, channels) if cfg.head == "flatten" else None
     head = make_head(kept.channels, cfg.num_outputs, cfg.head, dropout, map_size)
     return TransferNet(InputAdapter(channels, mean, std), backbone, head, plan.frozen, arch=cfg.backbone, cut=kept.name)
+
+
+def _inferred_record(sd: dict[str, torch.Tensor], cfg: ModelConfig, image_size: int) -> dict[str, Any]:
+    """For a ``model.pt`` written before the record existed: the head size and channels from tensor shapes."""
+    head = next(k for k in reversed(list(sd)) if k.startswith("head.") and k.endswith("weight"))
+    in_ch = 1 if cfg.grayscale == "fold" else (3 if sd["adapter.mean"].numel() == 3 else 1)
+    return {
+        "config": cfg.replace(num_outputs=int(sd[head].shape[0])).to_dict(),
+        "image_size": image_size,
+        "in_channels": in_ch,
+        "mean": sd["adapter.mean"].flatten().tolist(),
+        "std": sd["adapter.std"].flatten().tolist(),
+    }
+
+
+def rebuild(ck: dict[str, Any], fallback_cfg: ModelConfig, fallback_image_size: int) -> TransferNet:
+    """The network of a ``model.pt`` dict, weights loaded, in train mode as built.
+
+    Uses the file's model record; files without one (older runs) fall back to the run's config
+    and the shapes of the stored tensors."""
+    sd = ck["state_dict"]
+    rec = ck.get("model") or _inferred_record(sd, fallback_cfg, fallback_image_size)
+    cfg = ModelConfig.from_dict(rec["config"]).replace(init="random")  # the weights come from the file
+    model = build(cfg, rec["image_size"], rec["in_channels"], (rec["mean"], rec["std"]))
+    model.load_state_dict(sd)
+    return model
 
 
 def _match_channels(values: Sequence[float], channels: int) -> tuple[float, ...]:
