@@ -162,15 +162,17 @@ def cut_sources(backbone: str, point: registry.CutPoint) -> tuple[list[str], boo
 
 
 @contextmanager
-def pooled_outputs(root: nn.Module, paths: list[str], relu: set[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
-    """Forward hooks that store the global-average pooled output of each module (a ReLU first for
-    those in ``relu``); removed on exit."""
+def pooled_outputs(
+    root: nn.Module, paths: list[str], relu: set[str], pool=lambda out: out.mean(dim=(2, 3))
+) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Forward hooks that store the pooled output of each module (global average pooling, or the
+    family's ``pool``; a ReLU first for those in ``relu``); removed on exit."""
     store: dict[str, list[torch.Tensor]] = {p: [] for p in paths}
 
     def hook(path: str):
         def fn(_module, _inputs, out):
             out = torch.relu(out) if path in relu else out
-            store[path].append(out.float().mean(dim=(2, 3)).cpu())
+            store[path].append(pool(out.float()).cpu())
 
         return fn
 
@@ -201,7 +203,7 @@ def cut_features(model, backbone: str, points: list[registry.CutPoint], images: 
     paths = list(dict.fromkeys(s for src, _ in sources.values() for s in src))
     relu = {s for src, r in sources.values() if r for s in src}
     model.eval()
-    with pooled_outputs(model.backbone, paths, relu) as store:
+    with pooled_outputs(model.backbone, paths, relu, model.pool) as store:
         for s in range(0, len(images), batch_size):
             model.features(to_float(images[s : s + batch_size], device, channels_last))
     pooled = {p: torch.cat(v).numpy() for p, v in store.items()}

@@ -111,9 +111,10 @@ class ModelConfig(_Config):
         strategy = get_strategy(self.strategy)
         strategy.check_cut(self.cut)
         # slim re-initialises the layers above the cut at half width: only a strategy that re-initialises them
-        if self.slim and not (strategy.reinit_above and self.backbone == "resnet50"):
+        # (which backbones have a slim variant is their family's business: checked by ``check``)
+        if self.slim and not strategy.reinit_above:
             raise ValueError(
-                "slim=True is defined for strategy 'transfusion' on resnet50 (sun-umn/TTL's slim_resnet50). "
+                "slim=True is defined for strategy 'transfusion' (sun-umn/TTL's slim_resnet50). "
                 f"Got strategy={self.strategy!r}, backbone={self.backbone!r}"
             )
 
@@ -123,6 +124,8 @@ class ModelConfig(_Config):
 
         spec = get_spec(self.backbone)
         get_cut(self.backbone, self.cut)
+        if self.slim and spec.family.slim_problem(self.backbone):
+            raise ValueError(f"slim=True: {spec.family.slim_problem(self.backbone)}")
         init = initialisations.parse(self.init)
         if init.kind.published and spec.weights is None:
             raise ValueError(
@@ -294,16 +297,12 @@ class RunConfig(_Config):
     def check(self) -> RunConfig:
         """Check the names that live in the model registry (backbone, cut, weights) and that the
         images are large enough for the kept network; imports the registry (torch). Returns self."""
-        from medtl.models.registry import min_input_size
+        from medtl.models.registry import check_input_size
 
         self.model.check()
-        cut = get_strategy(self.model.strategy).kept_cut(self.model.cut)
-        minimum = min_input_size(self.model.backbone, cut)
-        if self.data.image_size < minimum:
-            raise ValueError(
-                f"image_size {self.data.image_size} is too small for {self.model.backbone} cut at {cut}: "
-                f"it needs at least {minimum} px. Raise image_size or choose a shallower cut"
-            )
+        check_input_size(
+            self.model.backbone, get_strategy(self.model.strategy).kept_cut(self.model.cut), self.data.image_size
+        )
         return self
 
     @property

@@ -108,7 +108,7 @@ def stage_features(
     out: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
     handles = [
         m.register_forward_hook(
-            lambda _m, _i, o, name=name: out[name].append(o.mean(dim=(2, 3)) if kind == "gap" else o.flatten(1))
+            lambda _m, _i, o, name=name: out[name].append(model.pool(o) if kind == "gap" else o.flatten(1))
         )
         for name, m in modules.items()
     ]
@@ -127,7 +127,7 @@ def run_similarity(
     """Linear CKA per stage between the run's network before and after training, and between an
     independent random network and the trained one, on test images (``indices``, else the first ``n``)."""
     from medtl import data as D
-    from medtl.explain import feature_module, gradcam_layers, load_model
+    from medtl.explain import gradcam_layers, load_model
 
     if n < 4:
         raise ValueError(f"n must be at least 4 (the unbiased HSIC needs 4 images). Got {n}")
@@ -142,8 +142,7 @@ def run_similarity(
     nets = {"trained": trained, "initial": initial_model(store, run_id), "random": random_model(store, run_id)}
     grams = {
         key: {
-            s: gram(f)
-            for s, f in stage_features(net, {s: feature_module(net, cfg.model, s) for s in stages}, x, features).items()
+            s: gram(f) for s, f in stage_features(net, {s: net.feature_module(s) for s in stages}, x, features).items()
         }
         for key, net in nets.items()
     }

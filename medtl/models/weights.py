@@ -247,12 +247,12 @@ def load_into(
     """Load ``state`` into ``model``; missing or mis-shaped keys raise, listed.
 
     Keys the source lacks are an error only for parameters the model keeps (restricted to the
-    module paths in ``prefixes`` when given); extra keys in the source (the layers above a cut,
+    module or parameter paths in ``prefixes`` when given); extra keys in the source (the layers above a cut,
     an ImageNet ``fc``) are ignored.
     """
     own = model.state_dict()
     if prefixes is not None:
-        own = {k: v for k, v in own.items() if any(k.startswith(p + ".") for p in prefixes)}
+        own = {k: v for k, v in own.items() if any(k == p or k.startswith(p + ".") for p in prefixes)}
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     shapes = [
         f"{k}: source {tuple(state[k].shape)} vs model {tuple(v.shape)}"
