@@ -47,7 +47,7 @@ def _cut_caption(rows: dict, cuts: list[str], size: int, asked: int) -> None:
         if c in rows
     ]
     at = f"at {size} px" + (
-        "" if size == asked else f" (the smallest input this backbone accepts; {asked} px is too small)"
+        "" if size == asked else f" (the nearest input this backbone accepts; it does not take {asked} px)"
     )
     if parts:
         st.caption(" · ".join(parts) + f" — backbone up to the cut, {at}")
@@ -70,7 +70,7 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
         format_func=lambda s: f"{s} ({STRATEGIES[s].label})",
         help="  \n".join(f"**{s.name}** ({s.label}): {s.description}" for s in STRATEGIES.values()),
     )
-    table_size = max(d["image_size"], registry.min_input_size(backbone))
+    table_size = registry.fit_input_size(backbone, d["image_size"])
     rows = {r["name"]: r for r in cut_table(backbone, table_size)}
     layer_level = st.toggle("Show layer-level cuts", key="layer_level")
     names = [p.name for p in registry.cut_points(backbone) if layer_level or p.level != "layer"]

@@ -140,6 +140,12 @@ def check_input_size(name: str, cut: str, image_size: int) -> None:
         raise ValueError(f"{problem}. Got image_size={image_size}")
 
 
+def fit_input_size(name: str, image_size: int, cut: str = "full") -> int:
+    """The smallest input from ``image_size`` up that ``name`` cut at ``cut`` accepts (for cost tables)."""
+    point = get_cut(name, cut)
+    return get_spec(name).family.fit_size(max(image_size, min_input_size(name, cut)), point)
+
+
 def cam_module(name: str, backbone: nn.Module, cut: str) -> nn.Module:
     """The module of a built backbone of ``name`` whose (B, C, h, w) output Grad-CAM reads at ``cut``."""
     return get_spec(name).family.cam_module(backbone, get_cut(name, cut))
@@ -157,6 +163,7 @@ __all__ = [
     "CutPoint",
     "cam_module",
     "check_input_size",
+    "fit_input_size",
     "cut_points",
     "cut_stages",
     "distinct_cuts",

@@ -89,6 +89,10 @@ class Family:
         """Why a square input of ``size`` px (at least the minimum) does not fit, or None."""
         return None
 
+    def fit_size(self, size: int, point: CutPoint) -> int:
+        """The nearest input size from ``size`` up that fits (``size`` itself here)."""
+        return size
+
     def min_input_size(self, backbone: str, point: CutPoint) -> int:
         """The smallest square input a backbone cut at ``point`` accepts.
 

@@ -117,6 +117,9 @@ class ViTFamily(Family):
             return f"ViT images are a multiple of its {point.reduction} px patches"
         return None
 
+    def fit_size(self, size: int, point: CutPoint) -> int:
+        return -(-size // point.reduction) * point.reduction
+
     def pre_logits(self, model: nn.Module, point: CutPoint) -> PreLogits:
         return [(None, ClassToken()), ("encoder.ln", model.encoder.ln)]
 
