@@ -32,9 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from medtl import initialisations
 from medtl import metrics as M
 from medtl.config import DataConfig, ModelConfig
 from medtl.models import registry
+from medtl.runs import RunStore
 
 LEVELS = registry.LEVELS
 SCORE = "mean percentile rank of LogME and probe AUPRC among the cuts (ties: probe AUPRC)"
@@ -160,15 +162,17 @@ def cut_sources(backbone: str, point: registry.CutPoint) -> tuple[list[str], boo
 
 
 @contextmanager
-def pooled_outputs(root: nn.Module, paths: list[str], relu: set[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
-    """Forward hooks that store the global-average pooled output of each module (a ReLU first for
-    those in ``relu``); removed on exit."""
+def pooled_outputs(
+    root: nn.Module, paths: list[str], relu: set[str], pool=lambda out: out.mean(dim=(2, 3))
+) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Forward hooks that store the pooled output of each module (global average pooling, or the
+    family's ``pool``; a ReLU first for those in ``relu``); removed on exit."""
     store: dict[str, list[torch.Tensor]] = {p: [] for p in paths}
 
     def hook(path: str):
         def fn(_module, _inputs, out):
             out = torch.relu(out) if path in relu else out
-            store[path].append(out.float().mean(dim=(2, 3)).cpu())
+            store[path].append(pool(out.float()).cpu())
 
         return fn
 
@@ -199,7 +203,7 @@ def cut_features(model, backbone: str, points: list[registry.CutPoint], images: 
     paths = list(dict.fromkeys(s for src, _ in sources.values() for s in src))
     relu = {s for src, r in sources.values() if r for s in src}
     model.eval()
-    with pooled_outputs(model.backbone, paths, relu) as store:
+    with pooled_outputs(model.backbone, paths, relu, model.pool) as store:
         for s in range(0, len(images), batch_size):
             model.features(to_float(images[s : s + batch_size], device, channels_last))
     pooled = {p: torch.cat(v).numpy() for p, v in store.items()}
@@ -286,10 +290,9 @@ def advise(
 
     from medtl.data import load
     from medtl.models import build
-    from medtl.models.transfer import source_state
     from medtl.train import pick_device
 
-    if init == "random":
+    if not initialisations.is_pretrained(init):
         raise ValueError(
             "init 'random' has nothing pretrained to assess: the advisor scores the features a pretrained "
             "initialisation gives at each cut before training. Use 'imagenet', 'file:<path>' or 'run:<id>'"
@@ -299,7 +302,8 @@ def advise(
     if folds < 2:
         raise ValueError(f"folds must be at least 2. Got {folds}")
     cfg = ModelConfig(backbone, "finetune", "full", init, weights)  # validates backbone and init
-    source_state(cfg, runs_dir)  # an absent source (ImageNet weights offline, a wrong path) fails before any data work
+    # an absent source (ImageNet weights offline, a wrong path) fails before any data work
+    source = initialisations.state_dict(init, backbone, weights, RunStore(runs_dir))
     points = select_cuts(backbone, level)
     if threads:
         torch.set_num_threads(threads)
@@ -311,7 +315,7 @@ def advise(
     images = np.asarray(ds.images[idx])
     t1 = time.perf_counter()
     dev = pick_device(device)
-    model = build(cfg, ds.image_size, ds.channels, runs_dir=runs_dir).to(dev)
+    model = build(cfg, ds.image_size, ds.channels, source=source).to(dev)
     t2 = time.perf_counter()
     feats = cut_features(model, backbone, points, images, batch_size)
     t3 = time.perf_counter()

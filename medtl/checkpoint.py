@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from medtl.config import ModelConfig
+from medtl.initialisations import Availability, Init
 from medtl.runs import RunStore
 
 MODEL_FILE = "model.pt"
@@ -29,7 +30,7 @@ RESUME_FILE = "last.pt"
 
 
 def model_record(cfg: ModelConfig, model: nn.Module, image_size: int, in_channels: int) -> dict[str, Any]:
-    """What was built: enough to rebuild ``model`` with :func:`rebuild` (plain types only)."""
+    """What was built: enough to rebuild ``model`` with :func:`medtl.models.rebuild` (plain types only)."""
     adapter = model.adapter
     return {
         "config": cfg.to_dict(),
@@ -56,32 +57,48 @@ def read(path: str | Path) -> dict[str, Any]:
     return ck
 
 
-def _inferred_record(sd: dict[str, torch.Tensor], cfg: ModelConfig, image_size: int) -> dict[str, Any]:
-    """For a ``model.pt`` written before the record existed: the head size and channels from tensor shapes."""
-    head = next(k for k in reversed(list(sd)) if k.startswith("head.") and k.endswith("weight"))
-    in_ch = 1 if cfg.grayscale == "fold" else (3 if sd["adapter.mean"].numel() == 3 else 1)
-    return {
-        "config": cfg.replace(num_outputs=int(sd[head].shape[0])).to_dict(),
-        "image_size": image_size,
-        "in_channels": in_ch,
-        "mean": sd["adapter.mean"].flatten().tolist(),
-        "std": sd["adapter.std"].flatten().tolist(),
-    }
+def run_state_dict(run_id: str, store: RunStore) -> dict[str, torch.Tensor]:
+    """The backbone of a finished run's ``model.pt``, in the reference network's names.
+
+    The file's model record (when present: runs trained since it was added) names the backbone
+    the weights belong to; older files are taken by their tensor names alone."""
+    path = store.path(run_id) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Run {run_id!r} has no model.pt in {store.root}: it has not finished, or the id is wrong"
+        )
+    ck = read(path)
+    sd = ck.get("state_dict")
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path} holds no 'state_dict': it is not a MedTL model checkpoint")
+    rec = ck.get("model")
+    source = f"run:{run_id} ({rec['config']['backbone']}, cut {rec['config']['cut']})" if rec else f"run:{run_id}"
+    backbone = {k.removeprefix("backbone."): v for k, v in sd.items() if k.startswith("backbone.")}
+    if not backbone:
+        raise ValueError(f"{source} has no backbone weights in {path}")
+    return backbone
 
 
-def rebuild(ck: dict[str, Any], fallback_cfg: ModelConfig, fallback_image_size: int) -> nn.Module:
-    """The network of a ``model.pt`` dict, weights loaded, in train mode as built.
+def run_source(init: Init, backbone: str, weights: str, store: RunStore) -> dict[str, torch.Tensor]:
+    """The ``run`` record's source (:mod:`medtl.initialisations`): :func:`run_state_dict`."""
+    return run_state_dict(init.ref.strip(), store)
 
-    Uses the file's model record; files without one (older runs) fall back to the run's config
-    and the shapes of the stored tensors."""
-    from medtl.models import build
 
-    sd = ck["state_dict"]
-    rec = ck.get("model") or _inferred_record(sd, fallback_cfg, fallback_image_size)
-    cfg = ModelConfig.from_dict(rec["config"]).replace(init="random")  # the weights come from the file
-    model = build(cfg, rec["image_size"], rec["in_channels"], (rec["mean"], rec["std"]))
-    model.load_state_dict(sd)
-    return model
+def run_status(init: Init, backbone: str, weights: str, store: RunStore) -> Availability:
+    """The ``run`` record's availability: a finished run of ``store`` with its ``model.pt``."""
+    ref = init.ref.strip()
+    if not ref:
+        return Availability(False, f"Enter the id of a {init.kind.ref}")
+    try:
+        folder = store.path(ref)
+    except ValueError as e:  # not a run id at all
+        return Availability(False, str(e))
+    if not folder.is_dir():
+        return Availability(False, f"No run {ref} in {store.root}: a run: source is a finished run of this runs folder")
+    state = store.status(ref).get("state", "?")
+    if state != "done":
+        return Availability(False, f"Run {ref} has not finished (state: {state}): it cannot be a source yet")
+    return Availability(True, file=str(folder / MODEL_FILE))
 
 
 class ModelCheckpoint:

@@ -18,6 +18,7 @@ import pandas as pd
 from medtl import datasets, stats
 from medtl.config import OUTSIDE_KEY, SEED_FIELDS, DataConfig, ModelConfig, TrainConfig
 from medtl.datasets import train_size_label
+from medtl.initialisations import label as init_label
 from medtl.strategies import get_strategy
 
 METRICS = {"test.auroc": "AUROC", "test.auprc": "AUPRC (AP)", "test.auprc_trapezoid": "AUPRC (trapezoid)"}
@@ -81,16 +82,6 @@ def extra_labels(rows: pd.DataFrame, fields: list[str]) -> pd.Series:
 def join(a: pd.Series, b: pd.Series, sep: str = " · ") -> pd.Series:
     """Element-wise ``a · b``, leaving out empty parts."""
     return a.where(b == "", a.where(a == "", a + sep) + b)
-
-
-def init_label(init: str) -> str:
-    """A short initialisation for labels: ``run:…565565f`` for a run, the file name for ``file:``."""
-    kind, _, ref = str(init).partition(":")
-    if kind == "run":
-        return f"run:…{ref[-7:]}"
-    if kind == "file":
-        return f"file:{ref.replace(chr(92), '/').rsplit('/', 1)[-1]}"
-    return str(init)
 
 
 def wrap(label: str, width: int = 60) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
-from medtl import datasets
+from medtl import datasets, initialisations
 from medtl.datasets import option_default, parse_spec, parse_train_size, train_size_label
 from medtl.fields import Rule, bad, between, check_fields, one_of, setting
 from medtl.strategies import STRATEGIES as _STRATEGY_RECORDS
@@ -73,10 +73,7 @@ class _Config:
         return dataclasses.replace(self, **changes)
 
 
-_INIT = Rule(
-    lambda v: v in ("random", "imagenet") or v.startswith(("file:", "run:")),
-    "'random', 'imagenet', 'file:<path>' or 'run:<id>'",
-)
+_INIT = Rule(initialisations.valid, initialisations.allowed())
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,8 @@ class ModelConfig(_Config):
         strategy: a record of ``medtl.strategies`` (finetune | truncate | freeze | transfusion | linear).
         cut: a published cut point of the backbone (``layer3``, ``layer3.2``, ``features.denseblock2``,
             ``cbr3``, ``full``).
-        init: ``random``, ``imagenet``, ``file:<path>`` or ``run:<id>``.
+        init: an initialisation spec (``medtl.initialisations``): ``random``, ``imagenet``,
+            ``file:<path>`` or ``run:<id>``.
         weights: torchvision weights version for ``imagenet`` (``IMAGENET1K_V1`` or ``_V2``).
         head: ``gap`` (global average pooling + linear) or ``flatten`` (the TTL code's flattened map).
         dropout: before the linear layer; ``None`` = the family's default (0.1 for CBR, else 0).
@@ -100,7 +98,7 @@ class ModelConfig(_Config):
     backbone: str = "resnet18"
     strategy: str = setting("truncate", rule=one_of(lambda: _STRATEGY_RECORDS))
     cut: str = "layer2"
-    init: str = setting("random", rule=_INIT)
+    init: str = setting(initialisations.RANDOM, rule=_INIT)
     weights: str = "IMAGENET1K_V1"
     head: Head = "gap"
     dropout: float | None = setting(None, rule=between(0, 1, hi_open=True))
@@ -113,9 +111,10 @@ class ModelConfig(_Config):
         strategy = get_strategy(self.strategy)
         strategy.check_cut(self.cut)
         # slim re-initialises the layers above the cut at half width: only a strategy that re-initialises them
-        if self.slim and not (strategy.reinit_above and self.backbone == "resnet50"):
+        # (which backbones have a slim variant is their family's business: checked by ``check``)
+        if self.slim and not strategy.reinit_above:
             raise ValueError(
-                "slim=True is defined for strategy 'transfusion' on resnet50 (sun-umn/TTL's slim_resnet50). "
+                "slim=True is defined for strategy 'transfusion' (sun-umn/TTL's slim_resnet50). "
                 f"Got strategy={self.strategy!r}, backbone={self.backbone!r}"
             )
 
@@ -125,8 +124,13 @@ class ModelConfig(_Config):
 
         spec = get_spec(self.backbone)
         get_cut(self.backbone, self.cut)
-        if self.init == "imagenet" and spec.weights is None:
-            raise ValueError(f"init 'imagenet' is not available for {self.backbone}: it has no ImageNet weights")
+        if self.slim and spec.family.slim_problem(self.backbone):
+            raise ValueError(f"slim=True: {spec.family.slim_problem(self.backbone)}")
+        init = initialisations.parse(self.init)
+        if init.kind.published and spec.weights is None:
+            raise ValueError(
+                f"init {init.spec!r} is not available for {self.backbone}: it has no ImageNet weights (published ones)"
+            )
 
     @property
     def label(self) -> str:
@@ -293,16 +297,12 @@ class RunConfig(_Config):
     def check(self) -> RunConfig:
         """Check the names that live in the model registry (backbone, cut, weights) and that the
         images are large enough for the kept network; imports the registry (torch). Returns self."""
-        from medtl.models.registry import min_input_size
+        from medtl.models.registry import check_input_size
 
         self.model.check()
-        cut = get_strategy(self.model.strategy).kept_cut(self.model.cut)
-        minimum = min_input_size(self.model.backbone, cut)
-        if self.data.image_size < minimum:
-            raise ValueError(
-                f"image_size {self.data.image_size} is too small for {self.model.backbone} cut at {cut}: "
-                f"it needs at least {minimum} px. Raise image_size or choose a shallower cut"
-            )
+        check_input_size(
+            self.model.backbone, get_strategy(self.model.strategy).kept_cut(self.model.cut), self.data.image_size
+        )
         return self
 
     @property

@@ -49,12 +49,12 @@ from captum.attr import LayerAttribution, LayerGradCam
 from scipy.ndimage import distance_transform_edt
 from torch import nn
 
-from medtl.checkpoint import MODEL_FILE, rebuild
+from medtl.checkpoint import MODEL_FILE
 from medtl.checkpoint import read as read_checkpoint
 from medtl.config import ModelConfig
 from medtl.data import ImageSet
 from medtl.data.preview import outline
-from medtl.models import registry
+from medtl.models import rebuild, registry
 from medtl.models.transfer import TransferNet
 from medtl.runs import RunStore
 from medtl.strategies import get_strategy
@@ -79,11 +79,12 @@ def load_model(store: RunStore, run_id: str) -> TransferNet:
 
 
 def feature_module(model: TransferNet, config: ModelConfig, cut: str | None = None) -> nn.Module:
-    """The module of ``model`` (built for ``config``) whose output is the feature map at ``cut``.
+    """The module of ``model`` (built for ``config``) whose output is the (B, C, h, w) map Grad-CAM
+    reads at ``cut``.
 
     ``None`` is the map that feeds the head. Cuts above what the network keeps raise ValueError
-    naming the layers there are; which module gives an earlier cut's map is the backbone family's
-    knowledge (:meth:`TransferNet.feature_module`).
+    naming the layers there are; which module gives a cut's map is the backbone family's
+    knowledge (:meth:`TransferNet.cam_module`: a ViT's patch tokens as a grid).
     """
     if cut is None:
         return model.last_conv_layer
@@ -93,7 +94,7 @@ def feature_module(model: TransferNet, config: ModelConfig, cut: str | None = No
             f"layer {cut!r} lies above what this network keeps (up to {kept.name!r}). "
             f"Grad-CAM layers: {', '.join(gradcam_layers(config))}"
         )
-    return model.feature_module(cut)
+    return model.cam_module(cut)
 
 
 def gradcam_layers(config: ModelConfig) -> list[str]:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from medtl.config import RunConfig
+from medtl.initialisations import RANDOM, is_pretrained, state_dict
 from medtl.models import build
 from medtl.models.transfer import TransferNet
 from medtl.runs import RunStore
@@ -77,7 +78,7 @@ def initial_model(store: RunStore, run_id: str, seed: int | None = None) -> Tran
 def random_model(store: RunStore, run_id: str, seed: int | None = None) -> TransferNet:
     """An independently initialised random network of the run's architecture (the baseline)."""
     cfg = store.config(run_id)
-    other = cfg.replace(model=cfg.model.replace(init="random")) if cfg.model.init != "random" else cfg
+    other = cfg.replace(model=cfg.model.replace(init=RANDOM))
     seed = cfg.train.seed + 1_000_003 if seed is None else seed
     return _built(other, store, seed)
 
@@ -90,10 +91,11 @@ def _built(cfg: RunConfig, store: RunStore, seed: int) -> TransferNet:
     data = D.load(cfg.data)
     n_out = 1 if data.target is not None else len(data.label_names)
     mcfg = cfg.model if cfg.model.num_outputs == n_out else cfg.model.replace(num_outputs=n_out)
-    norm = None if mcfg.init != "random" else normalization_stats(data)
-    # as the trainer does: seed everything, then build (loading the data draws no torch random numbers)
+    norm = None if is_pretrained(mcfg.init) else normalization_stats(data)
+    source = state_dict(mcfg.init, mcfg.backbone, mcfg.weights, store)
+    # as the trainer does: seed everything, then build (loading data and weights draws no torch random numbers)
     seed_everything(seed)
-    return build(mcfg, data.image_size, data.channels, norm, runs_dir=store.root).eval()
+    return build(mcfg, data.image_size, data.channels, norm, source).eval()
 
 
 @torch.no_grad()
@@ -106,7 +108,7 @@ def stage_features(
     out: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
     handles = [
         m.register_forward_hook(
-            lambda _m, _i, o, name=name: out[name].append(o.mean(dim=(2, 3)) if kind == "gap" else o.flatten(1))
+            lambda _m, _i, o, name=name: out[name].append(model.pool(o) if kind == "gap" else o.flatten(1))
         )
         for name, m in modules.items()
     ]
@@ -125,7 +127,7 @@ def run_similarity(
     """Linear CKA per stage between the run's network before and after training, and between an
     independent random network and the trained one, on test images (``indices``, else the first ``n``)."""
     from medtl import data as D
-    from medtl.explain import feature_module, gradcam_layers, load_model
+    from medtl.explain import gradcam_layers, load_model
 
     if n < 4:
         raise ValueError(f"n must be at least 4 (the unbiased HSIC needs 4 images). Got {n}")
@@ -140,8 +142,7 @@ def run_similarity(
     nets = {"trained": trained, "initial": initial_model(store, run_id), "random": random_model(store, run_id)}
     grams = {
         key: {
-            s: gram(f)
-            for s, f in stage_features(net, {s: feature_module(net, cfg.model, s) for s in stages}, x, features).items()
+            s: gram(f) for s, f in stage_features(net, {s: net.feature_module(s) for s in stages}, x, features).items()
         }
         for key, net in nets.items()
     }

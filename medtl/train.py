@@ -41,6 +41,7 @@ import torch
 from scipy.special import expit, softmax
 from torch import nn
 
+from medtl import initialisations
 from medtl import metrics as M
 from medtl.checkpoint import ModelCheckpoint, load_resume_state, model_record, restore, save_resume_state
 from medtl.claims import Heartbeat
@@ -457,10 +458,11 @@ class Trainer:
         self._check_cancel()
         n_out = 1 if data.target is not None else len(data.label_names)
         mcfg = cfg.model if cfg.model.num_outputs == n_out else cfg.model.replace(num_outputs=n_out)
-        norm = None if mcfg.init != "random" else normalization_stats(data)
+        norm = None if initialisations.is_pretrained(mcfg.init) else normalization_stats(data)
+        source = initialisations.state_dict(mcfg.init, mcfg.backbone, mcfg.weights, self.store)
         with _INIT_LOCK:  # the queue's workers share torch's global generator: seed and build as one step
             seed_everything(tc.seed)
-            model = build(mcfg, data.image_size, data.channels, norm, runs_dir=self.store.root)
+            model = build(mcfg, data.image_size, data.channels, norm, source)
         record = model_record(mcfg, model, data.image_size, data.channels)  # what model.pt says was built
         # NHWC convolutions are faster on CUDA and with oneDNN on CPU (1.2-1.5x per step measured on a 2-core Xeon)
         channels_last = device.type in ("cuda", "cpu")

@@ -134,6 +134,8 @@ def _random_source(tmp_path, backbone):
             ["features.denseblock1.denselayer3", "features.denseblock1", "full"],
         ),
         ("cbr_tiny", 96, ["cbr1", "cbr2", "full"]),
+        ("convnext_tiny", 32, ["stem", "features.3.1", "full"]),
+        ("vit_b_16", 32, ["encoder.layers.encoder_layer_0", "full"]),  # the class token after each block
     ],
 )
 def test_hooked_features_equal_the_truncated_networks(tmp_path, backbone, size, cuts):
@@ -147,7 +149,7 @@ def test_hooked_features_equal_the_truncated_networks(tmp_path, backbone, size, 
     for p in points:
         net = build(ModelConfig(backbone, "truncate", p.name, init), size).eval()
         with torch.no_grad():
-            ref = net.features(x).mean(dim=(2, 3)).numpy()
+            ref = net.pool(net.features(x)).numpy()
         assert feats[p.name].shape == (6, p.channels)
         np.testing.assert_allclose(feats[p.name], ref, rtol=1e-4, atol=1e-5, err_msg=p.name)
 

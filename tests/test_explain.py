@@ -28,6 +28,9 @@ CASES = [
     ("densenet121", "finetune", "full", 64),
     ("cbr_tiny", "truncate", "cbr2", 64),
     ("cbr_small", "finetune", "full", 121),
+    ("convnext_tiny", "truncate", "features.3", 64),
+    ("vit_b_16", "truncate", "encoder.layers.encoder_layer_2", 32),  # the patch tokens on their grid
+    ("vit_b_16", "freeze", "encoder.layers.encoder_layer_0", 32),  # the full ViT: read at the last block's input
 ]
 
 

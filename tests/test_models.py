@@ -5,11 +5,11 @@ import torch
 import torchvision
 
 from medtl.cli import main
-from medtl.config import ModelConfig
+from medtl.config import DataConfig, ModelConfig, RunConfig
 from medtl.models import build, param_groups, registry, weights
 from medtl.models.families import cbr
 from medtl.models.profile import cut_table, macs, profile
-from medtl.models.transfer import BUILD_RULES
+from medtl.models.transfer import BUILD_RULES, head_state
 from medtl.strategies import STRATEGIES
 
 BACKBONES = list(registry.BACKBONES)
@@ -85,8 +85,9 @@ def test_every_published_cut_matches_one_forward_pass(backbone):
     maps = _stage_maps(backbone, full, x)
     points = registry.cut_points(backbone)
     assert points[-1].name == "full" and len({p.name for p in points}) == len(points)
+    as_map = spec.family.feature_map  # a ViT's tokens as their patch grid; a map already elsewhere
     for point in points:
-        y = maps[point.stage]
+        y = as_map(maps[point.stage])
         assert y.shape[1] == point.channels, point
         expected = cbr.output_size(backbone, size, point.stage + 1) if is_cbr else size // point.reduction
         assert y.shape[-2:] == (expected, expected), point
@@ -101,8 +102,8 @@ def test_every_published_cut_matches_one_forward_pass(backbone):
             y = net(x)
         finally:
             handle.remove()
-        torch.testing.assert_close(seen[0], maps[point.stage])  # the CAM layer outputs the cut's map
-        assert y.shape[1] == point.channels
+        torch.testing.assert_close(seen[0], maps[point.stage])  # the feature module outputs the cut's map
+        assert as_map(y).shape[1] == point.channels
         # names are the source's: a truncated state dict is a subset of the full one
         assert set(net.state_dict()) <= set(full.state_dict())
     for cut in _representative_cuts(backbone):  # after the comparisons: training moves BatchNorm statistics
@@ -183,11 +184,19 @@ def test_resnet50_published_ttl_sizes():
     assert macs(full, 224, 3) == pytest.approx(4.1e9, rel=0.01)
 
 
-def test_cut_table_agrees_with_built_models():
-    rows = {r["name"]: r for r in cut_table("resnet18", 64)}
-    for cut in ("stem", "layer2", "layer3.0", "full"):
+@pytest.mark.parametrize(
+    "backbone, cuts",
+    [
+        ("resnet18", ("stem", "layer2", "layer3.0", "full")),
+        ("convnext_tiny", ("features.3", "full")),
+        ("vit_b_16", ("encoder.layers.encoder_layer_2", "full")),
+    ],
+)
+def test_cut_table_agrees_with_built_models(backbone, cuts):
+    rows = {r["name"]: r for r in cut_table(backbone, 64)}
+    for cut in cuts:
         strategy = "finetune" if cut == "full" else "truncate"
-        m = build(ModelConfig("resnet18", strategy, cut, "random"), 64, in_channels=3)
+        m = build(ModelConfig(backbone, strategy, cut, "random"), 64, in_channels=3)
         assert rows[cut]["params"] == sum(p.numel() for p in m.parameters())
         assert rows[cut]["macs"] == macs(m, 64, 3)
 
@@ -240,12 +249,15 @@ def test_config_json_round_trip():
 # --- initialisation ------------------------------------------------------------------------------
 
 
-def _write_fake_imagenet(tmp_path, monkeypatch, backbone="resnet18"):
-    """A random state dict saved under the torchvision file-name pattern with its true hash."""
+def _write_fake_imagenet(tmp_path, monkeypatch, backbone="resnet18", noise=False):
+    """A random state dict saved under the torchvision file-name pattern with its true hash (``noise``:
+    every float tensor moved off its initial value, so that norms and tokens tell a loaded one apart)."""
     import hashlib
 
     torch.manual_seed(123)
     sd = torchvision.models.get_model(backbone, weights=None).state_dict()
+    if noise:
+        sd = {k: v + torch.rand_like(v) if v.is_floating_point() else v for k, v in sd.items()}
     tmp = tmp_path / "sd.pth"
     torch.save(sd, tmp)
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
@@ -394,7 +406,87 @@ def test_models_cli_json(capsys):
     assert main(["models", "--json"]) == 0
     table = json.loads(capsys.readouterr().out)
     assert {r["backbone"] for r in table} == set(registry.BACKBONES)
-    assert {r["family"] for r in table} == {"resnet", "densenet", "efficientnet", "cbr"}
+    assert {r["family"] for r in table} == {"resnet", "densenet", "efficientnet", "convnext", "vit", "cbr"}
     assert main(["models", "efficientnet_b0", "--level", "block", "--image-size", "64", "--json"]) == 0
     names = [c["name"] for c in json.loads(capsys.readouterr().out)["cuts"]]
     assert names == ["stem", *(f"features.{i}" for i in range(1, 8)), "full"]
+
+
+# --- families own their head ---------------------------------------------------------------------
+
+TORCHVISION_FAMILIES = [b for b in PER_FAMILY if registry.get_spec(b).family.classifier is not None]
+
+
+@pytest.mark.parametrize("backbone", TORCHVISION_FAMILIES)
+def test_full_network_is_torchvisions_forward(backbone):
+    """``full`` keeps what follows the features in the reference network (pooling, DenseNet's ReLU,
+    ConvNeXt's LayerNorm, ViT's class token and final LayerNorm): with torchvision's weights in every
+    part, the output is torchvision's, for every family (ViT at its 224 px, the others at 64 px)."""
+    spec = registry.get_spec(backbone)
+    torch.manual_seed(0)
+    ref = spec.builder().eval()
+    size = 224 if spec.family.name == "vit" else 64
+    model = build(ModelConfig(backbone, "finetune", "full", "random", num_outputs=1000), size, in_channels=3).eval()
+    sd = ref.state_dict()
+    weights.load_into(model.backbone, sd, "torchvision")
+    pre = spec.family.pre_logits(ref, registry.get_cut(backbone, "full"))
+    sources = {i: path for i, (path, _) in enumerate(pre) if path is not None} | {
+        len(model.head) - 1: spec.family.classifier
+    }
+    model.head.load_state_dict(head_state(model.head, sources, sd))  # strict: every head tensor has a source
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(model.head(model.backbone(x)), ref(x), rtol=0, atol=1e-5)
+
+
+def test_convnext_cuts_and_its_layernorm_after_pooling(tmp_path, monkeypatch):
+    blocks = [(p.name, p.channels, p.reduction) for p in registry.distinct_cuts("convnext_tiny")]
+    assert blocks == [
+        ("stem", 96, 4),
+        ("features.1", 96, 4),
+        ("features.3", 192, 8),
+        ("features.5", 384, 16),
+        ("full", 768, 32),
+    ]
+    assert registry.get_cut("convnext_tiny", "features.4").level == "layer"  # a downsampling layer
+    sd = _write_fake_imagenet(tmp_path, monkeypatch, "convnext_tiny")
+    full = build(ModelConfig("convnext_tiny", "linear", "full", "imagenet"), 32)
+    norm = full.head[1]
+    assert torch.equal(norm.weight, sd["classifier.0.weight"]) and not norm.weight.requires_grad  # frozen with the net
+    cut = build(ModelConfig("convnext_tiny", "truncate", "features.3", "imagenet"), 32)
+    assert cut.head[1].weight.shape == (192,) and torch.equal(cut.head[1].weight, torch.ones(192))  # fresh, trained
+    assert torch.equal(cut.backbone.state_dict()["features.3.2.block.0.weight"], sd["features.3.2.block.0.weight"])
+    assert cut(torch.rand(2, 1, 32, 32)).shape == (2, 1)
+
+
+def test_vit_cuts_sizes_tokens_and_weights(tmp_path, monkeypatch):
+    """Cuts after each encoder block; any multiple of the 16 px patch (position embeddings
+    interpolated), other sizes refused; ImageNet weights through the same API, the class token and
+    position embedding belonging to the first stage (kept by transfusion, frozen by freeze)."""
+    names = [p.name for p in registry.distinct_cuts("vit_b_16")]
+    assert names == [f"encoder.layers.encoder_layer_{i}" for i in range(11)] + ["full"]
+    with pytest.raises(ValueError, match="multiple of its 16 px patches"):
+        RunConfig(DataConfig(image_size=40), ModelConfig("vit_b_16", "truncate", "full")).check()
+    with pytest.raises(ValueError, match="at least 16 px"):
+        build(ModelConfig("vit_b_16", "truncate", "encoder.layers.encoder_layer_1", "random"), 8)
+    sd = _write_fake_imagenet(tmp_path, monkeypatch, "vit_b_16", noise=True)
+    m = build(ModelConfig("vit_b_16", "transfusion", "encoder.layers.encoder_layer_1", "imagenet"), 32)
+    own = m.backbone.state_dict()
+    for key in ("class_token", "encoder.pos_embedding", "encoder.layers.encoder_layer_1.mlp.0.weight"):
+        assert torch.equal(own[key], sd[key]), key  # below the cut: loaded
+    assert not torch.equal(
+        own["encoder.layers.encoder_layer_5.mlp.0.weight"], sd["encoder.layers.encoder_layer_5.mlp.0.weight"]
+    )
+    assert not torch.equal(m.head[1].weight, sd["encoder.ln.weight"])  # above the cut: re-initialised
+    frozen = build(ModelConfig("vit_b_16", "freeze", "encoder.layers.encoder_layer_1", "imagenet"), 32)
+    assert (
+        not frozen.backbone.class_token.requires_grad and frozen.backbone.encoder.layers[2].mlp[0].weight.requires_grad
+    )
+    assert torch.equal(frozen.head[1].weight, sd["encoder.ln.weight"])  # the final LayerNorm's weights
+    x = torch.rand(2, 1, 32, 32)
+    assert m(x).shape == (2, 1)
+    seen = []
+    handle = m.last_conv_layer.register_forward_hook(lambda _m, _i, o: seen.append(o.shape))
+    m(x)
+    handle.remove()
+    assert seen == [(2, 768, 2, 2)]  # Grad-CAM's map: the patch tokens on their 2 x 2 grid

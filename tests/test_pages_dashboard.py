@@ -153,6 +153,17 @@ def test_train_page_imagenet_offline_message():
     assert at.button(key="queue_btn").disabled
 
 
+def test_train_page_vit_image_size_is_a_multiple_of_its_patches():
+    """The added families are on the form; a ViT at 40 px is refused with the reason (its cost table at 48 px)."""
+    at = _app(TRAIN).run()
+    assert {"convnext_tiny", "vit_b_16"} <= set(at.selectbox(key="backbone").options)
+    at.selectbox(key="backbone").set_value("vit_b_16").run()
+    at.number_input(key="image_size").set_value(40).run()
+    assert not at.exception, at.exception
+    assert any("multiple of its 16 px patches" in e.value for e in at.error)
+    assert at.button(key="queue_btn").disabled
+
+
 def _tiny_form(at: AppTest, epochs: int) -> AppTest:
     at.number_input(key="n_images").set_value(120).run()
     at.number_input(key="image_size").set_value(32).run()

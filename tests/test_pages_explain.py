@@ -123,7 +123,7 @@ def test_suggest_cuts_imagenet_offline():
 def test_suggest_cuts_file_init_single_and_sweep(state_dict, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
     at = _tiny_data(_app(TRAIN).run())
-    at.selectbox(key="init").set_value("file:").run()
+    at.selectbox(key="init").set_value("file").run()
     at.text_input(key="init_file").set_value(str(state_dict)).run()
     at.button(key="train_suggest").click().run()
     assert not at.exception, at.exception
@@ -136,7 +136,7 @@ def test_suggest_cuts_file_init_single_and_sweep(state_dict, tmp_path, monkeypat
     assert not at.exception and at.selectbox(key="cut").value == best
 
     at.toggle(key="sweep").set_value(True).run()
-    at.multiselect(key="inits").set_value(["file:"]).run()
+    at.multiselect(key="inits").set_value(["file"]).run()
     at.text_input(key="init_file").set_value(str(state_dict)).run()
     at.button(key="train_suggest").click().run()  # cached: the same data, backbone and file
     at.number_input(key="train_top").set_value(2).run()

@@ -433,7 +433,7 @@ def test_model_pt_records_the_network_as_built(tmp_path):
 
     from medtl import checkpoint
     from medtl.explain import load_model
-    from medtl.models.weights import run_state_dict
+    from medtl.initialisations import state_dict
 
     store = RunStore(tmp_path / "runs")
     cfg = RunConfig(
@@ -452,13 +452,17 @@ def test_model_pt_records_the_network_as_built(tmp_path):
     assert len(rec["mean"]) == len(rec["std"]) == 3  # one grey channel replicated to three
     model = load_model(store, rid)
     assert model.head[-1].out_features == n_labels
-    assert set(run_state_dict(rid, store.root)) == {
+    assert set(checkpoint.run_state_dict(rid, store)) == {
         k[len("backbone.") :] for k in ck["state_dict"] if k.startswith("backbone.")
     }
 
     from medtl.models import build
 
-    child = build(cfg.model.replace(init=f"run:{rid}"), 32, runs_dir=store.root)  # init from the run's backbone
+    child_cfg = cfg.model.replace(init=f"run:{rid}")
+    with pytest.raises(ValueError, match="caller that owns the RunStore"):
+        build(child_cfg, 32)  # the model package never looks into a runs folder
+    source = state_dict(child_cfg.init, child_cfg.backbone, child_cfg.weights, store)  # resolved by the store's owner
+    child = build(child_cfg, 32, source=source)  # init from the run's backbone
     torch.testing.assert_close(child.backbone.conv1.weight, ck["state_dict"]["backbone.conv1.weight"])
     old = {k: v for k, v in ck.items() if k != "model"}  # the format before the record
     torch.save(old, store.path(rid) / "model.pt")

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from medtl.config import DataConfig
-from medtl.models.weights import weights_status
+from medtl.config import DataConfig, ModelConfig
+from medtl.initialisations import Availability, availability, is_pretrained, parse
+from medtl.initialisations import label as init_label
 from ui.state import get_store
 
 RANDOM_NOTE = (
@@ -23,14 +24,9 @@ RANDOM_NOTE = (
 )
 
 
-def _source_mtime(backbone: str, init: str, runs_dir: Path) -> float:
+def _source_mtime(where: Availability) -> float:
     """When the initialisation's weights last changed (part of the cache key; 0 where absent)."""
-    if init.startswith("file:"):
-        path = Path(init.removeprefix("file:")).expanduser()
-    elif init.startswith("run:"):
-        path = runs_dir / init.removeprefix("run:") / "model.pt"
-    else:
-        path = Path(weights_status(backbone)["file"] or "")
+    path = Path(where.file or "")
     return path.stat().st_mtime if path.is_file() else 0.0
 
 
@@ -72,18 +68,20 @@ def suggest_cuts(data_cfg: DataConfig, model_dict: dict, key_prefix: str, top: i
     of them, or as many as the user picks where ``top`` is None); else None.
     """
     backbone, init = model_dict["backbone"], model_dict.get("init") or "random"
-    if init == "random":
+    if not is_pretrained(init):
         st.caption(f":material/lightbulb: {RANDOM_NOTE}")
         return None
-    if init == "imagenet" and not weights_status(backbone)["available"]:
+    store = get_store()
+    where = availability(init, backbone, ModelConfig.weights, store)
+    if not where.ok:
+        kind = parse(init).kind
+        what = f"the {kind.label} weights of {backbone}" if kind.ref is None else f"the weights of {init_label(init)}"
         st.caption(
-            f":material/lightbulb: Suggest cuts needs the ImageNet weights of {backbone}, which are not available "
-            "offline (see the message above)."
+            f":material/lightbulb: Suggest cuts needs {what}, which are not available offline (see the message above)."
         )
         return None
-    runs_dir = get_store().root
     level = model_dict.get("level", "block")
-    args = (data_cfg.to_json(), backbone, init, level, str(runs_dir), _source_mtime(backbone, init, runs_dir))
+    args = (data_cfg.to_json(), backbone, init, level, str(store.root), _source_mtime(where))
     held_key = f"{key_prefix}_advice"
     if st.button(
         "Suggest cuts",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 
 import streamlit as st
 
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.fields import check_value
+from medtl.initialisations import INITS, RANDOM, availability
 from medtl.models import registry
-from medtl.models.weights import weights_status
 from medtl.strategies import STRATEGIES
 from ui import weights_view
 from ui.data_form import FormResult, init, keep
@@ -48,7 +47,7 @@ def _cut_caption(rows: dict, cuts: list[str], size: int, asked: int) -> None:
         if c in rows
     ]
     at = f"at {size} px" + (
-        "" if size == asked else f" (the smallest input this backbone accepts; {asked} px is too small)"
+        "" if size == asked else f" (the nearest input this backbone accepts; it does not take {asked} px)"
     )
     if parts:
         st.caption(" · ".join(parts) + f" — backbone up to the cut, {at}")
@@ -71,7 +70,7 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
         format_func=lambda s: f"{s} ({STRATEGIES[s].label})",
         help="  \n".join(f"**{s.name}** ({s.label}): {s.description}" for s in STRATEGIES.values()),
     )
-    table_size = max(d["image_size"], registry.min_input_size(backbone))
+    table_size = registry.fit_input_size(backbone, d["image_size"])
     rows = {r["name"]: r for r in cut_table(backbone, table_size)}
     layer_level = st.toggle("Show layer-level cuts", key="layer_level")
     names = [p.name for p in registry.cut_points(backbone) if layer_level or p.level != "layer"]
@@ -92,79 +91,57 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
         res.errors["cut"] = "Choose at least one cut point"
     else:
         _cut_caption(rows, cuts, table_size, d["image_size"])
-    w = weights_status(backbone)
-    finished = [r for r in get_store().ids() if get_store().status(r).get("state") == "done"]
-    options = ["random", "imagenet", "file:", "run:"]
-    label = {
-        "random": "random",
-        "imagenet": weights_label(backbone),
-        "file:": "file: a state dict",
-        "run:": "run: a finished run",
-    }
-    init("inits", ["random"])
-    init("init", "random")
+    inits = _init_section(backbone, sweep, res)
+    keep("backbone", "strategy", "layer_level", "cuts", "cut", "inits", "init", *(f"init_{k}" for k in INITS))
+    return {"backbone": backbone, "strategy": strategy}, cuts, inits
+
+
+def _init_section(backbone: str, sweep: bool, res: FormResult) -> list[str]:
+    """The initialisation widgets, one option per record of :mod:`medtl.initialisations`: a kind that
+    takes a reference asks for it (a finished run of this runs folder for a kind that lives there)."""
+    label = {k.name: k.label for k in INITS.values()} | {"imagenet": weights_label(backbone)}
+    init("inits", [RANDOM])
+    init("init", RANDOM)
+    options = list(INITS)
     picked = (
         st.multiselect("Initialisations", options, key="inits", format_func=label.get)
         if sweep
         else [st.selectbox("Initialisation", options, key="init", format_func=label.get)]
     )
     inits = []
-    for p in picked:
-        if p == "file:":
-            init("init_file", "")
-            path = st.text_input("State dict file", key="init_file")
-            inits.append(f"file:{path.strip()}")
-            problem = source_problem(inits[-1])
-            if problem:
-                res.errors["init"] = problem
-        elif p == "run:":
+    for name in picked:
+        kind = INITS[name]
+        if kind.store:
+            store = get_store()
+            finished = [r for r in store.ids() if store.status(r).get("state") == "done"]
             if not finished:
-                res.errors["init"] = "No finished run to transfer from yet"
-            else:
-                inits.append(
-                    "run:"
-                    + st.selectbox(
-                        "Source run",
-                        finished[::-1],
-                        key="init_run",
-                        format_func=lambda r: f"{r} · {get_store().status(r).get('name')}",
-                    )
-                )
-        elif p == "imagenet" and not w["available"] and not (w["file"] and weights_view.offer(backbone, "train_w")):
-            res.errors["init"] = f"ImageNet weights for {backbone} are not available offline" + (
-                f": put {w['file'].rsplit('/', 1)[-1]} into {w['file'].rsplit('/', 1)[0]} "
-                f"(`python -m medtl models --download {backbone}` where there is internet), or choose random."
-                if w["file"]
-                else ": none exist for this backbone."
+                res.errors["init"] = f"No {kind.ref} to transfer from yet"
+                continue
+            ref = st.selectbox(
+                kind.ref.capitalize(),
+                finished[::-1],
+                key=f"init_{name}",
+                format_func=lambda r: f"{r} · {get_store().status(r).get('name')}",
             )
-        else:
-            inits.append(p)
+        elif kind.ref is not None:
+            init(f"init_{name}", "")
+            ref = st.text_input(kind.ref.capitalize(), key=f"init_{name}").strip()
+        spec = name if kind.ref is None else f"{name}:{ref}"
+        w = availability(spec, backbone, ModelConfig.weights, get_store())
+        if not w.ok and not (kind.published and w.file and weights_view.offer(backbone, "train_w")):
+            res.errors["init"] = w.reason
+            continue
+        inits.append(spec)
     if not picked:
         res.errors["init"] = "Choose at least one initialisation"
-    keep("backbone", "strategy", "layer_level", "cuts", "cut", "inits", "init", "init_file", "init_run")
-    return {"backbone": backbone, "strategy": strategy}, cuts, inits
+    return inits
 
 
-def source_problem(init: str) -> str | None:
-    """Why a ``file:``/``run:`` initialisation cannot be used now, or None (forms check it before queueing)."""
-    kind, _, ref = init.partition(":")
-    ref = ref.strip()
-    if not ref:
-        return "Enter the path of the state dict file" if kind == "file" else "Enter the id of a finished run"
-    if kind == "file" and not Path(ref).expanduser().is_file():
-        return f"Initialisation file {ref} does not exist"
-    if kind == "run":
-        store = get_store()
-        try:
-            found = store.path(ref).is_dir()
-        except ValueError as e:  # not a run id at all
-            return str(e)
-        if not found:
-            return f"No run {ref} in {store.root}: a run: source is a finished run of this runs folder"
-        state = store.status(ref).get("state", "?")
-        if state != "done":
-            return f"Run {ref} has not finished (state: {state}): it cannot be a source yet"
-    return None
+def source_problem(init: str, backbone: str = "resnet18") -> str | None:
+    """Why an initialisation cannot be used now (offline, in this runs folder), or None (forms check it
+    before queueing): its record's availability."""
+    w = availability(init, backbone, ModelConfig.weights, get_store())
+    return None if w.ok else w.reason
 
 
 def _checked(where, name: str, value, res: FormResult):

@@ -11,6 +11,7 @@ from streamlit.errors import StreamlitAPIException
 
 from medtl import estimate, study
 from medtl.config import SELECT_BY, DataConfig, ModelConfig
+from medtl.initialisations import INITS, as_spec
 from medtl.models import registry
 from medtl.runs import RunStore
 from medtl.strategies import STRATEGIES
@@ -23,6 +24,8 @@ from ui.forms import source_problem, submit_all
 from ui.nav import link
 from ui.state import data_summary, get_queue, load_data
 from ui.text import plain
+
+_PLAIN_INITS = [k.name for k in INITS.values() if k.ref is None]  # the kinds without a reference: chosen from a list
 
 CUT_CHOICES = {  # short: the form's column is narrow at 1280 px (the help says more)
     "blocks": "every block",
@@ -96,8 +99,8 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             ("bb", list(base.backbones)),
             ("st", list(base.strategies)),
             ("cm", base.cuts if isinstance(base.cuts, str) else "list"),
-            ("init", [i for i in base.inits if i in ("random", "imagenet")]),
-            ("source", next((i for i in base.inits if i not in ("random", "imagenet")), "")),
+            ("init", [i for i in base.inits if i in _PLAIN_INITS]),
+            ("source", next((i for i in base.inits if i not in _PLAIN_INITS), "")),
         ):
             init(f"{k}_{key}", value)
         backbones = st.multiselect("Backbones", list(registry.BACKBONES), key=f"{k}_bb")
@@ -123,7 +126,7 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             init(f"{k}_cuts", [c for c in base.cuts if c in names] if isinstance(base.cuts, tuple) else names[1:3])
             st.session_state[f"{k}_cuts"] = [c for c in st.session_state[f"{k}_cuts"] if c in names]
             cuts = st.multiselect("Cut points", names, key=f"{k}_cuts")
-        inits = st.multiselect("Initialisations", ["random", "imagenet"], key=f"{k}_init")
+        inits = st.multiselect("Initialisations", _PLAIN_INITS, key=f"{k}_init")
         other = st.text_input(
             "Pretrained source (optional)",
             key=f"{k}_source",
@@ -131,9 +134,7 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             help="Another initialisation trained as one more arm: a state dict or model.pt (file:<path>) or an "
             "earlier run of this runs folder (run:<id>). Works offline.",
         )
-        source = other.strip()
-        if source and not source.startswith(("file:", "run:")):
-            source = f"file:{source}"  # a bare path is a state dict file
+        source = as_spec(other)  # a bare path is a state dict file
         if source:
             inits = [*inits, source]
             why = source_problem(source)

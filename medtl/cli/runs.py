@@ -8,7 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from medtl import datasets, strategies
+from medtl import datasets, initialisations, strategies
 from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, DataConfig, ModelConfig, TrainConfig
 from medtl.fields import flag_type
 
@@ -46,7 +46,7 @@ RUN_FLAGS = {
     "backbone": ("model", "backbone", str, "network (list: python -m medtl models)"),
     "strategy": ("model", "strategy", str, "one of " + ", ".join(STRATEGIES)),
     "cut": ("model", "cut", str, "where to cut: a layer or block name, or full (list: python -m medtl models NAME)"),
-    "init": ("model", "init", str, "random, imagenet, file:<state_dict.pt> or run:<id>"),
+    "init": ("model", "init", str, initialisations.allowed().replace("'", "")),
     "weights": ("model", "weights", str, "torchvision weights name, for imagenet"),
     "head": ("model", "head", str, "one of " + ", ".join(HEADS)),
     "epochs": ("train", "epochs", int, "training epochs"),

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from medtl import initialisations
 from medtl.datasets import KINDS
 from medtl.study.presets import PRESETS
 
@@ -47,7 +48,7 @@ def study_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", help="comma-separated backbones")
     p.add_argument("--strategy", help="comma-separated strategies (finetune is always trained as the reference)")
     p.add_argument("--cuts", help="blocks, layers, search or a comma-separated list of cut names")
-    p.add_argument("--init", help="comma-separated: random, imagenet")
+    p.add_argument("--init", help="comma-separated: " + initialisations.allowed().replace("'", ""))
     p.add_argument("--train-size", help="comma-separated training sizes: 10%%, 0.1, 500 or all")
     p.add_argument("--seed", help="comma-separated seeds")
     p.add_argument("--criterion", help="how cuts are chosen, on validation: val_auprc, val_auroc or val_loss")

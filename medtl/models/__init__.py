@@ -2,7 +2,7 @@
 initialisation, transfer strategies and profiling."""
 
 from medtl.models.registry import BACKBONES, CutPoint, cut_points, feature_module, get_cut, get_spec, min_input_size
-from medtl.models.transfer import TransferNet, build, param_groups
+from medtl.models.transfer import TransferNet, build, param_groups, rebuild
 
 __all__ = [
     "BACKBONES",
@@ -15,4 +15,5 @@ __all__ = [
     "get_spec",
     "min_input_size",
     "param_groups",
+    "rebuild",
 ]

@@ -101,7 +101,7 @@ def profile(
 
 
 def cut_table(backbone: str, image_size: int = 224, num_outputs: int = 1) -> list[dict]:
-    """Parameters and MACs of the backbone truncated at each published cut, with a GAP + linear head.
+    """Parameters and MACs of the backbone truncated at each published cut, with the family's head.
 
     One forward pass of the full backbone under ``FlopCounterMode`` gives every stage's MACs;
     a truncated model's cost is the sum over its stages plus the head. A test checks this against
@@ -125,10 +125,12 @@ def cut_table(backbone: str, image_size: int = 224, num_outputs: int = 1) -> lis
     root = type(model).__name__
     stage_macs = [sum(flops.get(f"{root}.{path}", {}).values()) // 2 for path, _ in stages]
     stage_params = [sum(p.numel() for p in m.parameters()) for _, m in stages]
+    stage_params[0] += sum(full.get_parameter(n).numel() for n in family.loose_params)  # a ViT's tokens
     rows = []
     for point in points:
         k = point.stage + 1
-        head_params = point.channels * num_outputs + num_outputs
+        pre = sum(p.numel() for _, m in family.pre_logits(full, point) for p in m.parameters())  # a norm
+        head_params = pre + point.channels * num_outputs + num_outputs
         rows.append(
             {
                 "name": point.name,

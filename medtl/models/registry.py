@@ -17,9 +17,11 @@ from torch import nn
 
 from medtl.models.families.base import CutPoint, Family
 from medtl.models.families.cbr import CBR, CBR_CONFIGS, CBRNet
+from medtl.models.families.convnext import CONVNEXT
 from medtl.models.families.densenet import DENSENET
 from medtl.models.families.efficientnet import EFFICIENTNET
 from medtl.models.families.resnet import RESNET
+from medtl.models.families.vit import VIT
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ BACKBONES: dict[str, BackboneSpec] = {
         _tv("densenet121", DENSENET, "DenseNet121_Weights", "DenseNet-121 (8.0 M params)"),
         _tv("densenet201", DENSENET, "DenseNet201_Weights", "DenseNet-201 (20.0 M params)"),
         _tv("efficientnet_b0", EFFICIENTNET, "EfficientNet_B0_Weights", "EfficientNet-B0 (5.3 M params)"),
+        _tv("convnext_tiny", CONVNEXT, "ConvNeXt_Tiny_Weights", "ConvNeXt-T (28.6 M params)"),
+        _tv("vit_b_16", VIT, "ViT_B_16_Weights", "ViT-B/16 (86.6 M params; images a multiple of 16 px)"),
         *(_cbr(n) for n in CBR_CONFIGS),
     )
 }
@@ -123,6 +127,30 @@ def min_input_size(name: str, cut: str = "full") -> int:
     return get_spec(name).family.min_input_size(name, get_cut(name, cut))
 
 
+def check_input_size(name: str, cut: str, image_size: int) -> None:
+    """Raise ValueError where square images of ``image_size`` px do not fit ``name`` cut at ``cut``."""
+    minimum = min_input_size(name, cut)
+    if image_size < minimum:
+        raise ValueError(
+            f"{name} cut at {cut} needs images of at least {minimum} px. Got image_size={image_size}: raise "
+            "image_size or choose a shallower cut"
+        )
+    problem = get_spec(name).family.size_problem(image_size, get_cut(name, cut))
+    if problem:
+        raise ValueError(f"{problem}. Got image_size={image_size}")
+
+
+def fit_input_size(name: str, image_size: int, cut: str = "full") -> int:
+    """The smallest input from ``image_size`` up that ``name`` cut at ``cut`` accepts (for cost tables)."""
+    point = get_cut(name, cut)
+    return get_spec(name).family.fit_size(max(image_size, min_input_size(name, cut)), point)
+
+
+def cam_module(name: str, backbone: nn.Module, cut: str) -> nn.Module:
+    """The module of a built backbone of ``name`` whose (B, C, h, w) output Grad-CAM reads at ``cut``."""
+    return get_spec(name).family.cam_module(backbone, get_cut(name, cut))
+
+
 def feature_module(name: str, backbone: nn.Module, cut: str) -> nn.Module:
     """The module of a built backbone of ``name`` whose output is the feature map at ``cut``
     (the cut it was truncated at or an earlier one): where Grad-CAM looks."""
@@ -133,6 +161,9 @@ __all__ = [
     "BACKBONES",
     "BackboneSpec",
     "CutPoint",
+    "cam_module",
+    "check_input_size",
+    "fit_input_size",
     "cut_points",
     "cut_stages",
     "distinct_cuts",

@@ -15,13 +15,14 @@ what it does beyond that is its rule in :data:`BUILD_RULES`. Strategies, relativ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
+from medtl import initialisations
 from medtl.config import ModelConfig
 from medtl.models import registry, weights
 from medtl.models.registry import CutPoint
@@ -85,44 +86,53 @@ class TransferNet(nn.Module):
         feeds the head); ``cut`` is the kept cut or an earlier one. The backbone's family decides."""
         return registry.feature_module(self.arch, self.backbone, cut or self.cut)
 
+    def cam_module(self, cut: str | None = None) -> nn.Module:
+        """The module whose output is the (B, C, h, w) map Grad-CAM reads at ``cut`` (default: the kept
+        cut); the feature module itself for a convolutional family. The backbone's family decides."""
+        return registry.cam_module(self.arch, self.backbone, cut or self.cut)
+
+    def pool(self, out: torch.Tensor) -> torch.Tensor:
+        """A feature module's output as one vector per image, as the head pools it (the family's rule)."""
+        return registry.get_spec(self.arch).family.pool(out)
+
     @property
     def last_conv_layer(self) -> nn.Module:
-        """The module whose output feeds the head (Grad-CAM's default layer)."""
-        return self.feature_module()
+        """The module whose map Grad-CAM reads by default (at the features that feed the head)."""
+        return self.cam_module()
 
 
-def make_head(channels: int, num_outputs: int, kind: str = "gap", dropout: float = 0.0, map_size: int | None = None):
-    if kind == "gap":
-        return nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_outputs)
-        )
-    if map_size is None:
-        raise ValueError("head 'flatten' needs the image size to size its linear layer")
-    return nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * map_size * map_size, num_outputs))
+def make_head(pre_logits: Sequence[nn.Module], features: int, num_outputs: int, dropout: float = 0.0) -> nn.Sequential:
+    """``pre_logits`` (the family's pooling and norm, or a flatten), dropout, then the linear logits layer.
+
+    The children are numbered, so a ``gap`` head of pooling and flattening is ``head.3`` = the linear
+    layer, as in every ``model.pt`` written before families owned their head."""
+    return nn.Sequential(*pre_logits, nn.Dropout(dropout), nn.Linear(features, num_outputs))
 
 
-def _feature_map_size(backbone: nn.Module, image_size: int, channels: int) -> int:
+def _flat_size(backbone: nn.Module, image_size: int, channels: int) -> int:
+    """The backbone's output values per image (the ``flatten`` head's input)."""
     with torch.no_grad():
         was = backbone.training
         backbone.eval()
         out = backbone(torch.zeros(1, channels, image_size, image_size))
         backbone.train(was)
-    return out.shape[-1]
+    return out[0].numel()
+
+
+def head_state(head: nn.Sequential, sources: Mapping[int, str], state: Mapping[str, torch.Tensor]) -> dict:
+    """The entries of ``state`` (reference names) that belong to ``head``: for each child ``i`` taken
+    from the reference network at path ``sources[i]``, its parameters and buffers under ``i.``."""
+    out = {}
+    for i, path in sources.items():
+        for name in head[i].state_dict():
+            if f"{path}.{name}" in state:
+                out[f"{i}.{name}"] = state[f"{path}.{name}"]
+    return out
 
 
 def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     parent, _, name = path.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, name, module)
-
-
-def source_state(cfg: ModelConfig, runs_dir=None) -> dict[str, torch.Tensor] | None:
-    """The state dict that initialises the pretrained part, or None for ``random``."""
-    if cfg.init == "random":
-        return None
-    if cfg.init == "imagenet":
-        return weights.imagenet_state_dict(cfg.backbone, cfg.weights)
-    kind, _, ref = cfg.init.partition(":")
-    return weights.file_state_dict(ref) if kind == "file" else weights.run_state_dict(ref, runs_dir)
 
 
 def _fold_first_conv(backbone: nn.Module) -> None:
@@ -147,17 +157,22 @@ class Plan:
     backbone: nn.Module  # truncated at ``kept``, not yet initialised
 
     @property
+    def family(self):
+        return registry.get_spec(self.cfg.backbone).family
+
+    @property
     def below(self) -> list[str]:
-        """Stages at or below the cut."""
-        return self.paths[: self.point.stage + 1]
+        """Stages at or below the cut, with the parameters of the first stage outside its module."""
+        return [*self.paths[: self.point.stage + 1], *self.family.loose_params]
 
     @property
     def frozen(self) -> list[str]:
         """The stages the strategy's record freezes."""
-        return {"none": [], "below": self.below, "all": self.paths[: self.kept.stage + 1]}[self.strategy.frozen]
+        all_kept = [*self.paths[: self.kept.stage + 1], *self.family.loose_params]
+        return {"none": [], "below": self.below, "all": all_kept}[self.strategy.frozen]
 
 
-def load_source(plan: Plan, state: dict[str, torch.Tensor] | None) -> None:
+def load_source(plan: Plan, state: Mapping[str, torch.Tensor] | None) -> None:
     """Initialise the backbone from the source; a strategy that re-initialises above the cut takes
     only the stages up to the cut (the rest keeps its random initialisation)."""
     if state is not None:
@@ -165,21 +180,19 @@ def load_source(plan: Plan, state: dict[str, torch.Tensor] | None) -> None:
         weights.load_into(plan.backbone, state, plan.cfg.init, prefixes)
 
 
-def load_then_slim(plan: Plan, state: dict[str, torch.Tensor] | None) -> None:
+def load_then_slim(plan: Plan, state: Mapping[str, torch.Tensor] | None) -> None:
     """Transfusion: :func:`load_source`, then with ``slim`` the stages above the cut at half width
-    (sun-umn/TTL's slim_resnet50; the config allows it on resnet50 only)."""
+    (the family's :meth:`~medtl.models.families.base.Family.slim`: bottleneck ResNets)."""
     load_source(plan, state)
     if plan.cfg.slim:
-        spec = registry.get_spec(plan.cfg.backbone)
-        slim = torchvision.models.get_model(plan.cfg.backbone, weights=None, width_per_group=32)
-        for path, module in spec.family.stages(slim)[plan.point.stage + 1 :]:
+        for path, module in plan.family.stages(plan.family.slim(plan.cfg.backbone))[plan.point.stage + 1 :]:
             _set_submodule(plan.backbone, path, module)
 
 
 # A strategy's build rule: what it does to the truncated backbone beyond what its record says
 # (kept stages, frozen stages and re-initialisation are read from the record by ``build``).
 # Adding a strategy = its record in ``medtl.strategies`` + its rule here.
-BUILD_RULES: dict[str, Callable[[Plan, dict[str, torch.Tensor] | None], None]] = {
+BUILD_RULES: dict[str, Callable[[Plan, Mapping[str, torch.Tensor] | None], None]] = {
     "truncate": load_source,
     "finetune": load_source,
     "freeze": load_source,
@@ -193,14 +206,16 @@ def build(
     image_size: int = 224,
     in_channels: int = 1,
     norm: tuple[Sequence[float], Sequence[float]] | None = None,
-    runs_dir=None,
+    source: Mapping[str, torch.Tensor] | None = None,
 ) -> TransferNet:
     """The network for ``cfg`` at ``image_size`` with ``in_channels`` input channels (1 or 3).
 
     Args:
         norm: (mean, std) per channel of the input in [0, 1]. Default: ImageNet statistics for
             pretrained initialisations, (0.5, 0.25) otherwise; pass dataset statistics for random.
-        runs_dir: where ``run:<id>`` sources live.
+        source: the state dict ``cfg.init`` resolves to (:func:`medtl.initialisations.state_dict`, by the
+            caller that owns the run store for a ``run:`` source); None resolves a kind that needs no
+            store here. Ignored for ``random``.
 
     Raises:
         ValueError: the image is smaller than the cut needs, or the init source does not fit.
@@ -211,36 +226,77 @@ def build(
     strategy.check_cut(cfg.cut)
     point = registry.get_cut(cfg.backbone, cfg.cut)
     kept = registry.get_cut(cfg.backbone, strategy.kept_cut(cfg.cut))
-    minimum = registry.min_input_size(cfg.backbone, kept.name)
-    if image_size < minimum:
-        raise ValueError(
-            f"{cfg.backbone} cut at {cfg.cut} needs images of at least {minimum} px. Got image_size={image_size}"
-        )
+    registry.check_input_size(cfg.backbone, kept.name, image_size)
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB). Got {in_channels}")
+    if cfg.slim and spec.family.slim_problem(cfg.backbone):
+        raise ValueError(spec.family.slim_problem(cfg.backbone))
 
     full = spec.builder()
     paths = [p for p, _ in spec.family.stages(full)]
-    plan = Plan(cfg, strategy, paths, point, kept, spec.family.truncate(full, kept.stage))
-    BUILD_RULES[strategy.name](plan, source_state(cfg, runs_dir))
-    backbone = plan.backbone
+    pre = spec.family.pre_logits(full, kept) if cfg.head == "gap" else [(None, nn.Flatten())]
+    backbone = spec.family.truncate(full, kept.stage)
+    plan = Plan(cfg, strategy, paths, point, kept, backbone)
+    init = initialisations.parse(cfg.init)
+    if not init.pretrained:
+        source = None
+    elif source is None:
+        source = init.state_dict(cfg.backbone, cfg.weights)  # a run: source refuses: it needs its store
+    BUILD_RULES[strategy.name](plan, source)
     channels = in_channels
     if in_channels == 1 and cfg.grayscale == "fold":
         _fold_first_conv(backbone)  # before freezing: the folded conv is frozen with its stage
     else:
         channels = 3
     for path in plan.frozen:
-        backbone.get_submodule(path).requires_grad_(False)
+        if path in spec.family.loose_params:
+            backbone.get_parameter(path).requires_grad_(False)
+        else:
+            backbone.get_submodule(path).requires_grad_(False)
     if norm is None:
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if cfg.init != "random" else ((0.5,) * 3, (0.25,) * 3)
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if init.pretrained else ((0.5,) * 3, (0.25,) * 3)
     else:
         mean, std = norm
     mean, std = _match_channels(mean, channels), _match_channels(std, channels)
 
     dropout = cfg.dropout if cfg.dropout is not None else spec.family.default_dropout
-    map_size = _feature_map_size(backbone, image_size, channels) if cfg.head == "flatten" else None
-    head = make_head(kept.channels, cfg.num_outputs, cfg.head, dropout, map_size)
-    return TransferNet(InputAdapter(channels, mean, std), backbone, head, plan.frozen, arch=cfg.backbone, cut=kept.name)
+    width = kept.channels if cfg.head == "gap" else _flat_size(backbone, image_size, channels)
+    head = make_head([m for _, m in pre], width, cfg.num_outputs, dropout)
+    if source is not None and not strategy.reinit_above:
+        # the pre-logits taken from the reference network (ConvNeXt's and ViT's LayerNorm) load from the
+        # source where it has them: a reference state dict does, a MedTL model.pt holds the backbone only
+        sources = {i: path for i, (path, _) in enumerate(pre) if path is not None}
+        head.load_state_dict(head_state(head, sources, source), strict=False)
+    if strategy.frozen == "all":  # the pre-logits belong to the frozen network: a linear probe trains the logits
+        head[: len(pre)].requires_grad_(False)
+    frozen = [p for p in plan.frozen if p not in spec.family.loose_params]
+    return TransferNet(InputAdapter(channels, mean, std), backbone, head, frozen, arch=cfg.backbone, cut=kept.name)
+
+
+def _inferred_record(sd: dict[str, torch.Tensor], cfg: ModelConfig, image_size: int) -> dict[str, Any]:
+    """For a ``model.pt`` written before the record existed: the head size and channels from tensor shapes."""
+    head = next(k for k in reversed(list(sd)) if k.startswith("head.") and k.endswith("weight"))
+    in_ch = 1 if cfg.grayscale == "fold" else (3 if sd["adapter.mean"].numel() == 3 else 1)
+    return {
+        "config": cfg.replace(num_outputs=int(sd[head].shape[0])).to_dict(),
+        "image_size": image_size,
+        "in_channels": in_ch,
+        "mean": sd["adapter.mean"].flatten().tolist(),
+        "std": sd["adapter.std"].flatten().tolist(),
+    }
+
+
+def rebuild(ck: dict[str, Any], fallback_cfg: ModelConfig, fallback_image_size: int) -> TransferNet:
+    """The network of a ``model.pt`` dict, weights loaded, in train mode as built.
+
+    Uses the file's model record; files without one (older runs) fall back to the run's config
+    and the shapes of the stored tensors."""
+    sd = ck["state_dict"]
+    rec = ck.get("model") or _inferred_record(sd, fallback_cfg, fallback_image_size)
+    cfg = ModelConfig.from_dict(rec["config"]).replace(init="random")  # the weights come from the file
+    model = build(cfg, rec["image_size"], rec["in_channels"], (rec["mean"], rec["std"]))
+    model.load_state_dict(sd)
+    return model
 
 
 def _match_channels(values: Sequence[float], channels: int) -> tuple[float, ...]:
@@ -263,6 +319,6 @@ def param_groups(model: TransferNet, lr: float, backbone_lr_mult: float = 1.0) -
             "params": [p for p in model.backbone.parameters() if p.requires_grad],
             "lr": lr * backbone_lr_mult,
         },
-        {"name": "head", "params": list(model.head.parameters()), "lr": lr},
+        {"name": "head", "params": [p for p in model.head.parameters() if p.requires_grad], "lr": lr},
     ]
     return [g for g in groups if g["params"]]

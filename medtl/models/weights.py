@@ -1,4 +1,5 @@
-"""Initialisation sources: ImageNet weights through torchvision's weights API, files and runs.
+"""Initialisation sources on the model side: ImageNet weights through torchvision's weights API,
+and state dict files (the ``imagenet`` and ``file`` records of :mod:`medtl.initialisations`).
 
 ImageNet weights are read from torchvision's cache, ``$TORCH_HOME/hub/checkpoints/<file>``.
 torchvision does not re-check cached files, so the SHA-256 prefix in the file name is verified
@@ -21,6 +22,7 @@ import torch
 import torchvision
 from torch.hub import get_dir
 
+from medtl.initialisations import Availability, Init
 from medtl.models.registry import get_spec
 
 _HASH_RE = re.compile(r"-([a-f0-9]{6,})\.")
@@ -202,6 +204,32 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def imagenet_source(init: Init, backbone: str, version: str, store=None) -> dict[str, torch.Tensor]:
+    """The ``imagenet`` record's source: :func:`imagenet_state_dict`."""
+    return imagenet_state_dict(backbone, version)
+
+
+def imagenet_status(init: Init, backbone: str, version: str, store=None) -> Availability:
+    """The ``imagenet`` record's availability: the cached file, or what to do without it."""
+    st = weights_status(backbone, version)
+    if st["available"]:
+        return Availability(True, file=st["file"])
+    if st["file"] is None:
+        return Availability(False, f"ImageNet weights for {backbone} are not available offline: none exist for it")
+    folder, name = st["file"].rsplit("/", 1)
+    return Availability(
+        False,
+        f"ImageNet weights for {backbone} are not available offline: put {name} into {folder} "
+        f"(`python -m medtl models --download {backbone}` where there is internet), or choose random.",
+        st["file"],
+    )
+
+
+def file_source(init: Init, backbone: str, version: str, store=None) -> dict[str, torch.Tensor]:
+    """The ``file`` record's source: :func:`file_state_dict` of its path."""
+    return file_state_dict(init.ref)
+
+
 def file_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A backbone state dict from a file; a MedTL ``model.pt`` gives its ``backbone.*`` part."""
     p = Path(path).expanduser()
@@ -213,44 +241,18 @@ def file_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def run_state_dict(run_id: str, runs_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
-    """The backbone of a finished run's ``model.pt``.
-
-    The file's model record (when present: runs trained since it was added) names the backbone
-    the weights belong to; older files are taken by their tensor names alone."""
-    from medtl import checkpoint
-    from medtl.runs import RunStore
-
-    store = RunStore(runs_dir)
-    path = store.path(run_id) / checkpoint.MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Run {run_id!r} has no model.pt in {store.root}: it has not finished, or the id is wrong"
-        )
-    ck = checkpoint.read(path)
-    sd = ck.get("state_dict")
-    if not isinstance(sd, dict):
-        raise ValueError(f"{path} holds no 'state_dict': it is not a MedTL model checkpoint")
-    rec = ck.get("model")
-    source = f"run:{run_id} ({rec['config']['backbone']}, cut {rec['config']['cut']})" if rec else f"run:{run_id}"
-    backbone = {k.removeprefix("backbone."): v for k, v in sd.items() if k.startswith("backbone.")}
-    if not backbone:
-        raise ValueError(f"{source} has no backbone weights in {path}")
-    return backbone
-
-
 def load_into(
     model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, prefixes: list[str] | None = None
 ) -> None:
     """Load ``state`` into ``model``; missing or mis-shaped keys raise, listed.
 
     Keys the source lacks are an error only for parameters the model keeps (restricted to the
-    module paths in ``prefixes`` when given); extra keys in the source (the layers above a cut,
+    module or parameter paths in ``prefixes`` when given); extra keys in the source (the layers above a cut,
     an ImageNet ``fc``) are ignored.
     """
     own = model.state_dict()
     if prefixes is not None:
-        own = {k: v for k, v in own.items() if any(k.startswith(p + ".") for p in prefixes)}
+        own = {k: v for k, v in own.items() if any(k == p or k.startswith(p + ".") for p in prefixes)}
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     shapes = [
         f"{k}: source {tuple(state[k].shape)} vs model {tuple(v.shape)}"

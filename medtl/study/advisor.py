@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medtl.initialisations import is_pretrained
 from medtl.runs import RunStore
 from medtl.study.config import StudyConfig
 
@@ -21,7 +22,7 @@ def advisor_data(study: StudyConfig):
 
 def pretrained_inits(study: StudyConfig) -> dict[str, str]:
     """Backbone -> the first pretrained initialisation the study gives it (the one the advisor scores)."""
-    out = {b: next((i for i in study.inits_for(b) if i != "random"), None) for b in study.backbones}
+    out = {b: next((i for i in study.inits_for(b) if is_pretrained(i)), None) for b in study.backbones}
     return {b: i for b, i in out.items() if i is not None}
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from medtl import initialisations
 from medtl.config import RunConfig, SelectBy, _Config
 from medtl.datasets import parse_train_size
 from medtl.fields import bad as _bad
@@ -125,7 +126,7 @@ class StudyConfig(_Config):
         from medtl.models.registry import get_spec
 
         has_weights = get_spec(backbone).weights is not None
-        out = [i for i in self.inits if i != "imagenet" or has_weights]
+        out = [i for i in self.inits if has_weights or not initialisations.parse(i).kind.published]
         if not out:
             raise ValueError(
                 f"inits {list(self.inits)} leave no initialisation for {backbone}: it has no ImageNet weights"
@@ -134,7 +135,7 @@ class StudyConfig(_Config):
 
     def started(self, backbone: str, init: str) -> tuple[str, ...] | None:
         """The cuts stage 1 starts from for (``backbone``, ``init``), or None: every block."""
-        return self.start.get(backbone) if init != "random" else None
+        return self.start.get(backbone) if initialisations.is_pretrained(init) else None
 
     def groups(self) -> list[tuple[str, str, str, Any]]:
         """(backbone, strategy, init, size) for every strategy that uses a cut."""

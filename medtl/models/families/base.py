@@ -1,5 +1,5 @@
 """What every backbone family knows: its stages, published cut points, truncation, minimum input
-size and the module to explain at a cut.
+size, what follows the kept features (pooling, norm: the pre-logits) and the module to explain at a cut.
 
 A backbone is an ordered list of *stages*, the smallest units a cut may fall between. Cut points
 are published from the architecture's own metadata (block widths, strides), like timm's
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 
@@ -35,6 +36,9 @@ class CutPoint:
 
 
 Stages = list[tuple[str, nn.Module]]
+# What follows the kept features up to the logits layer: (the module's path in the reference network
+# when its parameters are the reference's, else None; the module), in order
+PreLogits = list[tuple[str | None, nn.Module]]
 
 
 class Family:
@@ -42,6 +46,8 @@ class Family:
 
     name: str = ""
     default_dropout: float = 0.0  # dropout before the linear head when the config leaves it unset
+    classifier: str | None = "fc"  # the reference network's logits layer (a Linear); None: it has none
+    loose_params: tuple[str, ...] = ()  # parameters outside every stage module, part of the first stage
 
     def stages(self, model: nn.Module) -> Stages:
         """The ordered (dotted path, module) stages of a full model of this family."""
@@ -54,6 +60,38 @@ class Family:
     def truncate(self, model: nn.Module, stage: int) -> nn.Module:
         """A backbone made of the original modules up to and including ``stage``, names unchanged."""
         return nest(self.stages(model)[: stage + 1])
+
+    def pre_logits(self, model: nn.Module, point: CutPoint) -> PreLogits:
+        """What comes after the features kept at ``point`` of a full ``model`` and before the logits
+        layer, as the reference forward does it: global average pooling and flattening here. A module
+        taken from ``model`` with its reference path gets the source's weights for it."""
+        return [(None, nn.AdaptiveAvgPool2d(1)), (None, nn.Flatten())]
+
+    def pool(self, out: torch.Tensor) -> torch.Tensor:
+        """A feature module's output as one vector per image, as the pre-logits pool it (the advisor's
+        and CKA's pooled features): the spatial mean here."""
+        return out.mean(dim=(2, 3))
+
+    def feature_map(self, out: torch.Tensor) -> torch.Tensor:
+        """A feature module's output as a (B, C, h, w) map (a map already here)."""
+        return out
+
+    def slim_problem(self, backbone: str) -> str | None:
+        """Why Transfusion's ``slim`` variant does not exist for ``backbone``, or None."""
+        return f"slim is defined for ResNets of bottleneck blocks (sun-umn/TTL's slim_resnet50), not {backbone}"
+
+    def slim(self, backbone: str) -> nn.Module:
+        """A full model of ``backbone`` whose stages above a cut replace the built ones in ``slim``
+        (half width, as sun-umn/TTL's slim_resnet50); only where :meth:`slim_problem` is None."""
+        raise ValueError(self.slim_problem(backbone))
+
+    def size_problem(self, size: int, point: CutPoint) -> str | None:
+        """Why a square input of ``size`` px (at least the minimum) does not fit, or None."""
+        return None
+
+    def fit_size(self, size: int, point: CutPoint) -> int:
+        """The nearest input size from ``size`` up that fits (``size`` itself here)."""
+        return size
 
     def min_input_size(self, backbone: str, point: CutPoint) -> int:
         """The smallest square input a backbone cut at ``point`` accepts.
@@ -73,6 +111,10 @@ class Family:
                 f"The backbone has no module {point.module!r} for cut {point.name!r}: it was truncated below it. "
                 "Choose the cut the model was built with or an earlier one"
             ) from None
+
+    def cam_module(self, backbone: nn.Module, point: CutPoint) -> nn.Module:
+        """The module whose output is the (B, C, h, w) map Grad-CAM reads at ``point``: the feature module here."""
+        return self.feature_module(backbone, point)
 
     def pooled_sources(self, paths: Sequence[str], point: CutPoint) -> tuple[list[str], bool]:
         """For scoring every cut in one forward pass of a FULL model of this family (stage paths

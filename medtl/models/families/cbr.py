@@ -65,6 +65,7 @@ def min_input_size(name: str, blocks: int | None = None) -> int:
 class CBRFamily(Family):
     name = "cbr"
     default_dropout = 0.1  # the Transfusion / TTL head
+    classifier = None  # no reference network: the TTL code's head (GAP, dropout, linear) is the default one
 
     def stages(self, model: nn.Module) -> Stages:
         return list(model.named_children())

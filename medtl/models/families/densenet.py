@@ -47,6 +47,7 @@ class DenseFeatures(nn.Module):
 
 class DenseNetFamily(Family):
     name = "densenet"
+    classifier = "classifier"
 
     def stages(self, model: nn.Module) -> Stages:
         out = []

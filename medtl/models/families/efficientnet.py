@@ -25,6 +25,7 @@ def _block_stride(block: nn.Module) -> int:
 class EfficientNetFamily(Family):
     name = "efficientnet"
     default_dropout = 0.2
+    classifier = "classifier.1"  # after the reference's dropout (0.2, the default here)
 
     def stages(self, model: nn.Module) -> Stages:
         out = []

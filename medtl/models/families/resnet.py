@@ -2,11 +2,13 @@
 
 Block-level cuts are ``layer1`` .. ``layer4`` (timm's ``feature_info``), layer-level cuts every
 block (``layer3.2``). A truncated ResNet is ``Sequential(conv1, bn1, relu, maxpool, layer1, ...)``
-with the last layer possibly partial; the reference forward adds nothing before pooling.
+with the last layer possibly partial; the reference forward adds nothing before pooling. Transfusion's
+``slim`` variant (the layers above the cut at half width) is defined for the bottleneck ResNets.
 """
 
 from __future__ import annotations
 
+import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
@@ -14,6 +16,7 @@ from medtl.models.families.base import CutPoint, Family, Stages, stride
 
 STEM = ("conv1", "bn1", "relu", "maxpool")
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
+BOTTLENECK = ("resnet50", "resnet101", "resnet152")  # torchvision's ResNets of bottleneck blocks (slim halves them)
 
 
 def _out_channels(block: nn.Module) -> int:
@@ -42,6 +45,18 @@ class ResNetFamily(Family):
         last = points[-1]
         points.append(CutPoint("full", last.stage, last.channels, red, "full", last.module))
         return points
+
+    def slim_problem(self, backbone: str) -> str | None:
+        if backbone not in BOTTLENECK:
+            return (
+                f"slim halves the bottleneck blocks (sun-umn/TTL's slim_resnet50): {backbone} has none. "
+                f"Use {' or '.join(BOTTLENECK)}"
+            )
+        return None
+
+    def slim(self, backbone: str) -> nn.Module:
+        """Bottleneck blocks at half width (sun-umn/TTL's slim_resnet50): ``width_per_group=32``."""
+        return torchvision.models.get_model(backbone, weights=None, width_per_group=32)
 
 
 RESNET = ResNetFamily()
