@@ -18,9 +18,12 @@ import pandas as pd
 from medtl import datasets, stats
 from medtl.config import OUTSIDE_KEY, SEED_FIELDS, DataConfig, ModelConfig, TrainConfig
 from medtl.datasets import train_size_label
+from medtl.metrics import registry
+from medtl.metrics.operating import DEFAULT_RULE
 from medtl.strategies import get_strategy
 
-METRICS = {"test.auroc": "AUROC", "test.auprc": "AUPRC (AP)", "test.auprc_trapezoid": "AUPRC (trapezoid)"}
+# the runs table's metric columns: one per metric record (label, direction, range, format on the record)
+METRICS: dict[str, registry.Metric] = {m.column: m for m in registry.METRICS.values()}
 SECONDARY = {"model.params": "parameters", "model.latency_ms": "latency (ms / image)", "model.macs": "MACs"}
 # config fields that a run's name already shows (RunConfig.name)
 NAME_FIELDS = (
@@ -154,11 +157,91 @@ def cut_depth(backbone: str, cut: str, strategy: str) -> int:
 Predictions = Callable[[str], "dict[str, np.ndarray] | None"]
 
 
-def _interval(group: pd.DataFrame, metric: str, predictions: Predictions | None, n_boot: int) -> tuple[float, float]:
+def run_columns(
+    pred: dict | None, rule: str | None = None, prevalence: float | None = None, n_boot: int = 200, run: str = "ID"
+) -> dict:
+    """A run's metric columns recomputed from its predictions (the runs table's ``test.*`` columns and
+    ``_ci_lo``/``_ci_hi``): the operating point by ``rule`` (default the run's own, as recorded), and every
+    prevalence-dependent metric at ``prevalence``; ``op_note`` says why there is no operating point."""
+    if pred is None or np.asarray(pred["y_true"]).ndim != 1:
+        return {"op_note": registry.no_operating_point(pred, run) if pred is not None else "no predictions"}
+    test = registry.evaluate(pred, rule or DEFAULT_RULE, prevalence, n_boot=n_boot, run=run)
+    op = test["op"]
+    out: dict = {"op_note": None if op.get("available") else op["reason"], "test.op.rule": op["rule"]}
+    out["test.op.threshold"] = op.get("threshold", np.nan)
+    for key, m in registry.METRICS.items():
+        part, _, leaf = key.rpartition(".")
+        section = test.get(part, {}) if part else test
+        name = f"{leaf}_at_prevalence" if prevalence is not None and m.prevalence else leaf
+        if name in section:
+            out[m.column] = section[name]
+            lo, hi = section.get(f"{name}_ci", (np.nan, np.nan))
+            out[f"{m.column}_ci_lo"], out[f"{m.column}_ci_hi"] = lo, hi
+    return out
+
+
+def with_columns(
+    done: pd.DataFrame, columns: Callable[[str], dict], rule: str = DEFAULT_RULE, prevalence: float | None = None
+) -> pd.DataFrame:
+    """``done`` with the metric columns of each run whose recorded ones do not answer (another rule, a
+    deployment prevalence, a run recorded before a metric existed) replaced by ``columns(run id)``
+    (:func:`run_columns`, cached by the caller): what the table, the truncation figure and the seeds read."""
+    if done.empty:
+        return done
+    recorded = done["test.op.rule"] if "test.op.rule" in done else pd.Series(None, index=done.index, dtype=object)
+    stale = (recorded != rule) | (prevalence is not None)
+    out = done.copy()
+    if "op_note" not in out:
+        out["op_note"] = out.get("test.op.reason")
+    if not stale.any():
+        return out
+    rows = pd.DataFrame([columns(i) for i in done.loc[stale, "id"]], index=done.index[stale])
+    for c in rows.columns:
+        col = (out[c] if c in out else pd.Series(None, index=out.index)).astype(object)
+        col.loc[rows.index] = rows[c].astype(object)
+        out[c] = col.infer_objects()
+    return out
+
+
+def calibration_views(pred: dict | None, prevalence: float | None = None) -> dict | None:
+    """What the Compare page draws of one run's calibration: the reliability bins as trained and after
+    temperature scaling fitted on validation, the temperature, and the decision curve of the scaled
+    probabilities at ``prevalence``. None for a run without binary predictions."""
+    from medtl.metrics import calibration as C
+    from medtl.metrics import decision as D
+
+    if pred is None or np.asarray(pred["y_true"]).ndim != 1:
+        return None
+    y, s = pred["y_true"], np.asarray(pred["y_score"], dtype=np.float64)
+    has_val = "val_y_score" in pred and len(np.unique(pred["val_y_true"])) > 1
+    t = C.fit_temperature(pred["val_y_true"], pred["val_y_score"]) if has_val else None
+    scaled = C.apply_temperature(s, t) if t is not None else s
+    return {
+        "reliability": C.reliability(y, s),
+        "reliability_scaled": C.reliability(y, scaled) if t is not None else None,
+        "temperature": t,
+        "ece": C.ece(y, s),
+        "ece_scaled": C.ece(y, scaled),
+        "brier": C.brier(y, s),
+        "brier_scaled": C.brier(y, scaled),
+        "decision": D.net_benefit(y, scaled, prevalence=prevalence),
+        "prevalence": float(np.mean(y)) if prevalence is None else prevalence,
+    }
+
+
+def _interval(
+    group: pd.DataFrame,
+    metric: str,
+    predictions: Predictions | None,
+    n_boot: int,
+    rule: str | None = None,
+    prevalence: float | None = None,
+) -> tuple[float, float]:
     """95% interval of the mean of ``metric`` over the repeats in ``group``: one run -> its own
-    bootstrap interval; several -> a bootstrap over the shared test images of the mean over seeds."""
-    key = metric.removeprefix("test.")
-    if len(group) == 1 or predictions is None or key not in ("auroc", "auprc"):
+    bootstrap interval; several -> a bootstrap over the shared test images of the mean over seeds
+    (each run at its own threshold, chosen on its validation split by ``rule``)."""
+    m = METRICS.get(metric)
+    if len(group) == 1 or predictions is None or m is None or not m.interval:
         lo, hi = group.get(f"{metric}_ci_lo"), group.get(f"{metric}_ci_hi")
         if lo is None or len(group) > 1:
             return (np.nan, np.nan)
@@ -169,7 +252,14 @@ def _interval(group: pd.DataFrame, metric: str, predictions: Predictions | None,
     y = preds[0]["y_true"]
     if any(p["y_true"].shape != y.shape or not np.array_equal(p["y_true"], y) for p in preds):
         return (np.nan, np.nan)  # not the same test images: no pooled interval
-    return stats.bootstrap_mean(y, np.stack([p["y_score"] for p in preds]), n_boot=n_boot)[key]
+    if m.key in ("auroc", "auprc"):  # the mean over seeds' rank metrics: the same draws as stats.bootstrap_mean
+        return stats.bootstrap_mean(y, np.stack([p["y_score"] for p in preds]), n_boot=n_boot, prevalence=prevalence)[
+            m.key
+        ]
+    rows = [(p["y_score"], registry.context(p, rule or DEFAULT_RULE)) for p in preds]
+    if m.needs == "threshold" and any(c.threshold is None for _, c in rows):
+        return (np.nan, np.nan)
+    return tuple(stats.bootstrap_records(y, rows, [m.key], prevalence, n_boot)[m.key]["ci"])
 
 
 def truncation_summary(
@@ -178,10 +268,14 @@ def truncation_summary(
     secondary: str = "model.params",
     predictions: Predictions | None = None,
     n_boot: int = 500,
+    rule: str | None = None,
+    prevalence: float | None = None,
 ) -> pd.DataFrame:
     """One row per experiment (repeats over seeds pooled): mean, std, n and a 95% interval of
     ``metric``, the depth of its cut, the mean of ``secondary`` and its line (``group``: the
-    experiment without its cut, labelled by the fields that tell the lines in view apart)."""
+    experiment without its cut, labelled by the fields that tell the lines in view apart).
+
+    ``rule``/``prevalence``: those of the columns in ``done`` (:func:`with_columns`), for the pooled intervals."""
     if done.empty:
         return pd.DataFrame()
     d = done.copy()
@@ -192,7 +286,7 @@ def truncation_summary(
     d["line"] = ["|".join(map(str, r)) for r in d[line_fields].itertuples(index=False)]
     rows = []
     for _, g in d.groupby("experiment", sort=False):
-        lo, hi = _interval(g, metric, predictions, n_boot)
+        lo, hi = _interval(g, metric, predictions, n_boot, rule, prevalence)
         first = g.iloc[0]
         rows.append(
             {
@@ -204,8 +298,8 @@ def truncation_summary(
                 "size": first["size"],
                 "cut": first["cut"],
                 "depth": first["depth"],
-                "mean": float(g[metric].mean()),
-                "std": float(g[metric].std()) if len(g) > 1 else 0.0,
+                "mean": float(g[metric].mean()) if metric in g else np.nan,
+                "std": float(g[metric].std()) if len(g) > 1 and metric in g else 0.0,
                 "count": len(g),
                 "lo": lo,
                 "hi": hi,

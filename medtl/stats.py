@@ -212,7 +212,13 @@ def delong(y_true, scores_a, scores_b) -> dict[str, float]:
 
 
 def delta_over_sets(
-    pairs: list[tuple], metric: str, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0, chunk: int = 250
+    pairs: list[tuple],
+    metric: str,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    chunk: int = 250,
+    rule: str | None = None,
 ) -> dict:
     """A - B of ``metric``, averaged over image sets that both classifiers scored (e.g. each seed's own
     validation subset), with a stratified bootstrap interval: every set is resampled on its own, and one
@@ -220,19 +226,30 @@ def delta_over_sets(
 
     Args:
         pairs: ``[(y_true, scores_a, scores_b), ...]``, one per set; scores are probabilities.
-        metric: ``auroc``, ``auprc`` (average precision) or ``loss`` (mean binary log loss).
+        metric: ``auroc``, ``auprc`` (average precision), ``loss`` (mean binary log loss) or a metric
+            record at the operating point (``op.specificity``): each classifier's threshold is the one
+            ``rule`` picks on that set, held fixed over its resamples.
 
     Returns:
         ``{"value": mean difference, "ci": [lo, hi]}``.
     """
-    if metric not in ("auroc", "auprc", "loss"):
-        raise ValueError(f"metric must be auroc, auprc or loss. Got {metric!r}")
+    if metric not in ("auroc", "auprc", "loss") and not metric.startswith("op."):
+        raise ValueError(f"metric must be auroc, auprc, loss or an operating-point metric (op.*). Got {metric!r}")
     _check_bootstrap(n_boot, alpha)
     if not pairs:
         raise ValueError("delta_over_sets needs at least one set of images")
     values, draws = [], []
     for k, (y_true, a, b) in enumerate(pairs):
         y, sa, sb = _pair(y_true, a, b)
+        if metric.startswith("op."):  # each classifier at its own threshold, chosen on this set
+            from medtl.metrics.operating import DEFAULT_RULE, choose_threshold
+
+            ra, rb = ([(s[0], Context(threshold=choose_threshold(y, s[0], rule or DEFAULT_RULE)))] for s in (sa, sb))
+            ones = np.ones((1, y.size))
+            values.append(float(_record_mean(y, ra, metric, ones, 1.0)[0] - _record_mean(y, rb, metric, ones, 1.0)[0]))
+            w = stratified_counts(y, n_boot, np.random.default_rng(seed + k))
+            draws.append(_record_mean(y, ra, metric, w, 1.0) - _record_mean(y, rb, metric, w, 1.0))
+            continue
         if metric == "loss":
             eps = 1e-7
             la, lb = (

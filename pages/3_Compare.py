@@ -1,11 +1,12 @@
-"""Compare: runs table, overlaid ROC/PR curves, metric vs truncation depth, seeds."""
+"""Compare: runs table, overlaid ROC/PR curves, the operating point, calibration, metric vs truncation depth, seeds."""
 
 import streamlit as st
 
 from medtl import compare, metrics, plots
-from ui import study_view
+from ui import metrics_view, study_view
 from ui.nav import link, page_setup
 from ui.state import get_store
+from ui.text import plain
 
 page_setup("pages/3_Compare.py")
 st.title("Compare runs")
@@ -40,30 +41,24 @@ with st.sidebar:
         options = sorted(done[col].astype(str).unique())
         chosen = st.multiselect(label, options, default=options, key=f"f_{col}")
         done = done[done[col].astype(str).isin(chosen)]
-    metric = st.selectbox("Metric", list(compare.METRICS), format_func=compare.METRICS.get, key="metric")
+    metric = st.selectbox("Metric", list(compare.METRICS), format_func=lambda c: compare.METRICS[c].label, key="metric")
+    rule, prevalence = metrics_view.controls()
 if done.empty:
     st.warning("No run matches these filters.")
     st.stop()
 
-done = done.sort_values(metric, ascending=False)
+done = metrics_view.evaluated(done, store, rule, prevalence)
+record = compare.METRICS[metric]
+done = done.sort_values(metric, ascending=not record.higher_is_better, na_position="last")
 done["display"] = compare.short_labels(done, always=("model_label", "_init", "_size", "_seed"))
 
-
-def _ci(col: str) -> list[str]:
-    return [
-        f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-        for v, lo, hi in zip(done[col], done[f"{col}_ci_lo"], done[f"{col}_ci_hi"], strict=True)
-    ]
-
-
-view = done.assign(
-    AUROC=_ci("test.auroc"), AUPRC=_ci("test.auprc"), params=done["model.params"] / 1e6, GMACs=done["model.macs"] / 1e9
-)
-cols = ["display", "AUROC", "AUPRC", "params", "GMACs", "model.latency_ms", "train.seconds", "id"]
-if "warning" in view and view["warning"].notna().any():  # e.g. a diverged run: shown, never hidden
+scores, score_config = metrics_view.table_columns(done, prevalence)
+view = done.assign(params=done["model.params"] / 1e6, GMACs=done["model.macs"] / 1e9).join(scores)
+cols = ["display", *scores.columns, "params", "GMACs", "model.latency_ms", "train.seconds", "id"]
+if view["warning"].notna().any():  # e.g. a diverged run: shown, never hidden
     view["warning"] = view["warning"].fillna("")
-    cols.insert(3, "warning")
-view = view[[c for c in cols if c in view]].rename(
+    cols.insert(1 + len(scores.columns), "warning")
+view = view[cols].rename(
     columns={
         "display": "run",
         "params": "params (M)",
@@ -72,9 +67,11 @@ view = view[[c for c in cols if c in view]].rename(
     }
 )
 st.caption(
-    "Select rows to overlay their curves (the top 8 are shown when none are selected). Sorted by the chosen metric; "
-    "click a header to re-sort. Names show the dataset only when several are listed, and every other setting in "
-    "which the runs listed differ."
+    "Select rows to overlay their curves (the top 8 are shown when none are selected). Sorted by the chosen metric, "
+    f"best first ({'higher' if record.higher_is_better else 'lower'} is better); click a header to re-sort. Names show "
+    "the dataset only when several are listed, and every other setting in which the runs listed differ. "
+    f"Operating-point columns at {plain(metrics.operating.parse_rule(rule).label)}, chosen on validation. "
+    + metrics_view.prevalence_caption(prevalence)
 )
 event = st.dataframe(
     view,
@@ -88,6 +85,7 @@ event = st.dataframe(
         "GMACs": st.column_config.NumberColumn(format="%.3f"),
         "latency (ms)": st.column_config.NumberColumn(format="%.2f"),
         "training (s)": st.column_config.NumberColumn(format="%.0f"),
+        **score_config,
     },
 )
 rows = event.selection.rows if event and event.selection else []
@@ -113,15 +111,24 @@ for _, r in picked.iterrows():
     if p is None or p["y_true"].ndim != 1:
         continue
     label = f"{compare.wrap(r['legend'], 48)}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
-    roc[label], pr[label] = metrics.roc_points(p["y_true"], p["y_score"]), metrics.pr_points(p["y_true"], p["y_score"])
-    prevalences.append(float(p["y_true"].mean()))
+    roc[label] = metrics.roc_points(p["y_true"], p["y_score"])
+    pr[label] = metrics.pr_points(p["y_true"], p["y_score"], prevalence)
+    prevalences.append(float(p["y_true"].mean()) if prevalence is None else prevalence)
 if roc:
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.roc_figure(roc, title=None), key="roc")
     c2.plotly_chart(plots.pr_figure(pr, prevalences, title=None), key="pr")
-    st.caption("Dashed lines: chance — the diagonal for ROC, each test set's prevalence for precision–recall.")
+    st.caption(
+        "Dashed lines: chance — the diagonal for ROC, the prevalence for precision–recall. "
+        + metrics_view.prevalence_caption(prevalence)
+    )
 else:
     st.info("Curves are shown for binary tasks.")
+
+st.subheader("At the operating point")
+metrics_view.operating_table(picked, rule, prevalence)
+st.subheader("Calibration and decision curves")
+metrics_view.calibration(picked, store, prevalence)
 
 st.subheader("Metric vs truncation depth")
 backbones = sorted(done["model.backbone"].unique())
@@ -147,9 +154,11 @@ summary = compare.truncation_summary(
     metric,
     secondary or "model.params",
     predictions=lambda i: _predictions(i, str(store.root)),
+    rule=rule,
+    prevalence=prevalence,
 )
 st.plotly_chart(
-    plots.truncation_figure(summary, compare.METRICS[metric], compare.SECONDARY.get(secondary)), key="trunc"
+    plots.truncation_figure(summary, record.label, compare.SECONDARY.get(secondary), record.value_range), key="trunc"
 )
 st.caption(
     "One line per setting (the labels name what differs between lines); each point is one experiment — the mean "
@@ -164,7 +173,7 @@ groups = done.assign(group=compare.seed_groups(done)).groupby("group")
 label_of = {g: compare.wrap(seed_label[idx[0]], 70) for g, idx in groups.groups.items()}
 groups = groups[metric].apply(list)
 st.plotly_chart(
-    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in groups.items()}, compare.METRICS[metric]),
+    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in groups.items()}, record.label),
     key="seeds",
 )
 st.caption("One box per experiment (runs that differ only by seed); n is the number of points.")

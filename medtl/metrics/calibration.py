@@ -128,6 +128,7 @@ def log_loss(y_true, y_prob, exclusive: bool = False) -> float:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.0, 1.0)  # scores a hair outside [0, 1] (rounding) read as the nearest probability
     with np.errstate(divide="ignore"):
         return np.log(p) - np.log1p(-p)  # 0 -> -inf, 1 -> inf: kept at the ends by the scaling
 
