@@ -10,7 +10,7 @@ nothing here groups by display name.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,25 @@ from medtl.metrics import registry
 from medtl.metrics.operating import DEFAULT_RULE
 from medtl.strategies import get_strategy
 
-# the runs table's metric columns: one per metric record (label, direction, range, format on the record)
-METRICS: dict[str, registry.Metric] = {m.column: m for m in registry.METRICS.values()}
+
+class _Columns(Mapping):
+    """The runs table's metric columns (``test.auroc``) -> their records, read from the registry on each use."""
+
+    def __getitem__(self, column: str) -> registry.Metric:
+        m = registry.METRICS.get(column.removeprefix("test."))
+        if m is None or m.column != column:
+            raise KeyError(column)
+        return m
+
+    def __iter__(self) -> Iterator[str]:
+        return (m.column for m in registry.METRICS.values())
+
+    def __len__(self) -> int:
+        return len(registry.METRICS)
+
+
+# one column per metric record: label, direction, range and format live on the record
+METRICS: Mapping[str, registry.Metric] = _Columns()
 SECONDARY = {"model.params": "parameters", "model.latency_ms": "latency (ms / image)", "model.macs": "MACs"}
 # config fields that a run's name already shows (RunConfig.name)
 NAME_FIELDS = (

@@ -325,3 +325,44 @@ def test_every_record_is_complete_and_named_for_its_reference():
     assert [k for k, m in R.METRICS.items() if not m.higher_is_better] == ["brier", "ece"]
     with pytest.raises(ValueError, match="Unknown metric"):
         R.get("test.accuracy")
+
+
+def test_a_new_record_reaches_every_reader(tmp_path):
+    """Adding a metric is one record: metrics.json's test section, the runs table's columns, the Compare
+    page's choices and a study's paired comparison list it with no other change."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from medtl import compare
+    from medtl.runs import RunStore
+    from medtl.study import operating
+
+    def balanced(y, s, w, ctx):
+        r = O.rates(*O.confusion_weighted(y, s, w, ctx.threshold)) if ctx.threshold is not None else None
+        return np.full(np.atleast_2d(w).shape[0], np.nan) if r is None else (r["sensitivity"] + r["specificity"]) / 2
+
+    record = R.Metric("op.balanced_accuracy", "balanced accuracy", "bal. acc.", True, "threshold", balanced, "sklearn")
+    y, s = _probs(5, 300)
+    vy, vs = _probs(15, 200)
+    pred = {"index": np.arange(y.size), "y_true": y, "y_score": s, "val_y_true": vy, "val_y_score": vs}
+    R.register(record)
+    try:
+        out = R.evaluate(pred, n_boot=30)
+        t = out["op"]["threshold"]
+        assert out["op"]["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, s >= t), abs=1e-9)
+        assert len(out["op"]["balanced_accuracy_ci"]) == 2
+        assert compare.METRICS["test.op.balanced_accuracy"] is record
+        assert "test.op.balanced_accuracy" in compare.run_columns(pred, n_boot=20)
+        store = RunStore(tmp_path)
+        from medtl.config import RunConfig
+
+        ids = [store.create(RunConfig(), state="done") for _ in range(2)]
+        for rid in ids:
+            store.write_predictions(rid, **pred)
+        r = operating.compare(store, ids[:1], ids[1:], n_boot=20)
+        assert r["metrics"]["op.balanced_accuracy"]["delta"]["value"] == 0
+        assert "bal. acc." in operating.table(
+            {"groups": [{"init": "random", "size": "100%", "selected": "layer1", "operating": r}]}
+        )
+    finally:
+        del R.METRICS[record.key]
+    assert "test.op.balanced_accuracy" not in compare.METRICS

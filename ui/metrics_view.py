@@ -13,46 +13,56 @@ from medtl.metrics import operating
 from medtl.runs import RunStore
 from ui.text import plain
 
-TABLE = [m for m in compare.METRICS.values() if m.table]
 
-
-def controls() -> tuple[str, float | None]:
-    """The operating-point rule and the deployment prevalence (None: each test set's own), in the sidebar."""
-    st.header("Operating point")
-    kinds = list(operating.RULES)
+def rule_input(
+    key: str, default: str = operating.DEFAULT_RULE, label: str = "Threshold chosen on validation by"
+) -> str:
+    """An operating-point rule: its kind and, where it takes one, its value; returns the rule's text."""
+    start = operating.parse_rule(default)
+    if f"{key}_kind" not in st.session_state:
+        st.session_state[f"{key}_kind"] = start.kind
+        st.session_state[f"{key}_target"] = start.value if start.value is not None else 0.9
     kind = st.selectbox(
-        "Threshold chosen on validation by",
-        kinds,
-        key="op_kind",
-        format_func=lambda k: operating.RULES[k].label.split(" ≥")[0].replace(" {v:.3g}", ""),
+        label,
+        list(operating.RULES),
+        key=f"{key}_kind",
+        format_func=lambda k: {"youden": "Youden's J", "threshold": "a fixed threshold"}.get(k, f"{k} at least"),
         help="; ".join(f"{k}: {r.help}" for k, r in operating.RULES.items()),
     )
-    rule = operating.RULES[kind]
-    text = kind
-    if rule.needs_value:
-        if "op_target" not in st.session_state:
-            st.session_state["op_target"] = 0.9
-        v = st.number_input(
-            "at least" if kind != "threshold" else "probability",
-            min_value=0.0 if kind == "threshold" else 0.01,
-            max_value=1.0,
-            step=0.01,
-            key="op_target",
-        )
-        text = f"{kind}:{v:g}"
-    prevalence = st.number_input(
+    if not operating.RULES[kind].needs_value:
+        return kind
+    v = st.number_input(
+        "target" if kind != "threshold" else "probability",
+        min_value=0.0 if kind == "threshold" else 0.01,
+        max_value=1.0,
+        step=0.01,
+        key=f"{key}_target",
+    )
+    return f"{kind}:{v:g}"
+
+
+def prevalence_input(key: str, default: float | None = None) -> float | None:
+    """A deployment prevalence in percent (empty: each test set's own); returns it as a share."""
+    if key not in st.session_state:
+        st.session_state[key] = None if default is None else round(100 * default, 3)
+    value = st.number_input(
         "Deployment prevalence (%)",
         min_value=0.1,
         max_value=99.9,
-        value=None,
         step=0.5,
-        key="prevalence",
+        key=key,
         placeholder="each test set's own",
         help="AUPRC, the PR curves, PPV, NPV, F1, positives flagged per 1,000 and net benefit are shown at this "
         "prevalence (the test negatives re-weighted: exact, as scikit-learn with sample weights). Empty: each "
         "test set's own.",
     )
-    return text, None if prevalence is None else prevalence / 100
+    return None if value is None else value / 100
+
+
+def controls() -> tuple[str, float | None]:
+    """The Compare page's operating-point rule and deployment prevalence (None: each test set's own), in the sidebar."""
+    st.header("Operating point")
+    return rule_input("op"), prevalence_input("prevalence")
 
 
 def prevalence_caption(prevalence: float | None) -> str:
@@ -96,7 +106,7 @@ def _ci(done: pd.DataFrame, col: str, fmt: str = ".3f") -> list[str]:
 def table_columns(done: pd.DataFrame, prevalence: float | None) -> tuple[pd.DataFrame, dict]:
     """The runs table's metric columns (one per record shown in tables) and their column settings."""
     out, config = {}, {}
-    for m in TABLE:
+    for m in (m for m in compare.METRICS.values() if m.table):
         at = f" at {prevalence:.1%}" if prevalence is not None and m.prevalence else ""
         name = m.short + at
         if m.key in ("auroc", "auprc"):

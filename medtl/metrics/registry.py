@@ -37,7 +37,9 @@ __all__ = [
     "evaluate",
     "get",
     "intervals",
+    "keys",
     "no_operating_point",
+    "register",
 ]
 
 SPECIFICITY = 0.9  # the fixed specificity of ``sens_at_spec`` (as papers report it)
@@ -208,6 +210,17 @@ METRICS: dict[str, Metric] = {
         ),
     )
 }
+
+
+def register(metric: Metric) -> Metric:
+    """Add (or replace) a record: every reader lists it from then on. Returns it."""
+    METRICS[metric.key] = metric
+    return metric
+
+
+def keys(needs: str | None = None) -> list[str]:
+    """The records' keys, in order; ``needs``: only those that need ``ranks``, ``threshold`` or ``probabilities``."""
+    return [k for k, m in METRICS.items() if needs is None or m.needs == needs]
 
 
 def get(key: str) -> Metric:

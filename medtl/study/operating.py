@@ -19,11 +19,8 @@ from medtl import stats
 from medtl.metrics import calibration as C
 from medtl.metrics import decision as D
 from medtl.metrics import operating as O
-from medtl.metrics.registry import METRICS, Context, context, no_operating_point
+from medtl.metrics.registry import METRICS, Context, context, keys, no_operating_point
 from medtl.runs import RunStore
-
-OP_KEYS = tuple(k for k, m in METRICS.items() if m.needs == "threshold" and k != "op.f1")
-CAL_KEYS = tuple(k for k, m in METRICS.items() if m.needs == "probabilities")
 
 
 def _predictions(store: RunStore, run_id: str) -> dict[str, np.ndarray]:
@@ -63,7 +60,7 @@ def compare(
     Returns:
         ``{"available", "rule", "label", "prevalence", "prevalence_is_test", "n", "rows", "calibration",
         "reliability", "decision"}`` and, where every run has validation predictions, ``"metrics"`` (each of
-        :data:`OP_KEYS`: ``{"a", "b", "delta"}`` with intervals), ``"seed_delta"``, ``"mcnemar"`` (per row)
+        metric record that needs a threshold: ``{"a", "b", "delta"}`` with intervals), ``"seed_delta"``, ``"mcnemar"`` (per row)
         and ``"thresholds"``; else ``"reason"``.
     """
     r = O.parse_rule(rule)
@@ -79,10 +76,11 @@ def compare(
         "rows": len(runs_a),
     }
     sa, sb = [_scaled(p) for p in pa], [_scaled(p) for p in pb]
+    cal_keys = keys("probabilities")
     raw = stats.paired_records(
-        y, [(p["y_score"], Context()) for p in pa], [(p["y_score"], Context()) for p in pb], CAL_KEYS, n_boot=n_boot
+        y, [(p["y_score"], Context()) for p in pa], [(p["y_score"], Context()) for p in pb], cal_keys, n_boot=n_boot
     )
-    cal: dict[str, Any] = {k: raw[k] for k in CAL_KEYS}
+    cal: dict[str, Any] = {k: raw[k] for k in cal_keys}
     for side, scaled in (("a", sa), ("b", sb)):
         ts = [t for _, t in scaled if t is not None]
         cal[f"temperature_{side}"] = float(np.mean(ts)) if len(ts) == len(scaled) else None
@@ -111,7 +109,7 @@ def compare(
     ca, cb = [context(p, r) for p in pa], [context(p, r) for p in pb]
     rows_a = [(p["y_score"], c) for p, c in zip(pa, ca, strict=True)]
     rows_b = [(p["y_score"], c) for p, c in zip(pb, cb, strict=True)]
-    out["metrics"] = stats.paired_records(y, rows_a, rows_b, OP_KEYS, prevalence, n_boot)
+    out["metrics"] = stats.paired_records(y, rows_a, rows_b, keys("threshold"), prevalence, n_boot)
     out["thresholds"] = {"a": [c.threshold for c in ca], "b": [c.threshold for c in cb]}
     out["mcnemar"] = [
         {"seed": sd, **stats.mcnemar_exact(y, a[0] >= a[1].threshold, b[0] >= b[1].threshold)}
@@ -209,24 +207,17 @@ def table(summary: dict) -> pd.DataFrame:
             def both(k: str, f: str = ".3f", m: dict = m) -> str:
                 return f"{m[k]['a']['value']:{f}} / {m[k]['b']['value']:{f}}"
 
-            row.update(
-                {
-                    "threshold": " / ".join(f"{np.mean(op['thresholds'][s]):.3g}" for s in ("a", "b")),
-                    "sensitivity": both("op.sensitivity"),
-                    "specificity": both("op.specificity"),
-                    "PPV": both("op.ppv"),
-                    "NPV": both("op.npv"),
-                    "flagged / 1,000": both("op.flagged_per_1000", ".0f"),
-                    "Δ sensitivity": _ci(m["op.sensitivity"]["delta"]),
-                    "Δ specificity": _ci(m["op.specificity"]["delta"]),
-                    "McNemar p": ", ".join(f"{x['p']:.3g}" for x in op["mcnemar"]),
-                }
-            )
+            row["threshold"] = " / ".join(f"{np.mean(op['thresholds'][s]):.3g}" for s in ("a", "b"))
+            for key in m:
+                row[METRICS[key].short] = both(key, METRICS[key].fmt)
+            row["Δ sensitivity"] = _ci(m["op.sensitivity"]["delta"])
+            row["Δ specificity"] = _ci(m["op.specificity"]["delta"])
+            row["McNemar p"] = ", ".join(f"{x['p']:.3g}" for x in op["mcnemar"])
         else:
             row["note"] = op["reason"]
         c = op["calibration"]
-        row["Brier"] = f"{c['brier']['a']['value']:.3f} / {c['brier']['b']['value']:.3f}"
-        row["ECE"] = f"{c['ece']['a']['value']:.3f} / {c['ece']['b']['value']:.3f}"
+        for key in keys("probabilities"):
+            row[METRICS[key].short] = f"{c[key]['a']['value']:.3f} / {c[key]['b']['value']:.3f}"
         if c.get("temperature_a") is not None and c.get("temperature_b") is not None:
             row["ECE after T"] = f"{c['ece_scaled_a']:.3f} / {c['ece_scaled_b']:.3f}"
         rows.append(row)

@@ -163,14 +163,18 @@ def figures(
 def calibration_figures(summary: dict) -> list[tuple[str, object]]:
     """Reliability diagrams and decision curves of each decided group's selected cut and full fine-tuning
     (temperature-scaled probabilities, the seeds' test predictions pooled; net benefit the mean over seeds)."""
-    decided = [g for g in summary["groups"] if g.get("operating") and g["selected"] != "full"]
+    decided = [g for g in summary["groups"] if g.get("operating")]
     if not decided:
         return []
     rel, nb = {}, {}
     for g in decided:
         op, tag = g["operating"], f"{g['init']} · {g['size']}"
-        rel[f"{g['selected']} · {tag}"], rel[f"full FT · {tag}"] = op["reliability"]["a"], op["reliability"]["b"]
-        nb[f"{g['selected']} · {tag}"], nb[f"full FT · {tag}"] = op["decision"]["a"], op["decision"]["b"]
+        if g["selected"] != "full":
+            rel[f"{g['selected']} · {tag}"], nb[f"{g['selected']} · {tag}"] = (
+                op["reliability"]["a"],
+                op["decision"]["a"],
+            )
+        rel[f"full FT · {tag}"], nb[f"full FT · {tag}"] = op["reliability"]["b"], op["decision"]["b"]
     first = decided[0]["operating"]
     prev = operating.prevalence_words(first)
     return [
