@@ -18,7 +18,7 @@ from pathlib import Path
 import submitit
 
 from medtl.config import RunConfig
-from medtl.runs import RunStore, now, pid_alive
+from medtl.runs import RunStore, Start, now
 
 EXECUTORS = ("inline", "local", "slurm")
 SHARED_NOTE = (
@@ -61,28 +61,6 @@ def _job_id() -> str | None:
         return None
 
 
-def _resumable(store: RunStore, key: str, job_id: str | None) -> str | None:
-    """The newest unfinished run of this experiment that a task may take over, or None."""
-    host = socket.gethostname()
-    for run_id in reversed(store.ids()):
-        st = store.status(run_id)
-        state = st.get("state")
-        if state not in ("interrupted", "running", "queued"):
-            continue
-        # a "running" run is taken over only when its own task was requeued (same job id) or its
-        # process is gone from this host: never steal a run some other process is training
-        if state != "interrupted" and not (
-            (job_id and st.get("job_id") == job_id) or (st.get("host") == host and not pid_alive(st.get("pid")))
-        ):
-            continue
-        try:
-            if store.config(run_id).key() == key:
-                return run_id
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
-    return None
-
-
 def _loadable(path: Path) -> bool:
     """Whether a checkpoint reads back whole (a task killed while saving it leaves it truncated)."""
     import torch
@@ -109,14 +87,15 @@ class RunTask(submitit.helpers.Checkpointable):
         from medtl import train  # torch loads in the task, not where the array is submitted
 
         store, cfg = RunStore(self.runs_dir), RunConfig.from_dict(config)
-        done = store.experiments().get(cfg.key())
-        if done:
-            return {"run_id": done, "state": "done", "skipped": True, "resumed": False}
         job_id = _job_id()
-        run_id = self.run_id if self.run_id and store.exists(self.run_id) else _resumable(store, cfg.key(), job_id)
-        resumed = run_id is not None
-        if run_id is None:
-            run_id = store.create(cfg, state="queued")
+        if self.run_id and store.exists(self.run_id):  # this task requeued (preempted, timed out): its own run
+            store.claim_for_resume(self.run_id)
+            start = Start(self.run_id, "resume")
+        else:  # the run's claim: done, trained by another live writer, a dead writer's to resume, or new
+            start = store.start(cfg, state="queued")
+        if start.action in ("done", "busy"):
+            return {"run_id": start.run_id, "state": start.action, "skipped": True, "resumed": False}
+        run_id, resumed = start.run_id, start.action == "resume"
         self.run_id = run_id
         if resumed and not _loadable(store.path(run_id) / "last.pt"):
             # stopped before its first checkpoint, or while writing it: the run starts over

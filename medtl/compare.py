@@ -83,17 +83,24 @@ def fmt_value(v) -> str:
     return str(v)
 
 
-def applies(row: pd.Series, field: str) -> bool:
-    """Whether config column ``field`` means anything for this run: a dataset kind's option only for
-    runs of that kind (a MedMNIST run's ``n_images`` is SynthCXR's default, not a setting of the run)."""
-    name = field.removeprefix("data.")
-    if name == field or name not in datasets.options():
-        return True
-    return datasets.options()[name][0].name == str(row.get("data.dataset", "")).split(":", 1)[0]
+def extra_labels(rows: pd.DataFrame, fields: list[str]) -> pd.Series:
+    """``lr=1 · image_size=32`` for each row: the ``fields`` that tell the runs in view apart, a dataset kind's
+    option only on runs of that kind (a MedMNIST run's ``n_images`` is SynthCXR's default, not its setting);
+    column by column, so 10,000 rows take milliseconds."""
+    kinds = rows["data.dataset"].astype(str).str.split(":", n=1).str[0] if "data.dataset" in rows else None
+    out = pd.Series("", index=rows.index)
+    for f in fields:
+        text = f"{f.split('.', 1)[1]}=" + rows[f].map(fmt_value)
+        name = f.removeprefix("data.")
+        if kinds is not None and name != f and name in datasets.options():  # a kind's option: its runs only
+            text = text.where(kinds == datasets.options()[name][0].name, "")
+        out = join(out, text)
+    return out
 
 
-def extra_label(row: pd.Series, fields: list[str]) -> str:
-    return " · ".join(f"{f.split('.', 1)[1]}={fmt_value(row[f])}" for f in fields if applies(row, f))
+def join(a: pd.Series, b: pd.Series, sep: str = " · ") -> pd.Series:
+    """Element-wise ``a · b``, leaving out empty parts."""
+    return a.where(b == "", a.where(a == "", a + sep) + b)
 
 
 def init_label(init: str) -> str:
@@ -132,22 +139,18 @@ def short_labels(rows: pd.DataFrame, always: tuple[str, ...] = ("model_label",),
     extra = varying(rows, NAME_FIELDS)
     if not keep and not extra:
         keep = ["model_label"]
-    return pd.Series(
-        [" · ".join([str(r[c]) for c in keep] + ([extra_label(r, extra)] if extra else [])) for _, r in d.iterrows()],
-        index=rows.index,
-    )
+    out = pd.Series("", index=rows.index)
+    for c in keep:
+        out = join(out, d[c].map(str))
+    return join(out, extra_labels(rows, extra)) if extra else out
 
 
 def display_names(rows: pd.DataFrame) -> pd.Series:
     """Run names, extended by the fields the name leaves out where runs in view differ in them
     (``... · seed 0 · lr=1``), so that no two different experiments look alike."""
     extra = varying(rows, NAME_FIELDS)
-    if not extra:
-        return rows["name"].astype(str)
-    return pd.Series(
-        [f"{n} · {extra_label(r, extra)}" for n, (_, r) in zip(rows["name"], rows.iterrows(), strict=True)],
-        index=rows.index,
-    )
+    names = rows["name"].astype(str)
+    return join(names, extra_labels(rows, extra)) if extra else names
 
 
 def differences(rows: pd.DataFrame) -> pd.DataFrame:
@@ -263,7 +266,10 @@ def _interval(
         if lo is None or len(group) > 1:
             return (np.nan, np.nan)
         return float(lo.iloc[0]), float(hi.iloc[0])
-    preds = [predictions(i) for i in group["id"]]
+    try:
+        preds = [predictions(i) for i in group["id"]]
+    except ValueError:  # a damaged predictions.npz: no pooled interval for this point
+        return (np.nan, np.nan)
     if any(p is None or p["y_true"].ndim != 1 for p in preds):
         return (np.nan, np.nan)
     y = preds[0]["y_true"]
@@ -287,44 +293,69 @@ def truncation_summary(
     n_boot: int = 500,
     rule: str | None = None,
     prevalence: float | None = None,
+    max_lines: int | None = None,
 ) -> pd.DataFrame:
     """One row per experiment (repeats over seeds pooled): mean, std, n and a 95% interval of
     ``metric``, the depth of its cut, the mean of ``secondary`` and its line (``group``: the
     experiment without its cut, labelled by the fields that tell the lines in view apart).
 
-    ``rule``/``prevalence``: those of the columns in ``done`` (:func:`with_columns`), for the pooled intervals."""
+    Args:
+        rule: the operating-point rule of the columns in ``done`` (:func:`with_columns`), for the pooled intervals.
+        prevalence: the deployment prevalence of those columns (None: each test set's own).
+        max_lines: keep this many lines — those with the most experiments, then the best mean (by the
+            metric's direction) — and say how many were left out in ``attrs["hidden_lines"]`` (a figure of
+            thousands of runs stays readable; intervals are computed for the kept points only).
+    """
     if done.empty:
         return pd.DataFrame()
     d = done.copy()
     d["size"] = d["data.train_size"].map(size_label)
-    d["cut"] = [get_strategy(s).effective_cut(c) for s, c in zip(d["model.strategy"], d["model.cut"], strict=True)]
-    d["depth"] = [cut_depth(b, c, "truncate") for b, c in zip(d["model.backbone"], d["cut"], strict=True)]
+    cuts = {
+        (s, c): get_strategy(s).effective_cut(c) for s, c in set(zip(d["model.strategy"], d["model.cut"], strict=True))
+    }
+    d["cut"] = [cuts[s, c] for s, c in zip(d["model.strategy"], d["model.cut"], strict=True)]
+    depth = {(b, c): cut_depth(b, c, "truncate") for b, c in set(zip(d["model.backbone"], d["cut"], strict=True))}
+    d["depth"] = [depth[b, c] for b, c in zip(d["model.backbone"], d["cut"], strict=True)]
     line_fields = [c for c in config_columns(d) if c not in ("model.cut", *SEED_FIELDS, *OUTSIDE_KEY)]
-    d["line"] = ["|".join(map(str, r)) for r in d[line_fields].itertuples(index=False)]
-    rows = []
-    for _, g in d.groupby("experiment", sort=False):
-        lo, hi = _interval(g, metric, predictions, n_boot, rule, prevalence)
-        first = g.iloc[0]
-        rows.append(
-            {
-                "experiment": first["experiment"],
-                "line": first["line"],
-                "model.backbone": first["model.backbone"],
-                "model.init": first["model.init"],
-                "model.strategy": first["model.strategy"],
-                "size": first["size"],
-                "cut": first["cut"],
-                "depth": first["depth"],
-                "mean": float(g[metric].mean()) if metric in g else np.nan,
-                "std": float(g[metric].std()) if len(g) > 1 and metric in g else 0.0,
-                "count": len(g),
-                "lo": lo,
-                "hi": hi,
-                "secondary": float(g[secondary].mean()) if secondary in g else np.nan,
-                "secondary_spread": float(g[secondary].std()) if secondary in g and len(g) > 1 else 0.0,
-            }
+    d["line"] = d[line_fields].astype(object).map(str).agg("|".join, axis=1) if line_fields else ""
+    has_secondary = secondary in d
+    if metric not in d:  # a record no run here has (yet): NaN points, not a KeyError
+        d[metric] = np.nan
+    higher = METRICS[metric].higher_is_better if metric in METRICS else True
+    agg = d.groupby("experiment", sort=False).agg(
+        line=("line", "first"),
+        backbone=("model.backbone", "first"),
+        init=("model.init", "first"),
+        strategy=("model.strategy", "first"),
+        size=("size", "first"),
+        cut=("cut", "first"),
+        depth=("depth", "first"),
+        mean=(metric, "mean"),
+        std=(metric, "std"),
+        count=(metric, "size"),
+        **({"secondary": (secondary, "mean"), "secondary_spread": (secondary, "std")} if has_secondary else {}),
+    )
+    out = agg.reset_index().rename(
+        columns={"backbone": "model.backbone", "init": "model.init", "strategy": "model.strategy"}
+    )
+    out["std"] = out["std"].fillna(0.0)
+    if not has_secondary:
+        out["secondary"], out["secondary_spread"] = np.nan, 0.0
+    out["secondary_spread"] = out["secondary_spread"].fillna(0.0)
+    hidden = 0
+    if max_lines is not None and out["line"].nunique() > max_lines:
+        rank = (
+            out.groupby("line")
+            .agg(n=("experiment", "size"), best=("mean", "max" if higher else "min"))
+            .sort_values(["n", "best"], ascending=[False, not higher])
         )
-    out = pd.DataFrame(rows)
+        keep = set(rank.index[:max_lines])
+        hidden = len(rank) - len(keep)
+        out = out[out["line"].isin(keep)].reset_index(drop=True)
+        d = d[d["line"].isin(keep)]
+    by = {k: g for k, g in d.groupby("experiment", sort=False)}
+    ci = [_interval(by[k], metric, predictions, n_boot, rule, prevalence) for k in out["experiment"]]
+    out["lo"], out["hi"] = [c[0] for c in ci], [c[1] for c in ci]
     lines = d.drop_duplicates("line").set_index("line")
     tell = varying(lines.reset_index(), ("model.cut",))
     # initialisation and size always (the study's axes), then whatever else tells the lines apart
@@ -345,8 +376,11 @@ def truncation_summary(
                 parts.append(f"{f.split('.', 1)[1]}={fmt_value(r[f])}")
         return " · ".join(parts)
 
-    out["group"] = out["line"].map(lambda line: wrap(label(line)))
-    return out.sort_values(["group", "depth"]).reset_index(drop=True)
+    names = {line: wrap(label(line)) for line in out["line"].unique()}
+    out["group"] = out["line"].map(names)
+    out = out.sort_values(["group", "depth"]).reset_index(drop=True)
+    out.attrs["hidden_lines"] = hidden
+    return out
 
 
 def seed_groups(done: pd.DataFrame) -> pd.Series:
@@ -354,7 +388,7 @@ def seed_groups(done: pd.DataFrame) -> pd.Series:
     seed, plus the fields that tell experiments in view apart."""
     base = done["name"].str.replace(r" · seed \d+$", "", regex=True)
     extra = varying(done, NAME_FIELDS)
-    labels = base if not extra else base + " · " + done.apply(lambda r: extra_label(r, extra), axis=1)
+    labels = base if not extra else join(base, extra_labels(done, extra))
     # two experiments that still look alike (a field the name leaves out but equal in view cannot
     # differ, so this only happens for a key change): keep them apart by their key
     clash = labels.groupby(labels).transform(lambda s: done.loc[s.index, "experiment"].nunique() > 1)

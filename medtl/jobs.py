@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import re
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,13 +27,14 @@ from dataclasses import dataclass
 import torch
 
 from medtl import train
+from medtl.claims import Heartbeat
 from medtl.config import RunConfig
-from medtl.runs import RunStore, now
+from medtl.runs import DAMAGED, Busy, RunStore, now
 
 log = logging.getLogger(__name__)
 
 
-_DEVICE_RE = re.compile(r"^(cpu|mps|cuda)(:\d+)?$")
+_DEVICE_RE = re.compile(r"(cpu|mps|cuda)(:\d+)?")  # matched whole (fullmatch)
 
 
 @dataclass
@@ -68,7 +70,7 @@ def make_workers(devices: str | list[str] | None = None) -> list[Worker]:
     if not devices:
         raise ValueError(f"devices must name at least one device (e.g. 'cpu' or 'cuda:0,cuda:1'). Got {given!r}")
     for d in devices:
-        if not _DEVICE_RE.match(d):
+        if not _DEVICE_RE.fullmatch(d):
             raise ValueError(f"Unknown device {d!r} in devices/MEDTL_DEVICES: use cpu, mps, cuda or cuda:N")
         if d.startswith("cuda"):
             n = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -114,6 +116,8 @@ class JobQueue:
         self._running: dict[str, str] = {}  # run id -> worker name
         self.interrupted: list[str] = []
         self._stopping = False
+        self._keys: dict[str, str] = {}  # run id -> its key, whose claim this queue keeps alive
+        self._heartbeat = Heartbeat(store.claims)
         if recover:
             self._recover()
         self._threads = [
@@ -127,21 +131,31 @@ class JobQueue:
     # --- API --------------------------------------------------------------------------------------
 
     def submit(self, cfg: RunConfig) -> str:
-        """Create a queued run and enqueue it; returns its id."""
-        run_id = self.store.create(cfg, state="queued")
-        self._enqueue(_Job(run_id))
-        return run_id
+        """Claim, create (or resume, where a dead writer left it) a queued run and enqueue it; returns its id.
+
+        Raises:
+            Busy: another live writer (a sweep, a cluster task, another app) has this run.
+            ValueError: it is done already, or a name the registry does not know.
+        """
+        start = self.store.start(cfg, state="queued")
+        if start.action == "busy":
+            raise Busy(start.holder or {})
+        if start.action == "done":
+            raise ValueError(f"Run {start.run_id} has this exact config and is done: it is not trained twice")
+        self._enqueue(_Job(start.run_id, resume=start.action == "resume"), cfg.key())
+        return start.run_id
 
     def resume(self, run_id: str) -> None:
         """Queue an interrupted (or failed, cancelled) run again, continuing from its last epoch checkpoint."""
         st = self.store.status(run_id)
-        if st.get("state") in ("running", "queued", "done"):
+        if st.get("state") in ("running", "queued", "done", DAMAGED):
             raise ValueError(f"Run {run_id} is {st.get('state')}; only interrupted, failed or cancelled runs resume")
+        self.store.claim_for_resume(run_id)
         # the old progress would show until the first new event: replace it now
         self.store.write_status(
-            run_id, state="queued", error=None, queued=now(), progress={"phase": "queued to resume"}
+            run_id, state="queued", error=None, queued=now(), progress={"phase": "queued to resume"}, pid=os.getpid()
         )
-        self._enqueue(_Job(run_id, resume=True))
+        self._enqueue(_Job(run_id, resume=True), st.get("key"))
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a queued or running job; returns whether there was one to cancel."""
@@ -151,7 +165,7 @@ class JobQueue:
                 return False
             ev.set()
             running = run_id in self._running
-        if not running:  # never started: record it now, the worker will skip it
+        if not running:  # never started: record it now (its claim is released), the worker will skip it
             self.store.write_status(run_id, state="cancelled", finished=now(), error="Cancelled before it started")
         return True
 
@@ -196,26 +210,30 @@ class JobQueue:
 
     # --- internals --------------------------------------------------------------------------------
 
-    def _enqueue(self, job: _Job) -> None:
+    def _enqueue(self, job: _Job, key: str | None = None) -> None:
         with self._lock:
             self._cancel[job.run_id] = threading.Event()
             self._live[job.run_id] = {"state": "queued"}
+            if key:
+                self._keys[job.run_id] = key
+                self._heartbeat.add(key)  # a queued run's claim stays alive while this app waits to train it
         self._q.put(job)
 
     def _recover(self) -> None:
+        """Runs a stopped writer left running become interrupted (resumable); runs it left queued are
+        claimed and queued here again. A run another live writer has taken meanwhile is left to it."""
         for run_id in self.store.orphans():
             st = self.store.status(run_id)
-            if st.get("state") == "running":
-                self.store.write_status(
-                    run_id,
-                    state="interrupted",
-                    finished=now(),
-                    error="The process training this run stopped; resume it to continue from its last epoch",
-                )
+            if st.get("written_state") == "running":
+                self.store.write_status(run_id, state="interrupted", finished=now(), error=st.get("error"))
                 self.interrupted.append(run_id)
-            else:
-                self.store.write_status(run_id, pid=None)
-                self._enqueue(_Job(run_id))
+                continue
+            try:
+                self.store.claim_for_resume(run_id)
+            except Busy:
+                continue
+            self.store.write_status(run_id, pid=os.getpid(), host=socket.gethostname())
+            self._enqueue(_Job(run_id), st.get("key"))
 
     def _on_event(self, run_id: str, event: dict) -> None:
         with self._lock:
@@ -239,6 +257,7 @@ class JobQueue:
                 if ev is None or ev.is_set():  # cancelled while queued
                     self._cancel.pop(job.run_id, None)
                     self._live.pop(job.run_id, None)
+                    self._heartbeat.discard(self._keys.pop(job.run_id, ""))
                     continue
                 self._running[job.run_id] = worker.name
                 self._live[job.run_id] = {"state": "running", "device": worker.name}
@@ -256,6 +275,7 @@ class JobQueue:
                     self._running.pop(job.run_id, None)
                     self._cancel.pop(job.run_id, None)
                     self._live.pop(job.run_id, None)
+                    self._heartbeat.discard(self._keys.pop(job.run_id, ""))
 
     def _finished(self, run_id: str) -> None:
         hook = self.on_finished

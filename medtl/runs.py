@@ -1,8 +1,15 @@
-"""RunStore: one folder per run on disk, written atomically, readable by any process.
+"""RunStore: one folder per run on disk, shared by every process that writes or reads the runs folder.
 
 ``runs/<id>/`` holds ``config.json``, ``status.json`` (state, progress, timestamps, error),
 ``history.jsonl`` (one line per epoch), ``metrics.json``, ``predictions.npz`` and ``model.pt``
-(the selected checkpoint). States: queued, running, done, failed, cancelled, interrupted.
+(the selected checkpoint). States: queued, running, done, failed, cancelled, interrupted; a reader also
+reports a run as ``interrupted`` when its claim is dead (:mod:`medtl.claims`) and as ``damaged`` when a
+file cannot be read (:mod:`medtl.run_files`) — one bad run never breaks the others.
+
+Many writers share one folder (two sweeps, a SLURM array, the dashboard): every run is claimed by its
+key before it trains (:meth:`RunStore.start`, :meth:`RunStore.create`), so each is trained once, and a
+dead writer's run is resumed in its folder. The folders are the truth; an index of their summaries
+(``.index.json``, refreshed from file times) only spares re-reading what did not change.
 The default root is ``./runs``, overridden by ``$MEDTL_RUNS`` and by an explicit argument.
 """
 
@@ -15,74 +22,86 @@ import re
 import secrets
 import shutil
 import socket
-import tempfile
-from collections.abc import Callable
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
+from medtl.claims import Claims, pid_alive
 from medtl.config import RunConfig
+from medtl.run_files import (
+    STATES,
+    DamagedRun,
+    StoreWriteError,
+    atomic_write,
+    json_default,
+    read_history,
+    read_json,
+    read_predictions,
+)
+from medtl.run_index import CACHE_LOCK, CACHES, FINISHED, Entry, load_index, read_entry, save_index
+from medtl.run_index import signature as file_signature
 
-STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-FINISHED = ("done", "failed", "cancelled", "interrupted")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+ACTIVE = ("queued", "running")
+DAMAGED = "damaged"  # a state readers report, never written
+FRESH_S = 1.0  # how long one look at the folder serves further questions (see RunStore._entries)
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
+
+__all__ = [
+    "ACTIVE",
+    "DAMAGED",
+    "FINISHED",
+    "STATES",
+    "Busy",
+    "DamagedRun",
+    "RunStore",
+    "Start",
+    "StoreWriteError",
+    "atomic_write",
+    "now",
+    "pid_alive",
+]
 
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def atomic_write(path: Path, data: bytes | str | Callable[[BinaryIO], None]) -> None:
-    """Write via a temporary file in the same folder and ``os.replace``: readers never see half a file.
+class Busy(ValueError):
+    """Another live writer holds the claim on a run's key: it is being trained (or queued) elsewhere."""
 
-    ``data`` is the content, or a function that writes it to the open binary file (a serialiser
-    such as ``torch.save``, so that a large object is not held twice in memory). A process killed
-    mid-write leaves the previous file intact and a ``.<name>.*`` temporary file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def __init__(self, holder: dict):
+        self.holder = holder
+        super().__init__(
+            f"This run is already being trained (run {holder.get('run_id', '?')} on {holder.get('host', '?')}, "
+            f"pid {holder.get('pid', '?')}): it is not trained twice"
+        )
 
 
-def _json_default(o: Any):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+@dataclass(frozen=True)
+class Start:
+    """What :meth:`RunStore.start` decided: ``new`` (a folder created), ``resume`` (a dead writer's
+    or an unfinished folder, to continue), ``done`` (already trained) or ``busy`` (a live writer has it)."""
 
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    run_id: str | None
+    action: str
+    holder: dict | None = None
 
 
 class RunStore:
-    """The runs folder: create, update, list and read runs."""
+    """The runs folder: create, claim, update, list and read runs."""
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root or os.environ.get("MEDTL_RUNS") or "runs").expanduser().resolve()
+        self.claims = Claims(self.root)
+        self._seen: tuple[float, dict[str, Entry]] | None = None  # the last look at the folder (see _entries)
 
     # --- paths and ids ----------------------------------------------------------------------------
 
     def path(self, run_id: str) -> Path:
-        if not _ID_RE.match(run_id or ""):
+        if not isinstance(run_id, str) or not _ID_RE.fullmatch(run_id):
             raise ValueError(f"Invalid run id {run_id!r}: ids are letters, digits, '-', '_' and '.'")
         return self.root / run_id
 
@@ -95,39 +114,160 @@ class RunStore:
             raise FileNotFoundError(f"No run {run_id!r} in {self.root}")
         return p
 
-    # --- writing ----------------------------------------------------------------------------------
+    @staticmethod
+    def new_id() -> str:
+        t = dt.datetime.now()
+        return f"{t:%Y%m%d-%H%M%S}-{t.microsecond // 1000:03d}{secrets.token_hex(2)}"  # sorts by creation time
 
-    def create(self, cfg: RunConfig, state: str = "queued") -> str:
-        """A new run folder with ``config.json`` and ``status.json``; returns its id.
+    # --- claiming and creating --------------------------------------------------------------------
+
+    def create(self, cfg: RunConfig, state: str = "queued", run_id: str | None = None) -> str:
+        """A new run folder with ``config.json`` and ``status.json``, its key claimed; returns its id.
 
         Raises:
-            ValueError: a name the model registry does not know (backbone, cut, weights) or images
-                too small for the network: nothing is recorded (:meth:`RunConfig.check`).
+            ValueError: a name the model registry does not know (backbone, cut, weights) or images too
+                small for the network: nothing is recorded (:meth:`RunConfig.check`).
+            Busy: another live writer holds this run's key.
         """
         cfg.check()
-        t = dt.datetime.now()
-        run_id = f"{t:%Y%m%d-%H%M%S}-{t.microsecond // 1000:03d}{secrets.token_hex(2)}"  # sorts by creation time
+        run_id = run_id or self.new_id()
+        claimed, holder = self.claims.acquire(cfg.key(), run_id)
+        if not claimed:
+            raise Busy(holder or {})
+        try:
+            self._write_new(cfg, run_id, state)
+        except BaseException:
+            self.claims.release(cfg.key(), run_id)
+            raise
+        return run_id
+
+    def _write_new(self, cfg: RunConfig, run_id: str, state: str) -> None:
         p = self.path(run_id)
-        p.mkdir(parents=True, exist_ok=False)
+        try:
+            p.mkdir(parents=True, exist_ok=False)
+        except OSError as e:
+            from medtl.run_files import write_error
+
+            raise write_error(p, e) from None
         atomic_write(p / "config.json", cfg.to_json())
+        self._seen = None
         self.write_status(
             run_id, state=state, name=cfg.name, key=cfg.key(), created=now(), pid=os.getpid(), host=socket.gethostname()
         )
-        return run_id
+
+    def start(self, cfg: RunConfig, state: str = "queued", done: dict[str, str] | None = None) -> Start:
+        """Claim ``cfg``'s run and say what to do with it — the one entry for every writer (sweeps, studies,
+        the job queue, cluster tasks): skip it when it is done or a live writer has it; resume a folder
+        whose writer died (its claim dead, or an unfinished run of this key); else create a folder.
+
+        Args:
+            done: key -> done run (:meth:`experiments`), when the caller has it already.
+        """
+        cfg.check()
+        key = cfg.key()
+        done = self.experiments() if done is None else done
+        if key in done:
+            return Start(done[key], "done")
+        run_id = self.new_id()
+        claimed, found = self.claims.acquire(key, run_id)
+        if not claimed:
+            return Start((found or {}).get("run_id"), "busy", found)
+        try:
+            again = self._done_of(key)  # finished (and released) while we looked
+            if again:
+                self.claims.release(key, run_id)
+                return Start(again, "done")
+            old = (found or {}).get("run_id")
+            old = old if old and self._unfinished(old) else self._resumable(key)
+            if old:
+                self.claims.move(key, old)
+                self.write_status(old, state=state, pid=os.getpid(), host=socket.gethostname(), error=None)
+                return Start(old, "resume", found)
+            self._write_new(cfg, run_id, state)
+        except BaseException:
+            self.claims.release(key, run_id)
+            raise
+        return Start(run_id, "new")
+
+    def _done_of(self, key: str) -> str | None:
+        """The newest done run of ``key``, looking again at the folders that may hold it (one listing,
+        then only new folders and those of this key: cheap in a folder of 10,000 runs)."""
+        cache = self._cache()
+        found = None
+        for run_id in self._names():
+            e = cache.get(run_id)
+            if e is not None and e.key is not None and e.key != key:
+                continue  # a run's key does not change
+            e = self._entry(run_id) if (self.root / run_id / "config.json").is_file() else None
+            if e is not None and e.key == key and self._state(run_id, e) == "done":
+                found = run_id
+        return found
+
+    def _names(self) -> list[str]:
+        with os.scandir(self.root) as it:
+            return sorted(d.name for d in it if d.is_dir() and not d.name.startswith(".") and _ID_RE.fullmatch(d.name))
+
+    def _unfinished(self, run_id: str) -> bool:
+        try:
+            return self.exists(run_id) and self.status(run_id).get("state") not in ("done", DAMAGED)
+        except ValueError:
+            return False
+
+    def _resumable(self, key: str) -> str | None:
+        """The newest folder of ``key`` left unfinished (interrupted, a dead writer's, failed or cancelled)."""
+        for run_id, e in reversed(self._entries().items()):
+            if e.key == key and self._state(run_id, e) in FINISHED[1:]:
+                return run_id
+        return None
+
+    def claim_for_resume(self, run_id: str) -> None:
+        """Claim an existing run to resume it (``runs resume``, Retry, a cluster task requeued);
+        :class:`Busy` when another live writer has its key."""
+        key = self.config(run_id).key()
+        claimed, holder = self.claims.acquire(key, run_id)
+        mine = holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname()
+        if not claimed and not mine:
+            raise Busy(holder or {})
+        self.claims.move(key, run_id)
+
+    def release(self, run_id: str) -> None:
+        """Drop the claim of a run (it finished, or was cancelled before it started)."""
+        try:
+            key = self._entry(run_id).key or self.config(run_id).key()
+        except (OSError, ValueError):
+            return
+        self.claims.release(key, run_id)
+
+    # --- writing ----------------------------------------------------------------------------------
 
     def write_status(self, run_id: str, **updates: Any) -> dict:
-        """Merge ``updates`` into ``status.json`` (atomically) and return the result."""
-        p = self.path(run_id) / "status.json"
-        status = self._read_json(p) or {}
-        status.update(updates)
+        """Merge ``updates`` into ``status.json`` (atomically) and return the result; a finished state
+        releases the run's claim."""
         if "state" in updates and updates["state"] not in STATES:
             raise ValueError(f"state must be one of {STATES}. Got {updates['state']!r}")
-        atomic_write(p, json.dumps(status, indent=1, default=_json_default))
+        p = self.path(run_id) / "status.json"
+        try:
+            status = read_json(p, run_id) or {}
+        except DamagedRun:
+            status = {}  # a damaged status is replaced by what is known now
+        status.update(updates)
+        atomic_write(p, json.dumps(status, indent=1, default=json_default))
+        self._seen = None  # this store's readers see its own writes at once
+        if updates.get("state") in FINISHED:
+            key = status.get("key")
+            if key:
+                self.claims.release(key, run_id)
         return status
 
     def append_history(self, run_id: str, record: dict) -> None:
-        with open(self.path(run_id) / "history.jsonl", "a") as f:
-            f.write(json.dumps(record, default=_json_default) + "\n")
+        p = self.path(run_id) / "history.jsonl"
+        try:
+            with open(p, "a") as f:
+                f.write(json.dumps(record, default=json_default) + "\n")
+        except OSError as e:
+            from medtl.run_files import write_error
+
+            raise write_error(p, e) from None
 
     def truncate_history(self, run_id: str, epochs: int) -> None:
         """Keep the first ``epochs`` lines (a resumed run rewrites what followed its checkpoint)."""
@@ -135,7 +275,8 @@ class RunStore:
         atomic_write(self.path(run_id) / "history.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
     def write_metrics(self, run_id: str, metrics: dict) -> None:
-        atomic_write(self.path(run_id) / "metrics.json", json.dumps(metrics, indent=1, default=_json_default))
+        atomic_write(self.path(run_id) / "metrics.json", json.dumps(metrics, indent=1, default=json_default))
+        self._seen = None
 
     def write_predictions(self, run_id: str, **arrays: np.ndarray) -> None:
         atomic_write(self.path(run_id) / "predictions.npz", lambda f: np.savez(f, **arrays))
@@ -159,69 +300,147 @@ class RunStore:
         return gone
 
     def delete(self, run_id: str) -> None:
+        self.release(run_id)
         shutil.rmtree(self._require(run_id))
 
     # --- reading ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _read_json(p: Path) -> dict | None:
-        try:
-            return json.loads(p.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-
     def config(self, run_id: str) -> RunConfig:
-        return RunConfig.load(self._require(run_id) / "config.json")
+        """The run's config; :class:`DamagedRun` when config.json cannot be read as one."""
+        self._require(run_id)
+        e = self._entry(run_id)
+        if e.config is None:
+            raise DamagedRun(run_id, "config.json", (e.problem or "missing").split(": ", 2)[-1])
+        return RunConfig.from_dict(e.config)
 
     def status(self, run_id: str) -> dict:
-        return self._read_json(self._require(run_id) / "status.json") or {
-            "state": "failed",
-            "error": "status.json unreadable",
-        }
+        """The run's status as readers should see it: ``damaged`` (with the file and the reason) when a
+        file cannot be read, ``interrupted`` when its writer is gone (a dead claim), else as written."""
+        self._require(run_id)
+        return self._derived(run_id, self._entry(run_id))
+
+    def _derived(self, run_id: str, e: Entry) -> dict:
+        if e.problem is not None:
+            return {**(e.status or {}), "state": DAMAGED, "error": e.problem, "damaged": e.problem}
+        st = e.status or {}
+        if st.get("state") in ACTIVE and not self._writer_alive(st):
+            where = f"{st.get('host', '?')}, pid {st.get('pid', '?')}"
+            return {
+                **st,
+                "state": "interrupted",
+                "written_state": st["state"],
+                "error": f"The process training this run stopped ({where}); resume it to continue from its last epoch",
+            }
+        return st
+
+    def _state(self, run_id: str, e: Entry) -> str:
+        """The state readers see (as :meth:`_derived`), decoding status.json only for active runs."""
+        if e.problem is not None:
+            return DAMAGED
+        return self._derived(run_id, e)["state"] if e.state in ACTIVE else e.state
+
+    def _writer_alive(self, st: dict) -> bool:
+        key = st.get("key")
+        claim = self.claims.read(key) if key else None
+        if claim is not None:
+            return self.claims.alive(claim)
+        # no claim (a run recorded before claims): its process, where that can be told
+        if st.get("host") == socket.gethostname():
+            return pid_alive(st.get("pid"))
+        return True
 
     def metrics(self, run_id: str) -> dict | None:
-        return self._read_json(self._require(run_id) / "metrics.json")
+        """metrics.json (None before the run has finished); :class:`DamagedRun` when it cannot be read."""
+        self._require(run_id)
+        e = self._entry(run_id)
+        if e.problem is not None and "metrics.json" in e.problem:
+            raise DamagedRun(run_id, "metrics.json", e.problem.split(": ", 2)[-1])
+        return e.metrics
 
     def history(self, run_id: str) -> list[dict]:
-        p = self._require(run_id) / "history.jsonl"
-        if not p.is_file():
-            return []
-        rows = []
-        for line in p.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line being written right now
-        return rows
+        return read_history(self._require(run_id) / "history.jsonl", run_id)
 
     def predictions(self, run_id: str) -> dict[str, np.ndarray] | None:
-        p = self._require(run_id) / "predictions.npz"
-        if not p.is_file():
-            return None
-        with np.load(p, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        return read_predictions(self._require(run_id) / "predictions.npz", run_id)
 
     def ids(self) -> list[str]:
-        """Run ids, oldest first."""
-        if not self.root.is_dir():
-            return []
-        return sorted(d.name for d in self.root.iterdir() if (d / "config.json").is_file())
+        """Run ids (damaged runs included), oldest first."""
+        return list(self._entries())
+
+    def summaries(self) -> list[dict]:
+        """What a listing shows of every run, damaged ones included, from one look at the folder: id, name,
+        state as readers see it, device, test AUROC/AUPRC, error, warning (no file decoded for finished runs)."""
+        out = []
+        for r, e in self._entries().items():
+            row = {"id": r, **e.brief, "state": self._state(r, e)}
+            if row["state"] == DAMAGED:
+                row["error"] = e.problem
+            elif row["state"] != e.state:  # interrupted: a dead writer
+                row["error"] = self._derived(r, e).get("error")
+            out.append(row)
+        return out
 
     def experiments(self, states: tuple[str, ...] = ("done",)) -> dict[str, str]:
-        """Experiment key (:meth:`RunConfig.key`) -> the newest run in one of ``states``.
+        """Run key (:meth:`RunConfig.key`) -> the newest run in one of ``states`` (damaged runs never count).
 
         Keys are recomputed from each run's ``config.json``, so runs recorded before a change to
-        what the key covers still match. One pass over the folder: build it once per sweep."""
+        what the key covers still match."""
         out: dict[str, str] = {}
-        for run_id in self.ids():  # oldest first: a newer run of the same experiment overwrites
-            st = self.status(run_id)
-            if st.get("state") not in states:
+        for run_id, e in self._entries().items():  # oldest first: a newer run of the same key overwrites
+            if e.key is not None and self._state(run_id, e) in states:
+                out[e.key] = run_id
+        return out
+
+    def damaged(self) -> list[tuple[str, str]]:
+        """(run id, what is wrong) for every run with a file that cannot be read."""
+        return [(r, e.problem) for r, e in self._entries().items() if e.problem is not None]
+
+    def check(self) -> list[tuple[str, str]]:
+        """Read every file of every run — config, status, metrics, history, predictions and the checkpoint of
+        a finished run — and return (run id, what is wrong) for each damaged one (``runs --check``)."""
+        from medtl.run_files import check_checkpoint
+
+        out = []
+        for run_id, e in self._entries().items():
+            if e.problem is not None:
+                out.append((run_id, e.problem))
                 continue
             try:
-                key = self.config(run_id).key()
-            except (OSError, ValueError, TypeError, KeyError):
-                key = st.get("key")
-            out[key] = run_id
+                self.history(run_id)
+                if e.state == "done":
+                    self.predictions(run_id)
+                    check_checkpoint(self.path(run_id) / "model.pt", run_id)
+            except DamagedRun as err:
+                out.append((run_id, str(err)))
+        return out
+
+    def duplicates(self) -> dict[str, list[str]]:
+        """Done runs that repeat another done run's key (the same experiment and seed): the newest done
+        run -> the older copies (recorded before claims made each run train once)."""
+        by: dict[str, list[str]] = {}
+        for run_id, e in self._entries().items():
+            if e.key is not None and e.problem is None and e.state == "done":
+                by.setdefault(e.key, []).append(run_id)
+        return {ids[-1]: ids[:-1] for ids in by.values() if len(ids) > 1}
+
+    def dedupe(self) -> list[tuple[str, str]]:
+        """Move the older copies of :meth:`duplicates` into ``<runs>/.archive/`` (nothing is deleted);
+        returns (archived run, the run kept)."""
+        moved = []
+        for keep, copies in self.duplicates().items():
+            for run_id in copies:
+                dest = self.root / ".archive" / run_id
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.path(run_id), dest)
+                moved.append((run_id, keep))
+        return moved
+
+    def orphans(self) -> list[str]:
+        """Runs written as running or queued whose writer is gone (readers report them interrupted)."""
+        out = []
+        for run_id, e in self._entries().items():
+            if e.problem is None and e.state in ACTIVE and self._state(run_id, e) == "interrupted":
+                out.append(run_id)
         return out
 
     def rekey(self) -> list[tuple[str, str | None, str]]:
@@ -236,68 +455,102 @@ class RunStore:
             ``(run id, old key, new key)`` for each run whose key changed.
         """
         changed = []
-        for run_id in self.ids():
-            try:
-                cfg = self.config(run_id)
-            except (OSError, ValueError, TypeError, KeyError):
-                continue  # unreadable: listed as such elsewhere, never rewritten
-            st = self._read_json(self.path(run_id) / "status.json") or {}
-            old, new = st.get("key"), cfg.key()
-            if old != new or st.get("name") != cfg.name:
-                before = [*st.get("keys_before", []), old] if old != new and old else st.get("keys_before", [])
-                self.write_status(run_id, key=new, name=cfg.name, keys_before=before)
+        for run_id, e in self._entries().items():
+            if e.problem is not None or e.status is None:
+                continue  # damaged: listed as such, never rewritten
+            old, new = e.status.get("key"), e.key
+            if old != new or e.status.get("name") != e.labels["name"]:
+                before = e.status.get("keys_before", [])
+                before = [*before, old] if old != new and old else before
+                self.write_status(run_id, key=new, name=e.labels["name"], keys_before=before)
                 if old != new:
                     changed.append((run_id, old, new))
         return changed
 
-    def orphans(self) -> list[str]:
-        """Runs left ``running`` or ``queued`` by a process on this host that no longer exists."""
-        host = socket.gethostname()
-        out = []
-        for run_id in self.ids():
-            st = self.status(run_id)
-            if st.get("state") in ("running", "queued") and st.get("host") == host and not pid_alive(st.get("pid")):
-                out.append(run_id)
-        return out
-
     def table(self):
-        """A pandas DataFrame, one row per run: id, name, state, config fields, metrics."""
+        """A pandas DataFrame, one row per readable run: id, name, state, config fields, metrics;
+        ``duplicate_of`` names the newer done run an older copy repeats. Damaged runs are left out
+        (:meth:`damaged` lists them)."""
         import pandas as pd
 
+        dup = {old: keep for keep, olds in self.duplicates().items() for old in olds}
         rows = []
-        for run_id in self.ids():
-            st = self.status(run_id)
-            try:
-                rc = self.config(run_id)
-            except (ValueError, FileNotFoundError):
-                continue  # a config written by an incompatible version
-            cfg = rc.to_dict()
+        for run_id, e in self._entries().items():
+            if e.problem is not None or e.config is None:
+                continue
+            st = self._derived(run_id, e)
             row = {
                 "id": run_id,
-                "name": st.get("name"),
-                "experiment": rc.experiment_key(),
-                "data_label": rc.data.label,
-                "model_label": rc.model.label,
+                "name": st.get("name") or e.labels["name"],
+                "experiment": e.experiment,
+                "key": e.key,
+                "data_label": e.labels["data"],
+                "model_label": e.labels["model"],
                 "state": st.get("state"),
                 "created": st.get("created"),
                 "error": st.get("error"),
                 "warning": st.get("warning"),
+                "duplicate_of": dup.get(run_id),
             }
             for part in ("data", "model", "train"):
-                row.update({f"{part}.{k}": v for k, v in cfg[part].items()})
-            row.update(_flatten(self.metrics(run_id) or {}))
+                row.update({f"{part}.{k}": v for k, v in e.config[part].items()})
+            row.update(e.flat())
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def signature(self) -> int:
+        """A hash that changes whenever any run's files or derived state do (for caches keyed by the
+        folder's contents, e.g. a page's tables)."""
+        entries = self._entries()
+        return hash(tuple((r, str(e.sig), self._state(r, e) if e.state in ACTIVE else "") for r, e in entries.items()))
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(x, int | float) for x in v):
-            out[key + "_lo"], out[key + "_hi"] = v
-        else:
-            out[key] = v
-    return out
+    # --- the index --------------------------------------------------------------------------------
+
+    def _entry(self, run_id: str) -> Entry:
+        cache = self._cache()
+        p = self.path(run_id)
+        sig = file_signature(p)
+        e = cache.get(run_id)
+        if e is None or e.sig != sig:
+            e = read_entry(p, run_id, sig)
+            with CACHE_LOCK:
+                cache[run_id] = e
+        return e
+
+    def _cache(self) -> dict[str, Entry]:
+        with CACHE_LOCK:
+            cache = CACHES.get(str(self.root))
+            if cache is None:
+                cache = CACHES[str(self.root)] = load_index(self.root)
+            return cache
+
+    def _entries(self) -> dict[str, Entry]:
+        """Every run folder's entry, oldest first, re-reading only folders whose files changed. One look at
+        the folder serves the calls of the next :data:`FRESH_S` seconds (a command or a page asks many times);
+        this store's own writes are seen at once."""
+        if self._seen is not None and time.monotonic() - self._seen[0] < FRESH_S:
+            return self._seen[1]
+        if not self.root.is_dir():
+            return {}
+        cache = self._cache()
+        out: dict[str, Entry] = {}
+        changed = False
+        root = os.fspath(self.root) + os.sep
+        for run_id in self._names():
+            sig = file_signature(root + run_id)
+            p = self.root / run_id
+            if sig[0] is None:  # no config.json: not a run (yet)
+                continue
+            e = cache.get(run_id)
+            if e is None or e.sig != sig:
+                e = read_entry(p, run_id, sig)
+                changed = changed or e.stable()
+            out[run_id] = e
+        with CACHE_LOCK:
+            gone = set(cache) - set(out)
+            cache.clear()
+            cache.update(out)
+        if changed or gone:
+            save_index(self.root, out)
+        self._seen = (time.monotonic(), out)
+        return out

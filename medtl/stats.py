@@ -19,7 +19,6 @@ same images by McNemar's exact test (:func:`mcnemar_exact`).
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom, norm, rankdata
 
 from medtl.metrics import (
     Context,
@@ -167,6 +166,8 @@ def paired_bootstrap(
 
 def _midrank_components(y: np.ndarray, s: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """AUROC and its structural components V10 (per positive) and V01 (per negative), by midranks."""
+    from scipy.stats import rankdata  # scipy loads when statistics are computed, not when the CLI starts
+
     pos, neg = s[y == 1], s[y == 0]
     m, n = pos.size, neg.size
     tz = rankdata(np.r_[pos, neg])  # midranks over all images
@@ -206,6 +207,8 @@ def delong(y_true, scores_a, scores_b) -> dict[str, float]:
     if se <= 1e-15:
         z, p = 0.0, 1.0 if abs(delta) < 1e-15 else 0.0
     else:
+        from scipy.stats import norm
+
         z = delta / se
         p = float(2 * norm.sf(abs(z)))
     return {"auroc_a": float(auc_a), "auroc_b": float(auc_b), "delta": delta, "se": se, "z": float(z), "p": p}
@@ -438,5 +441,7 @@ def mcnemar_exact(y_true, pred_a, pred_b) -> dict:
     right_a, right_b = a == y, b == y
     n_b, n_c = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
     n = n_b + n_c
+    from scipy.stats import binom  # scipy loads when statistics are computed, not when the CLI starts
+
     p = 1.0 if n == 0 else float(min(1.0, 2 * binom.cdf(min(n_b, n_c), n, 0.5)))
     return {"a_only": n_b, "b_only": n_c, "p": p}

@@ -24,9 +24,11 @@ writes the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
+import socket
 import threading
 import time
 import traceback
@@ -41,6 +43,7 @@ from torch import nn
 
 from medtl import metrics as M
 from medtl.checkpoint import ModelCheckpoint, load_resume_state, model_record, restore, save_resume_state
+from medtl.claims import Heartbeat
 from medtl.config import RunConfig
 from medtl.data import ImageSet, load
 from medtl.data.augment import AugmentConfig, batches, normalization_stats
@@ -48,7 +51,7 @@ from medtl.distributed import SINGLE, Dist, RankStore
 from medtl.models import build, param_groups
 from medtl.models.profile import count_params, latency, macs
 from medtl.monitors import EarlyStopping, divergence_warning
-from medtl.runs import RunStore, now
+from medtl.runs import RunStore, StoreWriteError, now
 
 Callback = Callable[[dict], None]
 
@@ -407,8 +410,25 @@ class Trainer:
             self.store.write_status(self.run_id, progress={k: v for k, v in event.items() if k != "type"})
 
     def run(self, resume: bool = False) -> dict:
-        """Train and evaluate; returns the final status. Never raises for a failing run."""
-        self.store.write_status(self.run_id, state="running", started=now(), pid=os.getpid(), error=None, warning=None)
+        """Train and evaluate; returns the final status. Never raises for a failing run (a run folder that
+        cannot be written at all raises :class:`~medtl.runs.StoreWriteError`, after recording what it can)."""
+        if not self.dist.main:
+            return self._run(resume)
+        # this process holds the claim on the run while it trains, and keeps it alive (other writers skip it)
+        self.store.claims.adopt(self.cfg.key(), self.run_id)
+        with Heartbeat(self.store.claims, (self.cfg.key(),)):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> dict:
+        self.store.write_status(
+            self.run_id,
+            state="running",
+            started=now(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            error=None,
+            warning=None,
+        )
         self.emit({"type": "status", "state": "running", "phase": "loading data"}, persist=True)
         try:
             metrics = self._fit(resume)
@@ -418,6 +438,10 @@ class Trainer:
             return self._finish("failed", error="Out of GPU memory: lower the batch size or the image size")
         except (NonFiniteLoss, CompileFailed) as e:
             return self._finish("failed", error=str(e))
+        except StoreWriteError as e:  # a full disk: say which file; record the failure where that still works
+            with contextlib.suppress(OSError):
+                return self._finish("failed", error=str(e))
+            raise
         except (ValueError, FileNotFoundError, PermissionError, NotADirectoryError) as e:
             return self._finish("failed", error=str(e))
         except MemoryError:

@@ -3,9 +3,10 @@
 import streamlit as st
 
 from medtl.config import DataConfig
-from ui import advisor, data_form, forms, queue_view
+from ui import advisor, damaged, data_form, forms, queue_view
 from ui.nav import page_setup
 from ui.state import get_queue
+from ui.text import plain
 
 page_setup("pages/2_Train.py")
 st.title("Train")
@@ -68,26 +69,25 @@ with new:
     if "config" in res.errors:  # found when data, model and training settings were put together
         st.error(res.errors["config"])
 
-    # the same run (config key: everything but where and how fast it runs) already done or on its way
+    # each run is trained once: the same run (its key, seeds included) done or on its way is not queued again
     existing = queue.store.experiments(states=("done", "queued", "running"))
     dups = {c.key(): existing[c.key()] for c in res.configs if c.key() in existing}
-    to_queue = res.configs
+    to_queue = [c for c in res.configs if c.key() not in dups]
     if dups:
         st.warning(
             f"{len(dups)} of these {len(res.configs)} run(s) are already done or queued: "
             + ", ".join(f"{r} ({queue.store.status(r).get('state')})" for r in dups.values())
-            + ". Their results are on the Compare page; queue them again only as repeats on purpose.",
+            + ". Their results are on the Compare page; a repeat is another seed (Seeds), never a copy.",
             icon=":material/content_copy:",
         )
-        if not st.checkbox("Queue them again anyway (repeats on purpose)", False, key="repeat_dups"):
-            to_queue = [c for c in res.configs if c.key() not in dups]
     n = len(to_queue)
     label = f"Queue {n} run{'s' if n != 1 else ''}" if n else "Queue"
     c1, c2 = st.columns([1, 3])
     if c1.button(label, type="primary", disabled=bool(res.errors) or not n, key="queue_btn"):
-        for cfg in to_queue:
-            queue.submit(cfg)
-        st.toast(f"Queued {n} run(s)")
+        queued, refused = forms.submit_all(queue, to_queue)
+        st.toast(f"Queued {queued} run(s)")
+        for message in refused:  # another writer of the runs folder took it meanwhile
+            st.warning(plain(message), icon=":material/content_copy:")
     if n:
         c2.download_button(
             "Download config JSON", res.configs[0].to_json(), "config.json", "application/json", key="dl_cfg"
@@ -100,12 +100,16 @@ with repeat:
     if up is not None:
         cfg, message = forms.read_config(up.getvalue())
         if cfg is None:
-            st.error(message)
+            st.error(plain(message))
         else:
-            st.success(cfg.name)
+            st.success(plain(cfg.name))
             if st.button("Queue this config", key="queue_upload"):
-                queue.submit(cfg)
-                st.toast("Queued")
+                queued, refused = forms.submit_all(queue, [cfg])
+                for message in refused:
+                    st.warning(plain(message), icon=":material/content_copy:")
+                if queued:
+                    st.toast("Queued")
 
 st.subheader("Queue and recent runs")
+damaged.note(queue.store)
 queue_view.render(queue)

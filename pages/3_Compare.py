@@ -3,7 +3,7 @@
 import streamlit as st
 
 from medtl import compare, metrics, plots
-from ui import metrics_view, study_view
+from ui import damaged, metrics_view, study_view
 from ui.nav import link, page_setup
 from ui.state import get_store
 from ui.text import plain
@@ -13,6 +13,7 @@ st.title("Compare runs")
 
 store = get_store()
 table = store.table()
+damaged.note(store)
 if table.empty:
     study_view.start_buttons("compare_start")
     st.info("No runs yet. Queue some on the Train page, or point `MEDTL_RUNS` at a runs folder from a GPU server.")
@@ -22,7 +23,7 @@ failed = table[table["state"] == "failed"]
 if not failed.empty:
     with st.expander(f"{len(failed)} failed run(s)"):
         st.dataframe(failed[["id", "name", "error"]], hide_index=True)
-done = table[table["state"] == "done"].copy()
+done = table[(table["state"] == "done") & table["duplicate_of"].isna()].copy()  # a copied run counted once
 if done.empty:
     st.info("No finished runs yet: they appear here as soon as one is done.")
     st.stop()

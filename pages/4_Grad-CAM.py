@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from medtl import explain, plots
+from ui import damaged, study_view
 from ui import explanations as X
-from ui import study_view
 from ui.nav import link, page_setup
 from ui.state import get_store, load_data
 from ui.text import plain
@@ -29,6 +29,7 @@ st.caption(
 )
 
 store = get_store()
+damaged.note(store)
 done = [r for r in store.ids() if store.status(r).get("state") == "done"]
 if not done:
     study_view.start_buttons("gradcam_start")
@@ -134,11 +135,18 @@ picked = sorted(int(i) for i in picked)
 results, rows = {}, []
 with st.spinner("Computing Grad-CAM (cached after the first time)…"):
     for r in runs:
-        e = X.explanation(store, r, picked, layer, contrast)
-        s = X.scores(store, r, picked, layer, contrast)
+        try:
+            e = X.explanation(store, r, picked, layer, contrast)
+            s = X.scores(store, r, picked, layer, contrast)
+        except (ValueError, OSError) as err:  # a damaged model.pt: this run is said, the others shown
+            st.error(f"{plain(label[r])} cannot be explained: {plain(err)}", icon=":material/broken_image:")
+            continue
         results[r] = (e, s)
         h, w = e.map_size
         rows.append({"run": label[r], "layer": e.layer, "map": f"{h}×{w}", **s})
+runs = [r for r in runs if r in results]
+if not runs:
+    st.stop()
 
 scores = pd.DataFrame(rows).set_index("run")
 if "pointing_game" in scores:
@@ -179,7 +187,7 @@ cols = st.columns(len(runs))
 for c, r in zip(cols, runs, strict=True):
     e = results[r][0]
     h, w = e.map_size
-    c.markdown(f"**{label[r]}**  \n{e.layer} · {h}×{w} map" + (" · contrastive" if contrast else ""))
+    c.markdown(f"**{plain(label[r])}**  \n{e.layer} · {h}×{w} map" + (" · contrastive" if contrast else ""))
 for i, ix in enumerate(picked):
     cols = st.columns(len(runs))
     for c, r in zip(cols, runs, strict=True):

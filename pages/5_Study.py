@@ -3,7 +3,7 @@
 import streamlit as st
 
 from medtl import study
-from ui import study_view
+from ui import damaged, study_view
 from ui.nav import link, page_setup
 from ui.state import get_store
 from ui.text import plain
@@ -16,6 +16,7 @@ st.caption(
     "fine-tuning on the same test images: paired bootstrap intervals for AUROC and AUPRC, DeLong's p."
 )
 store = get_store()
+damaged.note(store)
 saved = study.saved(store)
 
 with st.expander("New study", expanded=not saved, icon=":material/add:"):

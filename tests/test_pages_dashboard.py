@@ -141,7 +141,8 @@ def test_train_page_flags_a_config_already_done(finished_runs, monkeypatch):
         w.value for w in at.warning
     ]
     assert at.button(key="queue_btn").disabled and at.button(key="queue_btn").label == "Queue"
-    at.checkbox(key="repeat_dups").check().run()
+    assert any("a repeat is another seed" in w.value for w in at.warning)  # each run is trained once
+    at.text_input(key="seeds").set_value(f"{cfg.train.seed}, 7").run()  # the repeat the user means: a new seed
     assert at.button(key="queue_btn").label == "Queue 1 run" and not at.button(key="queue_btn").disabled
 
 

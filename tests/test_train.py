@@ -117,8 +117,11 @@ def test_killed_process_is_interrupted_then_resumed(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ}, timeout=300)
     assert proc.returncode == -signal.SIGKILL
     assert len(store.history(rid)) == 1 and (store.path(rid) / "last.pt").exists()
-    assert store.status(rid)["state"] == "running"
-    q = JobQueue(store)  # start-up recovery
+    # every reader sees it interrupted at once (its claim's process is gone), not only after an app start
+    st = store.status(rid)
+    assert st["state"] == "interrupted" and st["written_state"] == "running" and "resume it" in st["error"]
+    assert store.orphans() == [rid]
+    q = JobQueue(store)  # start-up recovery records it
     try:
         assert q.interrupted == [rid]
         assert store.status(rid)["state"] == "interrupted"
@@ -283,10 +286,13 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "test AUROC" in out and "AUPRC" in out
     first = out.split()[0]
-    # the same config again: flagged, then trained as a repeat on purpose
+    # the same config again (seed included): each run is trained once; a repeat is another seed
     again = ["train", "--backbone", "resnet18", "--strategy", "truncate", "--cut", "layer1", "--init", "random"]
+    n = len(RunStore(tmp_path).ids())
     assert main([*again, "--runs-dir", str(tmp_path), *TINY_FLAGS]) == 0
-    assert f"note: run {first} has this exact config (done)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"skip (done as {first})" in err and "for a repeat, give another --seed" in err
+    assert len(RunStore(tmp_path).ids()) == n
     assert main(["train", "--backbone", "resnet18", "--cut", "layer9", "--runs-dir", str(tmp_path)]) == 2
     assert "Unknown cut 'layer9'" in capsys.readouterr().err
     # a mistyped path is bad input: exit 2, one line, no run recorded
@@ -308,7 +314,7 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == []
     assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["state"] for r in rows] == ["done", "done"]
+    assert [r["state"] for r in rows] == ["done"]  # the same config once, however often asked
 
 
 def test_cli_sweep_runs_once_then_skips(tmp_path, capsys):

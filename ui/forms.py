@@ -17,7 +17,15 @@ from ui import weights_view
 from ui.data_form import FormResult, init, keep
 from ui.state import cut_table, get_store, weights_label
 
-__all__ = ["FormResult", "build_configs", "model_section", "read_config", "source_problem", "train_section"]
+__all__ = [
+    "FormResult",
+    "build_configs",
+    "model_section",
+    "read_config",
+    "source_problem",
+    "submit_all",
+    "train_section",
+]
 
 
 def _split_list(text: str, what: str, errors: dict, key: str) -> list[str]:
@@ -217,6 +225,19 @@ def build_configs(
             res.errors["config"] = str(e)
             return
         res.configs.append(cfg)
+
+
+def submit_all(queue, configs: list[RunConfig]) -> tuple[int, list[str]]:
+    """Queue each config through its claim; returns how many were queued and why the others were not (done,
+    or trained by another writer of the runs folder meanwhile)."""
+    queued, refused = 0, []
+    for cfg in configs:
+        try:
+            queue.submit(cfg)
+            queued += 1
+        except ValueError as e:  # Busy, or done by now
+            refused.append(f"{cfg.name}: {e}")
+    return queued, refused
 
 
 def read_config(raw: bytes) -> tuple[RunConfig | None, str]:

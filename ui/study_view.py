@@ -21,7 +21,7 @@ from medtl.study.criteria import CRITERIA
 from medtl.study.preflight import check_data
 from ui import metrics_view, weights_view
 from ui.data_form import FormResult, data_feedback, data_section, init, keep, problem
-from ui.forms import source_problem
+from ui.forms import source_problem, submit_all
 from ui.nav import link
 from ui.state import data_summary, get_queue, load_data
 from ui.text import plain
@@ -45,11 +45,9 @@ def queue_study(s: study.StudyConfig) -> int:
     advice = st.session_state.get("study_advice")
     if s.start and advice and advice[0] == (s.name, s.start):  # the advisor's tables behind this start
         study.save_advice(s, queue.store, advice[1])
-    todo = study.pending(s, queue.store)
-    for cfg in todo:
-        queue.submit(cfg)
+    queued, _ = submit_all(queue, study.pending(s, queue.store))  # the rest: done or trained elsewhere meanwhile
     st.session_state["study_pick"] = s.name  # the page opens the study just queued
-    return len(todo)
+    return queued
 
 
 def start_buttons(key: str) -> None:

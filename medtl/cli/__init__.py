@@ -15,7 +15,9 @@ from collections.abc import Callable
 from medtl import __version__
 from medtl.cli import advise, analysis, explore, runs, study
 
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, KeyError)
+# the project's own errors (ValueError: bad values, DamagedRun, Busy) and OS/path errors (StoreWriteError: a full
+# disk) are the user's to fix: one line, exit 2. Anything else is a bug: a short traceback, exit 1.
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, OSError)
 
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
@@ -73,15 +75,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args._run(args)
-    except USER_ERRORS as e:
-        if os.environ.get("MEDTL_DEBUG"):
-            raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"medtl {args.command}: error: {msg}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (kept open until exit)
         return 0
+    except USER_ERRORS as e:
+        if os.environ.get("MEDTL_DEBUG"):
+            raise
+        print(f"medtl {args.command}: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"medtl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug: where it happened, briefly, and how to see all of it
+        if os.environ.get("MEDTL_DEBUG"):
+            raise
+        import traceback
+
+        last = traceback.extract_tb(e.__traceback__)[-3:]
+        where = "".join(traceback.format_list(last))
+        print(
+            f"medtl {args.command}: internal error (a bug in MedTL): {type(e).__name__}: {e}\n{where}"
+            "set MEDTL_DEBUG=1 for the whole traceback",
+            file=sys.stderr,
+        )
+        return 1

@@ -204,21 +204,39 @@ def _summary(store, run_id: str, status: dict) -> str:
     return f"{line} · warning: {status['warning']}" if status.get("warning") else line
 
 
-def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str, dict]:
-    """Train (or resume) one run; under torchrun all processes train it and rank 0 records and prints."""
+def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str | None, dict]:
+    """Train (or resume) one run through its claim; under torchrun all processes train it and rank 0
+    claims, records and prints. A run done already or trained by another live writer is skipped, said
+    on stderr (status ``{"state": "done" | "busy", "skipped": True}``); a dead writer's run is resumed in its
+    folder."""
     from medtl import distributed, train
+    from medtl.runs import Start
 
     with distributed.session(cfg.train.device) as dist:
-        # rank 0 creates the run folder; every rank trains the run with its id
-        run_id = dist.broadcast(resume_id or (store.create(cfg, state="queued") if dist.main else None))
+        start = None
+        if dist.main:
+            if resume_id:
+                store.claim_for_resume(resume_id)
+                start = Start(resume_id, "resume")
+            else:
+                start = store.start(cfg, state="queued")
+        run_id, action = dist.broadcast((start.run_id, start.action) if dist.main else None)
         dist.barrier()
+        if action in ("done", "busy"):
+            if dist.main:
+                h = start.holder or {}
+                why = "done" if action == "done" else f"being trained by {h.get('host', '?')}, pid {h.get('pid', '?')}"
+                print(f"skip ({why} as {run_id}): {cfg.name}", file=sys.stderr)
+            return run_id, {"state": action, "skipped": True}
         if dist.main:
             where = f" ({dist.world} processes, {cfg.train.batch_size // dist.world} images each a step)"
+            again = " (resuming the folder a stopped writer left)" if action == "resume" and not resume_id else ""
             print(
-                f"run {run_id}: {cfg.name}\nfolder {store.path(run_id)}{where if dist.active else ''}", file=sys.stderr
+                f"run {run_id}: {cfg.name}{again}\nfolder {store.path(run_id)}{where if dist.active else ''}",
+                file=sys.stderr,
             )
         callback = _progress_printer() if dist.main else None
-        status = train.run(cfg, store, run_id, callback=callback, resume=resume_id is not None, dist=dist)
+        status = train.run(cfg, store, run_id, callback=callback, resume=action == "resume", dist=dist)
         if dist.main:
             print(f"{run_id}  {_summary(store, run_id, status)}")
     return run_id, status
@@ -244,14 +262,12 @@ def train_run(a: argparse.Namespace) -> int:
     # a mistyped path, an ambiguous target or a split without positives is bad input (exit 2),
     # not a failed run left in the folder
     _print_preflight(cfg.data.dataset, preflight(cfg.data))
-    same = store.experiments(states=("done", "queued", "running")).get(cfg.key())
-    if same:  # `train` is an explicit request: say so and train a repeat (sweep and study skip it)
-        print(
-            f"note: run {same} has this exact config ({store.status(same).get('state')}); training it again as a "
-            "repeat ('sweep' skips configs already done)",
-            file=sys.stderr,
-        )
-    _, status = _train_one(store, cfg)
+    # each run is trained once: the same config (seeds included) done or on its way elsewhere is not trained
+    # again — a repeat is another --seed
+    run_id, status = _train_one(store, cfg)
+    if status.get("skipped"):
+        print(f"note: run {run_id} has this exact config; for a repeat, give another --seed", file=sys.stderr)
+        return 0
     return 0 if status.get("state") == "done" else 1
 
 
@@ -338,15 +354,23 @@ def sweep_run(a: argparse.Namespace) -> int:
     store = RunStore(a.runs_dir)
     done_runs = store.experiments()
     failed = 0
+    skipped = 0
     for i, c in enumerate(configs, 1):
         done = done_runs.get(c.key())
         if done:
             print(f"[{i}/{len(configs)}] skip (done as {done}): {c.name}")
+            skipped += 1
             continue
         print(f"[{i}/{len(configs)}] {c.name}", file=sys.stderr)
-        _, status = _train_one(store, c)
+        run_id, status = _train_one(store, c)  # claimed: another writer's run in progress is skipped
+        if status.get("skipped"):
+            print(
+                f"[{i}/{len(configs)}] skip ({'done' if status['state'] == 'done' else 'in progress'} as {run_id}): {c.name}"
+            )
+            skipped += 1
+            continue
         failed += status.get("state") != "done"
-    print(f"sweep finished: {len(configs)} run(s), {failed} failed")
+    print(f"sweep finished: {len(configs)} run(s), {skipped} skipped, {failed} failed")
     return 1 if failed else 0
 
 
@@ -414,11 +438,11 @@ def runs_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action",
         nargs="?",
-        choices=("list", "show", "delete", "resume", "reevaluate"),
+        choices=("list", "show", "delete", "resume", "reevaluate", "dedupe"),
         default="list",
         help="list (default); show ID; delete ID; resume ID; reevaluate ID: predict the validation and test splits "
         "again with model.pt and recompute metrics.json's test section (runs recorded before validation "
-        "predictions or a metric existed)",
+        "predictions or a metric existed); dedupe: archive older copies of a run",
     )
     p.add_argument("run_id", nargs="?")
     p.add_argument("--json", action="store_true")
@@ -430,6 +454,12 @@ def runs_configure(p: argparse.ArgumentParser) -> None:
         help="rewrite each run's key (and name) in status.json by the current definition of an experiment "
         "(keys are recomputed from config.json wherever runs are matched; this refreshes what status.json says)",
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="read every file of every run (history, predictions, checkpoints too) and list the damaged ones; "
+        "exit 1 if there is any",
+    )
     _runs_dir_arg(p)
 
 
@@ -437,7 +467,7 @@ def runs_run(a: argparse.Namespace) -> int:
     from medtl.runs import RunStore
 
     store = RunStore(a.runs_dir)
-    if a.action != "list" and not a.run_id:
+    if a.action not in ("list", "dedupe") and not a.run_id:
         raise ValueError(f"'runs {a.action}' needs a run id (see 'python -m medtl runs')")
     if a.rekey:
         changed = store.rekey()
@@ -447,6 +477,14 @@ def runs_run(a: argparse.Namespace) -> int:
         for run_id, old, new in changed:
             print(f"{run_id}  {old} -> {new}")
         print(f"{len(changed)} of {len(store.ids())} run(s) rekeyed in {store.root}")
+        return 0
+    if a.check:
+        return _check(store, a.json)
+    if a.action == "dedupe":
+        moved = store.dedupe()
+        for run_id, keep in moved:
+            print(f"{run_id}  archived to {store.root / '.archive' / run_id} (a copy of {keep})")
+        print(f"{len(moved)} older copie(s) archived; nothing deleted")
         return 0
     if a.action == "show":
         return _show(store, a)
@@ -462,36 +500,44 @@ def runs_run(a: argparse.Namespace) -> int:
         print(f"deleted {a.run_id}")
         return 0
     if a.action == "resume":
+        # "running" with its writer gone (killed; a torchrun group stopped) reads interrupted
         st = store.status(a.run_id)
-        # "running" with its process gone (killed; a torchrun group stopped) is an interrupted run
-        if st.get("state") == "done" or (st.get("state") == "running" and a.run_id not in store.orphans()):
+        if st.get("state") in ("done", "running", "queued", "damaged"):
             raise ValueError(f"Run {a.run_id} is {st.get('state')}; only interrupted, failed or cancelled runs resume")
         _, status = _train_one(store, store.config(a.run_id), resume_id=a.run_id)
         return 0 if status.get("state") == "done" else 1
-    from medtl.compare import display_names
+    return _list(store, a.json)
 
-    table = store.table()
-    # names extended by whatever else tells the listed runs apart (image size, SynthCXR size, lr, ...)
-    names = dict(zip(table["id"], display_names(table), strict=True)) if not table.empty else {}
+
+def _list(store, as_json: bool) -> int:
+    """Every run, damaged ones included (state ``damaged``, the file and the reason as the error). The text
+    listing extends names by whatever else tells the runs apart (image size, SynthCXR size, lr, ...); the
+    JSON keeps each run's own name (a stable field for scripts)."""
+    names = {}
+    if not as_json:
+        from medtl.compare import display_names
+
+        table = store.table()
+        names = dict(zip(table["id"], display_names(table), strict=True)) if not table.empty else {}
+    dup = store.duplicates()
+    copies = {old: keep for keep, olds in dup.items() for old in olds}
     rows = []
-    for run_id in store.ids():
-        st, m = store.status(run_id), store.metrics(run_id) or {}
-        t = m.get("test", {})
+    for r in store.summaries():
         rows.append(
             {
-                "id": run_id,
-                "name": names.get(run_id, st.get("name")),
-                "state": st.get("state"),
-                # where it trained: the queue's worker, else the trainer's record
-                "device": st.get("worker") or st.get("device") or m.get("train", {}).get("device"),
-                "auroc": t.get("auroc"),
-                "auprc": t.get("auprc"),
-                "error": st.get("error"),
-                "warning": st.get("warning"),
+                "id": r["id"],
+                "name": names.get(r["id"], r.get("name")),
+                "state": r["state"],
+                "device": r.get("device"),
+                "auroc": r.get("auroc"),
+                "auprc": r.get("auprc"),
+                "error": r.get("error"),
+                "warning": r.get("warning"),
+                "copy_of": copies.get(r["id"]),
             }
         )
-    if a.json:
-        print(json.dumps(rows, indent=2))
+    if as_json:  # one object per line of the list: quick to write for 10,000 runs, still readable
+        print("[\n" + ",\n".join(json.dumps(r, default=str) for r in rows) + "\n]" if rows else "[]")
         return 0
     if not rows:
         print(f"no runs in {store.root}")
@@ -499,8 +545,12 @@ def runs_run(a: argparse.Namespace) -> int:
     print(f"{'id':24}{'state':12}{'device':9}{'AUROC':>7}{'AUPRC':>7}  name")
     fmt = lambda v: f"{v:>7.3f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
     for r in rows:
-        warn = f"  [warning: {r['warning']}]" if r["warning"] else ""
-        print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}{warn}")
+        note = f"  [warning: {r['warning']}]" if r["warning"] else ""
+        note += f"  [{r['error']}]" if r["state"] == "damaged" else ""
+        note += f"  [a copy of {r['copy_of']}: python -m medtl runs dedupe]" if r["copy_of"] else ""
+        print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}{note}")
+    if copies:
+        print(f"{len(copies)} run(s) repeat a newer done run of the same config (listed once elsewhere)")
     return 0
 
 
@@ -586,6 +636,19 @@ def _show(store, a: argparse.Namespace) -> int:
             f"Brier {t['brier']:.3f} -> {cal['brier_scaled']:.3f}, AUROC unchanged ({cal['auroc_scaled']:.3f})"
         )
     return 0
+
+
+def _check(store, as_json: bool) -> int:
+    """``runs --check``: every file of every run read; the damaged ones listed; exit 1 if any."""
+    problems = store.check()
+    if as_json:
+        print(json.dumps([{"id": r, "problem": p} for r, p in problems], indent=2))
+    else:
+        for run_id, problem in problems:
+            print(f"{run_id}  {problem}")
+        n = len(store.ids())
+        print(f"{len(problems)} damaged run(s) of {n} in {store.root}" if problems else f"all {n} run(s) readable")
+    return 1 if problems else 0
 
 
 def explain_configure(p: argparse.ArgumentParser) -> None:

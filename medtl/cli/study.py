@@ -192,7 +192,7 @@ def _run(a: argparse.Namespace, store) -> int:
     study.save(s, store)
     if advice is not None:
         study.save_advice(s, store, advice)
-    result = study.run_study(s, store, lambda cfg: _train_one(store, cfg), on_run)
+    result = study.run_study(s, store, lambda cfg: _train_one(store, cfg)[1], on_run)
     print(
         f"study {s.name}: trained {result['trained']} run(s), {result['failed']} failed, {result['missing']} missing; "
         f"saved as {study.study_path(store, s.name)}"
@@ -205,7 +205,14 @@ def _run(a: argparse.Namespace, store) -> int:
             f"{e['state']}: {e['error']}",
             file=sys.stderr,
         )
-    return 0 if result["failed"] == 0 and result["missing"] == 0 else 1
+    if result["elsewhere"]:
+        print(
+            f"medtl study: {result['elsewhere']} run(s) are being trained by another writer of {store.root}; "
+            "run this again once they finish for the rest",
+            file=sys.stderr,
+        )
+    # runs another writer trains are not this command's failure; runs it could not train are
+    return 1 if result["failed"] or (result["missing"] and not result["elsewhere"]) else 0
 
 
 def _advise(s, store, top: int):

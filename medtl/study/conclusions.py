@@ -13,12 +13,12 @@ import numpy as np
 
 from medtl import stats
 from medtl.compare import size_label
-from medtl.runs import STATES, RunStore
+from medtl.runs import STATES, DamagedRun, RunStore
 from medtl.strategies import FULL
 from medtl.study import operating
 from medtl.study.config import StudyConfig
 from medtl.study.criteria import CRITERIA
-from medtl.study.search import _blockers, _cells, search_state, val_score
+from medtl.study.search import _blockers, _cells, _damaged, search_state, val_score
 
 N_BOOT = 1000
 
@@ -149,12 +149,17 @@ def summarize(
             seeds = [k for k in study.seeds if k in cut_runs and k in full_runs]
             row["seeds"] = seeds
             row["runs"] = {"selected": [cut_runs[k] for k in seeds], "full": [full_runs[k] for k in seeds]}
+            sel_runs, full_runs_ = row["runs"]["selected"], row["runs"]["full"]
+            try:
+                if seeds:
+                    vs = paired(store, sel_runs, full_runs_, n_boot, seeds, prevalence)
+                    op = operating.compare(
+                        store, sel_runs, full_runs_, study.operating_point, prevalence, n_boot, seeds
+                    )
+            except DamagedRun as e:  # a finished run's predictions cannot be read: the group waits for it
+                seeds, row["blocked"] = [], {"failed": [_damaged(e)], "waiting": [], "not_queued": []}
             if seeds:
-                sel_runs, full_runs_ = row["runs"]["selected"], row["runs"]["full"]
-                row["vs_full"] = paired(store, sel_runs, full_runs_, n_boot, seeds, prevalence)
-                row["operating"] = operating.compare(
-                    store, sel_runs, full_runs_, study.operating_point, prevalence, n_boot, seeds
-                )
+                row["vs_full"], row["operating"] = vs, op
                 row["selected_test"] = {**row["vs_full"]["a"]}
                 row["full_test"] = {**row["vs_full"]["b"]}
                 row["selected_seeds"] = _seeds(store, row["runs"]["selected"])
@@ -163,7 +168,7 @@ def summarize(
                     "selected": _model(store, row["runs"]["selected"]),
                     "full": _model(store, row["runs"]["full"]),
                 }
-            else:  # the reference (full fine-tuning) is what is missing
+            elif not row.get("blocked"):  # the reference (full fine-tuning) is what is missing
                 ref = _cells(study, store, done, b, "finetune", i, z, [FULL])
                 row["blocked"] = _blockers(store, list(ref.values()), latest)
         row["caveats"] = group_caveats(study, store, row)
@@ -214,7 +219,10 @@ def _tl_vs_ri(study, store, done, groups, n_boot, prevalence=None) -> list[dict]
                 rb = _runs(study, done, b, s, cut_ri, "random", z)
                 seeds = [k for k in study.seeds if k in ra and k in rb]
                 if seeds:
-                    r = paired(store, [ra[k] for k in seeds], [rb[k] for k in seeds], n_boot, seeds, prevalence)
+                    try:
+                        r = paired(store, [ra[k] for k in seeds], [rb[k] for k in seeds], n_boot, seeds, prevalence)
+                    except DamagedRun:  # said where the group lists its runs; this comparison waits
+                        continue
                     r["caveats"] = comparison_caveats(r, "ImageNet init", "random init")
                     out.append(
                         {"backbone": b, "strategy": s, "size": size_label(z), "cut_tl": cut_tl, "cut_ri": cut_ri, **r}
@@ -235,18 +243,24 @@ def _backbones(study, store, done, n_boot, prevalence=None) -> list[dict]:
             runs = {b: r for b, r in runs.items() if r}
             if len(runs) < 2:
                 continue
-            val = {
-                b: float(np.mean([val_score(store, x, study.criterion, study.operating_point) for x in r.values()]))
-                for b, r in runs.items()
-            }
+            try:
+                val = {
+                    b: float(np.mean([val_score(store, x, study.criterion, study.operating_point) for x in r.values()]))
+                    for b, r in runs.items()
+                }
+            except ValueError:  # a damaged run, or no validation predictions for an operating-point criterion
+                continue
             best = max(val, key=val.get)
             for b in runs:
                 if b == best:
                     continue
                 seeds = [k for k in study.seeds if k in runs[best] and k in runs[b]]
-                r = paired(
-                    store, [runs[best][k] for k in seeds], [runs[b][k] for k in seeds], n_boot, seeds, prevalence
-                )
+                try:
+                    r = paired(
+                        store, [runs[best][k] for k in seeds], [runs[b][k] for k in seeds], n_boot, seeds, prevalence
+                    )
+                except DamagedRun:
+                    continue
                 model = {x: _model(store, list(runs[x].values())) for x in (best, b)}
                 r["caveats"] = comparison_caveats(r, best, b)
                 out.append({"init": i, "size": size_label(z), "best": best, "other": b, "model": model, **r})

@@ -27,7 +27,7 @@ def _criteria() -> tuple[str, ...]:
     return tuple(CRITERIA)
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")  # matched whole (fullmatch): no trailing newline
 _AXES = ("backbones", "strategies", "inits", "train_sizes", "seeds")
 
 
@@ -71,7 +71,7 @@ class StudyConfig(_Config):
     prevalence: float | None = setting(None, rule=between(0, 1, lo_open=True, hi_open=True))
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+        if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
             raise _bad("name", self.name, "letters, digits, '-', '_' and '.' (a folder name)")
         if not isinstance(self.base, RunConfig):
             raise _bad("base", self.base, "a RunConfig")

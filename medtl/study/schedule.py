@@ -37,8 +37,12 @@ def advance(store: RunStore, submit: Callable[[RunConfig], Any]) -> list[str]:
             continue
         for cfg in planned(s, store, done):
             if cfg.key() not in tried:
-                submit(cfg)
                 tried[cfg.key()] = ""
+                try:
+                    submit(cfg)
+                except ValueError as e:  # another writer of the folder took it (Busy), or it is done by now
+                    log.info("study %s: %s not queued: %s", name, cfg.name, e)
+                    continue
                 out.append(cfg.key())
     return out
 
@@ -52,17 +56,19 @@ def run_study(
     """Train what the study is missing, stage after stage, until nothing new can be trained.
 
     Args:
-        executor: trains one RunConfig into ``store`` (default: inline with :func:`medtl.train.run`).
+        executor: trains one RunConfig into ``store`` and returns its status (``skipped`` when done or another
+            writer has it; default: :func:`train_inline`).
         on_run: called as ``on_run(i, total, cfg)`` before each run.
 
     Returns:
-        ``{"trained": n, "failed": n, "missing": n, "errors": [{"run", "name", "state", "error"}]}``
-        (missing: runs still needed, e.g. after failures; errors: the runs tried here that did not finish).
+        ``{"trained": n, "failed": n, "elsewhere": n, "missing": n, "errors": [{"run", "name", "state", "error"}]}``
+        (elsewhere: runs another live writer is training; missing: runs still needed, e.g. after failures;
+        errors: the runs tried here that did not finish).
     """
     save(study, store)
     executor = executor or (lambda cfg: train_inline(store, cfg))
     tried: set[str] = set()
-    trained = failed = 0
+    trained = 0
     while True:
         todo = [c for c in plan(study, store) if c.key() not in tried]
         if not todo:
@@ -71,20 +77,31 @@ def run_study(
             if on_run:
                 on_run(k, len(todo), cfg)
             tried.add(cfg.key())
-            executor(cfg)
-            trained += 1
-        done = store.experiments()
-        failed = sum(k not in done for k in tried)
-    latest = store.experiments(states=STATES)
-    errors = []
-    for key in sorted(k for k in tried if k not in store.experiments() and k in latest):
+            status = executor(cfg)
+            trained += not (isinstance(status, dict) and status.get("skipped"))
+    done, latest = store.experiments(), store.experiments(states=(*STATES, "damaged"))
+    errors, elsewhere = [], 0
+    for key in sorted(k for k in tried if k not in done and k in latest):
         st = store.status(latest[key])
+        if st.get("state") in ("queued", "running"):  # another live writer trains it
+            elsewhere += 1
+            continue
         errors.append({"run": latest[key], "name": st.get("name"), "state": st.get("state"), "error": st.get("error")})
-    return {"trained": trained, "failed": failed, "missing": len(plan(study, store)), "errors": errors}
+    return {
+        "trained": trained,
+        "failed": len(errors),
+        "elsewhere": elsewhere,
+        "missing": len(plan(study, store)),
+        "errors": errors,
+    }
 
 
 def train_inline(store: RunStore, cfg: RunConfig) -> dict:
+    """Train one run in this process through its claim: skipped when done or another live writer has it,
+    a dead writer's folder resumed."""
     from medtl import train
 
-    run_id = store.create(cfg, state="queued")
-    return train.run(cfg, store, run_id)
+    start = store.start(cfg, state="queued")
+    if start.action in ("done", "busy"):
+        return {"state": start.action, "skipped": True}
+    return train.run(cfg, store, start.run_id, resume=start.action == "resume")

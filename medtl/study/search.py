@@ -19,7 +19,7 @@ import numpy as np
 from medtl import stats
 from medtl.config import RunConfig
 from medtl.metrics.operating import DEFAULT_RULE
-from medtl.runs import STATES, RunStore
+from medtl.runs import STATES, DamagedRun, RunStore
 from medtl.strategies import get_strategy
 from medtl.study import criteria
 from medtl.study.config import StudyConfig, cut_names
@@ -199,27 +199,42 @@ def search_state(
         g: dict[str, Any] = {"backbone": b, "strategy": s, "init": i, "size": z, "stage1": cuts1}
         g.update(stage1_best=None, stage1_tie=None, stage2=[], selected=None, val={}, tie=None, blocked=None)
         pending = list(cells.values())
-        if _complete(cells, len(study.seeds)):
-            pending = []
-            try:  # a criterion that cannot be read (an operating point without validation predictions): said
-                best, means, tie = _best(study, store, cells)
-                g["stage1_best"], g["val"], g["tie"], g["stage1_tie"] = best, means, tie, tie
-                if study.cuts == "search":
-                    g["stage2"] = stage2_cuts(b, best, cuts1)
-                    cells2 = _cells(study, store, done, b, s, i, z, g["stage2"])
-                    if _complete(cells2, len(study.seeds)):
-                        g["selected"], g["val"], g["tie"] = _best(study, store, {**cells, **cells2})
-                    else:
-                        pending = list(cells2.values())
-                else:
-                    g["selected"] = best
-            except ValueError as e:
-                g["error"] = str(e)
+        try:
+            if _complete(cells, len(study.seeds)):
+                pending = _decide(study, store, done, g, cells)
+        except DamagedRun as e:  # a finished run whose history cannot be read: missing, said, not a crash
+            g["stage1_best"] = g["selected"] = None
+            g["blocked"] = {"failed": [_damaged(e)], "waiting": [], "not_queued": []}
+            out.append(g)
+            continue
+        except ValueError as e:  # a criterion that cannot be read (an operating point without validation predictions)
+            g["error"], pending = str(e), []
         if pending:
             latest = store.experiments(states=STATES) if latest is None else latest
             g["blocked"] = _blockers(store, pending, latest)
         out.append(g)
     return out
+
+
+def _damaged(e: DamagedRun) -> dict:
+    return {"cut": "?", "strategy": "?", "seed": "?", "run": e.run_id, "state": "damaged", "error": str(e)}
+
+
+def _decide(study: StudyConfig, store: RunStore, done: dict, g: dict, cells: dict) -> list:
+    """The stage-1 choice, stage 2 and the final choice of group ``g`` (updated in place); returns the
+    cells still unfinished (stage 2's)."""
+    b, s, i, z, cuts1 = g["backbone"], g["strategy"], g["init"], g["size"], g["stage1"]
+    best, means, tie = _best(study, store, cells)
+    g["stage1_best"], g["val"], g["tie"], g["stage1_tie"] = best, means, tie, tie
+    if study.cuts != "search":
+        g["selected"] = best
+        return []
+    g["stage2"] = stage2_cuts(b, best, cuts1)
+    cells2 = _cells(study, store, done, b, s, i, z, g["stage2"])
+    if not _complete(cells2, len(study.seeds)):
+        return list(cells2.values())
+    g["selected"], g["val"], g["tie"] = _best(study, store, {**cells, **cells2})
+    return []
 
 
 def planned(study: StudyConfig, store: RunStore, done: dict[str, str] | None = None) -> list[RunConfig]:

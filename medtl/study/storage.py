@@ -11,7 +11,7 @@ from medtl.study.config import _NAME_RE, StudyConfig
 
 
 def study_path(store: RunStore, name: str) -> Path:
-    if not _NAME_RE.match(name or ""):
+    if not _NAME_RE.fullmatch(name or ""):
         raise _bad("name", name, "letters, digits, '-', '_' and '.' (a folder name)")
     return store.root / "studies" / name / "study.json"
 

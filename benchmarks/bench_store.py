@@ -1,0 +1,168 @@
+"""How the runs folder scales: 100, 1,000 and 10,000 run folders.
+
+The folders are copies of a few real finished runs (trained here, tiny) with varied configs — backbone,
+cut, initialisation, training size, learning rate, seed — each a distinct run key, as a cluster sweep
+leaves them (``model.pt`` left out: nothing measured here reads it). Measured in one process, as ratios
+to the 100-run folder and in seconds:
+
+- ``python -m medtl runs --json`` as a new process, first with no index (``.index.json``) and then with it;
+- the Compare page (AppTest): its first load and a rerun (a widget change).
+
+    python benchmarks/bench_store.py                   # 100, 1000, 10000
+    python benchmarks/bench_store.py --sizes 100,1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import HERE, markdown_table, write_result  # noqa: E402
+from medtl.config import RunConfig  # noqa: E402
+from medtl.runs import RunStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+COPY = ("status.json", "metrics.json", "history.jsonl", "predictions.npz")
+
+
+def seed_runs(where: Path) -> list[Path]:
+    """Four real finished runs: two cuts x two seeds, tiny (trained in a few seconds)."""
+    runs = where / "seed-runs"
+    args = ["sweep", "--cut", "layer1,layer2", "--seed", "0,1", "--n-images", "160", "--image-size", "32"]
+    args += ["--epochs", "1", "--batch-size", "16", "--runs-dir", str(runs)]
+    subprocess.run([sys.executable, "-m", "medtl", *args], check=True, capture_output=True, env=_env())
+    return sorted(p for p in runs.iterdir() if (p / "config.json").is_file())
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def grid(n: int):
+    """``n`` distinct variations (backbone, cut, init, size, lr, seed)."""
+    cuts = {
+        "resnet18": ["stem", "layer1", "layer2", "layer3", "full"],
+        "resnet50": ["layer1", "layer2", "layer3.3", "full"],
+    }
+    i = 0
+    while True:
+        for seed in range(1000):
+            for lr in (1e-3, 3e-4, 1e-4):
+                for size in (None, 0.1, 0.05):
+                    for init in ("random", "imagenet"):
+                        for backbone, cs in cuts.items():
+                            for cut in cs:
+                                if i == n:
+                                    return
+                                i += 1
+                                yield backbone, cut, init, size, lr, seed
+
+
+def fill(store: RunStore, seeds: list[Path], n: int) -> None:
+    """``n`` run folders: copies of the seed runs with a varied config each (and a consistent status key)."""
+    store.root.mkdir(parents=True, exist_ok=True)
+    for k, (backbone, cut, init, size, lr, seed) in enumerate(grid(n)):
+        src = seeds[k % len(seeds)]
+        base = RunConfig.load(src / "config.json")
+        strategy = "finetune" if cut == "full" else "truncate"
+        cfg = base.replace(
+            data=base.data.replace(train_size=size, seed=seed),
+            model=base.model.replace(backbone=backbone, cut=cut, strategy=strategy, init=init),
+            train=base.train.replace(lr=lr, seed=seed),
+        )
+        dest = store.root / f"20260101-000000-{k:07d}"
+        dest.mkdir()
+        (dest / "config.json").write_text(cfg.to_json())
+        for name in COPY:
+            shutil.copyfile(src / name, dest / name)
+        st = json.loads((src / "status.json").read_text())
+        st.update(key=cfg.key(), name=cfg.name)
+        (dest / "status.json").write_text(json.dumps(st))
+
+
+def time_cli(runs: Path) -> float:
+    t = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "medtl", "runs", "--json", "--runs-dir", str(runs)],
+        check=True,
+        capture_output=True,
+        env=_env(),
+    )
+    took = time.perf_counter() - t
+    assert out.stdout.startswith(b"[")
+    return took
+
+
+def time_compare(runs: Path) -> tuple[float, float]:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["MEDTL_RUNS"] = str(runs)
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Compare.py"), default_timeout=600)
+    t = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - t
+    assert not at.exception, at.exception
+    metric = at.selectbox(key="metric")
+    t = time.perf_counter()
+    metric.set_value("test.auroc" if metric.value != "test.auroc" else "test.auprc").run()
+    rerun = time.perf_counter() - t
+    assert not at.exception, at.exception
+    return first, rerun
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100,1000,10000")
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_store_"))
+    os.environ.setdefault("MEDTL_CACHE", str(tmp / "cache"))
+    seeds = seed_runs(tmp)
+    rows, raw = [], []
+    for n in (int(x) for x in a.sizes.split(",")):
+        store = RunStore(tmp / f"runs{n}")
+        fill(store, seeds, n)
+        cold = time_cli(store.root)
+        warm = time_cli(store.root)
+        first, rerun = time_compare(store.root)
+        raw.append(
+            {"runs": n, "cli_cold_s": cold, "cli_warm_s": warm, "compare_first_s": first, "compare_rerun_s": rerun}
+        )
+        rows.append([f"{n:,}", f"{cold:.2f}", f"{warm:.2f}", f"{first:.2f}", f"{rerun:.2f}"])
+        print(rows[-1], flush=True)
+        shutil.rmtree(store.root)
+    base = raw[0]
+    text = (
+        "# The runs folder at scale\n\n"
+        f"Copies of real tiny runs with varied configs; CPU, {os.cpu_count()} cores. "
+        "Command: `python benchmarks/bench_store.py`\n\n"
+        + markdown_table(
+            [
+                "runs",
+                "`runs --json`, no index (s)",
+                "`runs --json`, indexed (s)",
+                "Compare first load (s)",
+                "Compare rerun (s)",
+            ],
+            rows,
+        )
+        + "\n\nRatios to the 100-run folder (indexed CLI, Compare rerun): "
+        + ", ".join(
+            f"{r['runs']:,}: {r['cli_warm_s'] / base['cli_warm_s']:.1f}x, {r['compare_rerun_s'] / base['compare_rerun_s']:.1f}x"
+            for r in raw
+        )
+    )
+    write_result("store", text)
+    (HERE / "results" / "store.json").write_text(json.dumps(raw, indent=1))
+
+
+if __name__ == "__main__":
+    main()
