@@ -150,6 +150,55 @@ def pr_figure(
     return _square(fig, "Recall (sensitivity)", "Precision (PPV)", title)
 
 
+def prevalence_figure(
+    curves: Mapping[str, Mapping[str, np.ndarray]],
+    chosen: float,
+    simulated: Mapping[str, Mapping[str, float]] | None = None,
+    height: int = 380,
+) -> go.Figure:
+    """AUROC and AP against the deployment prevalence, one colour per classifier.
+
+    Args:
+        curves: classifier -> ``{"prevalence", "auroc", "auprc"}`` arrays (exact expectations,
+            :func:`medtl.toy.expected_over_prevalence`).
+        chosen: the prevalence shown elsewhere on the page (a vertical line).
+        simulated: classifier -> ``{"auroc", "auprc"}`` means over draws at ``chosen`` (markers).
+    """
+    fig = go.Figure()
+    for i, (name, c) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        x = 100 * np.asarray(c["prevalence"])
+        for key, dash, label in (("auroc", "dot", "AUROC"), ("auprc", "solid", "AP")):
+            fig.add_scatter(
+                x=x,
+                y=c[key],
+                mode="lines",
+                name=f"{name}: {label} (exact)",
+                line=dict(color=color, dash=dash, width=2),
+                hovertemplate=f"{name} {label}<br>prevalence %{{x:.1f}}%<br>%{{y:.3f}}<extra></extra>",
+            )
+        if simulated and name in simulated:
+            s = simulated[name]
+            fig.add_scatter(
+                x=[100 * chosen] * 2,
+                y=[s["auroc"], s["auprc"]],
+                mode="markers",
+                name=f"{name}: mean over draws",
+                marker=dict(color=color, size=10, symbol="x"),
+                hovertemplate=f"{name} mean over draws<br>%{{y:.3f}}<extra></extra>",
+            )
+    fig.add_vline(x=100 * chosen, line=dict(color="grey", dash="dash", width=1))
+    fig.update_layout(
+        template="plotly_white",
+        xaxis=dict(title="deployment prevalence (%)", type="log", tickvals=[1, 2, 5, 10, 20, 50]),
+        yaxis=dict(title="expected value", range=[0, 1.02]),
+        legend=dict(orientation="h", x=0, y=-0.25, xanchor="left", yanchor="top"),
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+    )
+    return fig
+
+
 def distribution_figure(
     values: Mapping[str, Mapping[str, np.ndarray]], metrics: Sequence[str], labels: Mapping[str, str] | None = None
 ) -> go.Figure:
