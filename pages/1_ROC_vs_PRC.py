@@ -112,10 +112,14 @@ for name, r in res.items():
         y = r.labels[0]
         ap = metrics.average_precision(y, r.scores, prevalence)
         label = f"{name} (top {r.k}), draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {ap:.3f}"
+        if present:
+            label = f"{name}, draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {ap:.3f}"
         roc[label], pr[label] = metrics.roc_points(y, r.scores), metrics.pr_points(y, r.scores, prevalence)
     else:
         s = r.summary()
         label = f"{name} (top {r.k}) · mean AUROC {s['auroc']['mean']:.3f} · mean AP {s['auprc']['mean']:.3f}"
+        if present:  # a legend line that fits beside the other plot at projector font sizes
+            label = f"{name} · AUROC {s['auroc']['mean']:.3f} · AP {s['auprc']['mean']:.3f}"
         roc[label], pr[label] = r.mean_points()
     marks_roc[label], marks_pr[label] = cut, n - cut  # one point per cut in both kinds of curve
     cc = r.cut_curves()
@@ -126,10 +130,8 @@ show_bands = st.toggle(f"Show the 95% band over all {draws} draws (threshold-ave
 chance = own if prevalence is None else prevalence
 area = figures if present else st.container()
 c1, c2 = area.columns(2)
-c1.plotly_chart(toy_view.sized(plots.roc_figure(roc, marks_roc, bands_roc if show_bands else None), present), key="roc")
-c2.plotly_chart(
-    toy_view.sized(plots.pr_figure(pr, chance, marks_pr, bands_pr if show_bands else None), present), key="pr"
-)
+toy_view.chart(c1, plots.roc_figure(roc, marks_roc, bands_roc if show_bands else None), present, "roc")
+toy_view.chart(c2, plots.pr_figure(pr, chance, marks_pr, bands_pr if show_bands else None), present, "pr")
 area.caption(f"Precision, AP and the PR curve {toy_view.words(prevalence, own)}; ROC does not depend on it.")
 
 st.subheader(f"At the threshold: top {cut} predicted positive")

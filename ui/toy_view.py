@@ -18,7 +18,7 @@ SWEEP = np.geomspace(0.01, 0.5, 40)
 # Presentation mode: larger text for a projector, less padding so the plots sit above the fold at 1024x768.
 _CSS = """
 <style>
-[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
+[data-testid="stMainBlockContainer"] { padding-top: 4.5rem; }
 [data-testid="stMainBlockContainer"] p, [data-testid="stMainBlockContainer"] li,
 [data-testid="stMainBlockContainer"] label p, [data-testid="stMainBlockContainer"] td,
 [data-testid="stMainBlockContainer"] th { font-size: 1.3rem; }
@@ -53,10 +53,18 @@ def style(present: bool) -> None:
         st.markdown(_CSS, unsafe_allow_html=True)  # fixed CSS, no user text
 
 
+def chart(where, fig: go.Figure, present: bool, key: str, height: int = 440) -> None:
+    """Draw ``fig`` in ``where`` (``st`` or a column); in presentation mode with projector-sized fonts and a
+    height that fits under the title at 768 px, and without Streamlit's chart theme (which sets its own fonts)."""
+    where.plotly_chart(sized(fig, present, height), key=key, theme=None if present else "streamlit")
+
+
 def sized(fig: go.Figure, present: bool, height: int = 440) -> go.Figure:
-    """``fig`` with projector-sized fonts and a height that fits under the title at 768 px (presentation mode)."""
+    """``fig`` with projector-sized fonts and a given height (presentation mode), else as it is."""
     if present:
-        fig.update_layout(font=dict(size=17), height=height)
+        fig.update_layout(font=dict(size=17), legend=dict(font=dict(size=16)), height=height)
+        fig.update_xaxes(tickfont=dict(size=15), title_font=dict(size=15))
+        fig.update_yaxes(tickfont=dict(size=15), title_font=dict(size=15))
     return fig
 
 
@@ -75,11 +83,11 @@ def prevalence_section(p: dict, res: dict, prevalence: float | None, own: float,
     sim = {name: {m: float(np.mean(v)) for m, v in r.metrics.items()} for name, r in res.items()}
     if all(c is not None for c in curves.values()):
         fig = plots.prevalence_figure({f"{n} (top {r.k})": curves[n] for n, r in res.items()}, chosen, None)
-        st.plotly_chart(sized(fig, present, 380), key="prevalence_fig")
+        chart(st, fig, present, "prevalence_fig", 380)
         st.caption(
             "Lines: exact expectations over every placement of the positives (no sampling) from 1% to 50%; "
             f"dashed line: the prevalence chosen in the sidebar ({chosen:.1%}). AUROC (dotted) is flat: it never "
-            "looks at how many negatives there are. AP (solid) falls with the prevalence."
+            "looks at how many negatives there are. AP (solid) falls as the prevalence falls."
         )
     else:
         st.caption(f"Exact curves over 1–50% are skipped above {toy.MAX_TERMS:,} terms; the values below are exact.")
