@@ -327,12 +327,19 @@ def test_every_record_is_complete_and_named_for_its_reference():
         R.get("test.accuracy")
 
 
-def test_a_new_record_reaches_every_reader(tmp_path):
-    """Adding a metric is one record: metrics.json's test section, the runs table's columns, the Compare
-    page's choices and a study's paired comparison list it with no other change."""
+def test_a_new_record_reaches_every_reader(tmp_path, monkeypatch, capsys):
+    """Adding a metric is one record (README, Extending): registered here at run time, it reaches
+    metrics.json's test section, the runs table, ``runs show`` (text and --json), the Compare page's
+    columns and metric choices, and a study's paired operating-point table, with no other change."""
+    import json
+    from pathlib import Path
+
     from sklearn.metrics import balanced_accuracy_score
+    from streamlit.testing.v1 import AppTest
 
     from medtl import compare
+    from medtl.cli import main
+    from medtl.config import RunConfig
     from medtl.runs import RunStore
     from medtl.study import operating
 
@@ -353,11 +360,29 @@ def test_a_new_record_reaches_every_reader(tmp_path):
         assert compare.METRICS["test.op.balanced_accuracy"] is record
         assert "test.op.balanced_accuracy" in compare.run_columns(pred, n_boot=20)
         store = RunStore(tmp_path)
-        from medtl.config import RunConfig
-
         ids = [store.create(RunConfig(), state="done") for _ in range(2)]
         for rid in ids:
             store.write_predictions(rid, **pred)
+            model = {"params": 1e6, "macs": 1e8, "latency_ms": 1.0}
+            test = {"n": int(y.size), "n_pos": int(y.sum()), **out}
+            store.write_metrics(rid, {"test": test, "model": model, "train": {"seconds": 1.0}})
+        # the runs table and runs show
+        assert store.table()["test.op.balanced_accuracy"].iloc[0] == pytest.approx(out["op"]["balanced_accuracy"])
+        assert main(["runs", "show", ids[0], "--runs-dir", str(tmp_path)]) == 0
+        assert "balanced accuracy" in capsys.readouterr().out
+        assert main(["runs", "show", ids[0], "--json", "--prevalence", "0.05", "--runs-dir", str(tmp_path)]) == 0
+        shown = json.loads(capsys.readouterr().out)["metrics"]["test"]["op"]
+        assert shown["balanced_accuracy"] == pytest.approx(out["op"]["balanced_accuracy"])
+        # the Compare page: a column and a choice of metric (sorted by it)
+        monkeypatch.setenv("MEDTL_RUNS", str(tmp_path))
+        page = str(Path(__file__).resolve().parents[1] / "pages" / "3_Compare.py")
+        at = AppTest.from_file(page, default_timeout=120).run()
+        assert not at.exception
+        assert "bal. acc." in at.dataframe[0].value.columns
+        assert "balanced accuracy" in at.selectbox(key="metric").options  # its label
+        at.selectbox(key="metric").set_value("test.op.balanced_accuracy").run()
+        assert not at.exception
+        # a study's paired comparison at the operating point
         r = operating.compare(store, ids[:1], ids[1:], n_boot=20)
         assert r["metrics"]["op.balanced_accuracy"]["delta"]["value"] == 0
         assert "bal. acc." in operating.table(
@@ -366,3 +391,28 @@ def test_a_new_record_reaches_every_reader(tmp_path):
     finally:
         del R.METRICS[record.key]
     assert "test.op.balanced_accuracy" not in compare.METRICS
+
+
+def test_a_study_comparison_at_the_operating_point_over_seeds(tmp_path):
+    """Two seeds a side: paired intervals over the test images, McNemar per seed, and the interval over
+    seeds of a difference of two rates kept inside [-1, 1] (a t interval with one degree of freedom is huge)."""
+    from medtl.config import RunConfig
+    from medtl.runs import RunStore
+    from medtl.study import operating
+
+    store = RunStore(tmp_path)
+    y, _ = _probs(0, 200)
+    ids = []
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        s = 1 / (1 + np.exp(-(rng.normal(0, 1, y.size) + (1 + seed) * (2 * y - 1))))
+        vy, vs = _probs(10 + seed, 150)
+        rid = store.create(RunConfig(), state="done")
+        store.write_predictions(rid, index=np.arange(y.size), y_true=y, y_score=s, val_y_true=vy, val_y_score=vs)
+        ids.append(rid)
+    r = operating.compare(store, ids[:2], ids[2:], "specificity:0.8", 0.05, n_boot=50, seeds=[0, 1])
+    assert r["available"] and r["prevalence"] == 0.05 and [m["seed"] for m in r["mcnemar"]] == [0, 1]
+    for key in ("op.sensitivity", "op.specificity"):
+        lo, hi = r["seed_delta"][key]["ci"]
+        assert -1.0 <= lo <= r["seed_delta"][key]["value"] <= hi <= 1.0
+    assert r["metrics"]["op.ppv"]["a"]["ci"][0] <= r["metrics"]["op.ppv"]["a"]["value"]

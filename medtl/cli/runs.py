@@ -617,15 +617,16 @@ def _show(store, a: argparse.Namespace) -> int:
     what = f"mean over {len(labels)} labels" if labels else f"{t.get('n_pos')} positive"
     print(f"  test: n={t.get('n')} ({what})")
     op = t.get("op") or {"available": False, "reason": NO_OPERATING_POINT.format(run=a.run_id)}
+    width = max(len(r.label) for r in METRICS.values()) + 1  # one column of values, however long a label
     for record in METRICS.values():
         if record.needs == "threshold":
             continue
-        print(f"  {record.label:44} {_fmt_metric(record, t, a.prevalence)}")
+        print(f"  {record.label:{width + 2}} {_fmt_metric(record, t, a.prevalence)}")
     if op.get("available"):
         print(f"  operating point: {op['label']} chosen on validation, threshold {op['threshold']:.4g}")
         for record in METRICS.values():
             if record.needs == "threshold":
-                print(f"    {record.label:42} {_fmt_metric(record, t, a.prevalence)}")
+                print(f"    {record.label:{width}} {_fmt_metric(record, t, a.prevalence)}")
     else:
         print(f"  {op.get('reason')}")
     cal = t.get("calibration") or {}

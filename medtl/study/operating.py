@@ -124,6 +124,8 @@ def compare(
             )
             for k in ("op.sensitivity", "op.specificity")
         }
+        for d in out["seed_delta"].values():  # a difference of two rates lies in [-1, 1], as for the AUCs
+            d["ci"] = [max(d["ci"][0], -1.0), min(d["ci"][1], 1.0)]
     return {**out, "available": True}
 
 
