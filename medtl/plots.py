@@ -24,13 +24,21 @@ def _square(fig: go.Figure, x_title: str, y_title: str, title: str | None) -> go
     fig.update_yaxes(
         title=y_title, range=[-0.01, 1.01], scaleanchor="x", scaleratio=1, constrain="domain", zeroline=False
     )
+    fig.update_layout(title=title, template="plotly_white", margin=dict(l=10, r=10, t=40 if title else 10))
+    return legend_below(fig, 440)
+
+
+def legend_below(fig: go.Figure, plot_height: int, line_px: int = 19) -> go.Figure:
+    """The legend under the x-axis title, one entry a line, in pixels rather than a share of the plot: a
+    share (``y=-0.18``) lets a long legend of many runs climb over the axis title as the plot shrinks.
+    ``plot_height``: the figure's height without its legend; ``line_px``: the height of a legend line."""
+    lines = sum((tr.name or "").count("<br>") + 1 for tr in fig.data if tr.name and tr.showlegend is not False)
+    legend_px = line_px * lines + 8
     fig.update_layout(
-        title=title,
-        template="plotly_white",
         # "normal": Plotly lists traces in reverse once a band fills to the next trace (B above A)
-        legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top", traceorder="normal"),
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        height=520,
+        legend=dict(orientation="v", x=0, xanchor="left", y=0, yref="container", yanchor="bottom", traceorder="normal"),
+        height=plot_height + legend_px,
+        margin_b=62 + legend_px,
     )
     return fig
 
@@ -673,10 +681,8 @@ def decision_figure(
     fig.update_layout(
         title=title,
         template="plotly_white",
-        height=420,
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(orientation="h", x=0, y=-0.2, xanchor="left", yanchor="top"),
+        margin=dict(l=10, r=10, t=40 if title else 10),
         xaxis=dict(title="threshold probability (treat when P(positive) ≥ it)", range=[0, 1]),
         yaxis=dict(title="net benefit", range=[-0.1 * prevalence - 0.005, 1.1 * prevalence + 0.005]),
     )
-    return fig
+    return legend_below(fig, 360)

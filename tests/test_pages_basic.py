@@ -244,7 +244,9 @@ def test_roc_page_operating_point_and_presentation_mode():
     assert any("<style>" in m.value for m in at.markdown) and not any(
         "Two classifiers rank" in m.value for m in at.markdown
     )
-    assert _chart(at, "roc")["layout"]["font"]["size"] == 17 and _chart(at, "pr")["layout"]["height"] == 440
+    assert (
+        _chart(at, "roc")["layout"]["font"]["size"] == 17 and _chart(at, "pr")["layout"]["height"] == 330 + 5 * 24 + 8
+    )  # 5 legend lines
     at.button(key="reset").click().run()
     assert at.toggle(key="present").value is False and at.select_slider(key="toy_prevalence").value is None
     assert at.slider(key="toy_sensitivity").value == 90

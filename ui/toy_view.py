@@ -62,7 +62,11 @@ def chart(where, fig: go.Figure, present: bool, key: str, height: int = 440) -> 
 def sized(fig: go.Figure, present: bool, height: int = 440) -> go.Figure:
     """``fig`` with projector-sized fonts and a given height (presentation mode), else as it is."""
     if present:
-        fig.update_layout(font=dict(size=17), legend=dict(font=dict(size=16)), height=height)
+        fig.update_layout(font=dict(size=17), legend=dict(font=dict(size=16)))
+        if fig.layout.legend.yref == "container":  # a legend in pixels under the plot (ROC, PR): room for larger lines
+            plots.legend_below(fig, height - 110, line_px=24)
+        else:
+            fig.update_layout(height=height)
         fig.update_xaxes(tickfont=dict(size=15), title_font=dict(size=15))
         fig.update_yaxes(tickfont=dict(size=15), title_font=dict(size=15))
     return fig
