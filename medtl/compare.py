@@ -10,7 +10,7 @@ nothing here groups by display name.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,29 @@ from medtl import datasets, stats
 from medtl.config import OUTSIDE_KEY, SEED_FIELDS, DataConfig, ModelConfig, TrainConfig
 from medtl.datasets import train_size_label
 from medtl.initialisations import label as init_label
+from medtl.metrics import registry
+from medtl.metrics.operating import DEFAULT_RULE
 from medtl.strategies import get_strategy
 
-METRICS = {"test.auroc": "AUROC", "test.auprc": "AUPRC (AP)", "test.auprc_trapezoid": "AUPRC (trapezoid)"}
+
+class _Columns(Mapping):
+    """The runs table's metric columns (``test.auroc``) -> their records, read from the registry on each use."""
+
+    def __getitem__(self, column: str) -> registry.Metric:
+        m = registry.METRICS.get(column.removeprefix("test."))
+        if m is None or m.column != column:
+            raise KeyError(column)
+        return m
+
+    def __iter__(self) -> Iterator[str]:
+        return (m.column for m in registry.METRICS.values())
+
+    def __len__(self) -> int:
+        return len(registry.METRICS)
+
+
+# one column per metric record: label, direction, range and format live on the record
+METRICS: Mapping[str, registry.Metric] = _Columns()
 SECONDARY = {"model.params": "parameters", "model.latency_ms": "latency (ms / image)", "model.macs": "MACs"}
 # config fields that a run's name already shows (RunConfig.name)
 NAME_FIELDS = (
@@ -148,14 +168,101 @@ def cut_depth(backbone: str, cut: str, strategy: str) -> int:
 Predictions = Callable[[str], "dict[str, np.ndarray] | None"]
 
 
-POOLED = ("test.auroc", "test.auprc")  # the metrics with a pooled interval over repeats (stats.bootstrap_mean)
-Pooled = Callable[[tuple[str, ...]], "dict[str, tuple[float, float]] | None"]
+def run_columns(
+    pred: dict | None, rule: str | None = None, prevalence: float | None = None, n_boot: int = 200, run: str = "ID"
+) -> dict:
+    """A run's metric columns recomputed from its predictions (the runs table's ``test.*`` columns and
+    ``_ci_lo``/``_ci_hi``): the operating point by ``rule`` (default the run's own, as recorded), and every
+    prevalence-dependent metric at ``prevalence``; ``op_note`` says why there is no operating point."""
+    if pred is None or np.asarray(pred["y_true"]).ndim != 1:
+        return {"op_note": registry.no_operating_point(pred, run) if pred is not None else "no predictions"}
+    test = registry.evaluate(pred, rule or DEFAULT_RULE, prevalence, n_boot=n_boot, run=run)
+    op = test["op"]
+    out: dict = {"op_note": None if op.get("available") else op["reason"], "test.op.rule": op["rule"]}
+    out["test.op.threshold"] = op.get("threshold", np.nan)
+    for key, m in registry.METRICS.items():
+        part, _, leaf = key.rpartition(".")
+        section = test.get(part, {}) if part else test
+        name = f"{leaf}_at_prevalence" if prevalence is not None and m.prevalence else leaf
+        if name in section:
+            out[m.column] = section[name]
+            lo, hi = section.get(f"{name}_ci", (np.nan, np.nan))
+            out[f"{m.column}_ci_lo"], out[f"{m.column}_ci_hi"] = lo, hi
+    return out
 
 
-def pooled_intervals(ids: tuple[str, ...], predictions: Predictions, n_boot: int = 500) -> dict | None:
-    """95% intervals of the mean AUROC and mean AP over the repeats ``ids`` (a bootstrap over their shared
-    test images, :func:`medtl.stats.bootstrap_mean`); None when they do not share one binary test set or a
-    predictions file is missing or damaged. Both metrics come from one pass (a page caches it by ``ids``)."""
+def with_columns(
+    done: pd.DataFrame, columns: Callable[[str], dict], rule: str = DEFAULT_RULE, prevalence: float | None = None
+) -> pd.DataFrame:
+    """``done`` with the metric columns of each run whose recorded ones do not answer (another rule, a
+    deployment prevalence, a run recorded before a metric existed) replaced by ``columns(run id)``
+    (:func:`run_columns`, cached by the caller): what the table, the truncation figure and the seeds read."""
+    if done.empty:
+        return done
+    recorded = done["test.op.rule"] if "test.op.rule" in done else pd.Series(None, index=done.index, dtype=object)
+    stale = (recorded != rule) | (prevalence is not None)
+    out = done.copy()
+    if "op_note" not in out:
+        out["op_note"] = out.get("test.op.reason")
+    if not stale.any():
+        return out
+    rows = pd.DataFrame([columns(i) for i in done.loc[stale, "id"]], index=done.index[stale])
+    for c in rows.columns:
+        col = (out[c] if c in out else pd.Series(None, index=out.index)).astype(object)
+        col.loc[rows.index] = rows[c].astype(object)
+        out[c] = col.infer_objects()
+    return out
+
+
+def calibration_views(pred: dict | None, prevalence: float | None = None) -> dict | None:
+    """What the Compare page draws of one run's calibration: the reliability bins as trained and after
+    temperature scaling fitted on validation, the temperature, and the decision curve of the scaled
+    probabilities at ``prevalence``. None for a run without binary predictions."""
+    from medtl.metrics import calibration as C
+    from medtl.metrics import decision as D
+
+    if pred is None or np.asarray(pred["y_true"]).ndim != 1:
+        return None
+    y, s = pred["y_true"], np.asarray(pred["y_score"], dtype=np.float64)
+    has_val = "val_y_score" in pred and len(np.unique(pred["val_y_true"])) > 1
+    t = C.fit_temperature(pred["val_y_true"], pred["val_y_score"]) if has_val else None
+    scaled = C.apply_temperature(s, t) if t is not None else s
+    return {
+        "reliability": C.reliability(y, s),
+        "reliability_scaled": C.reliability(y, scaled) if t is not None else None,
+        "temperature": t,
+        "ece": C.ece(y, s),
+        "ece_scaled": C.ece(y, scaled),
+        "brier": C.brier(y, s),
+        "brier_scaled": C.brier(y, scaled),
+        "decision": D.net_benefit(y, scaled, prevalence=prevalence),
+        "prevalence": float(np.mean(y)) if prevalence is None else prevalence,
+    }
+
+
+Pooled = Callable[[tuple[str, ...]], "tuple[float, float] | None"]
+
+
+def pooled_metric(metric: str) -> bool:
+    """Whether ``metric`` (a runs-table column) has a pooled interval over repeats (its record's ``interval``)."""
+    m = METRICS.get(metric)
+    return m is not None and bool(m.interval)
+
+
+def pooled_interval(
+    ids: tuple[str, ...],
+    predictions: Predictions,
+    metric: str,
+    n_boot: int = 500,
+    rule: str | None = None,
+    prevalence: float | None = None,
+) -> tuple[float, float] | None:
+    """95% interval of the mean of ``metric`` over the repeats ``ids``: a bootstrap over their shared test images
+    (each run at its own threshold, chosen on its validation split by ``rule``; at ``prevalence``). None when they
+    do not share one binary test set, a predictions file is missing or damaged, or a threshold is missing."""
+    m = METRICS.get(metric)
+    if m is None or not m.interval:
+        return None
     try:
         preds = [predictions(i) for i in ids]
     except ValueError:  # a damaged predictions.npz: no pooled interval for this point
@@ -165,20 +272,25 @@ def pooled_intervals(ids: tuple[str, ...], predictions: Predictions, n_boot: int
     y = preds[0]["y_true"]
     if any(p["y_true"].shape != y.shape or not np.array_equal(p["y_true"], y) for p in preds):
         return None  # not the same test images: no pooled interval
-    return stats.bootstrap_mean(y, np.stack([p["y_score"] for p in preds]), n_boot=n_boot)
+    if m.key in ("auroc", "auprc"):  # the mean over seeds' rank metrics: the same draws as stats.bootstrap_mean
+        got = stats.bootstrap_mean(y, np.stack([p["y_score"] for p in preds]), n_boot=n_boot, prevalence=prevalence)
+        return tuple(got[m.key])
+    rows = [(p["y_score"], registry.context(p, rule or DEFAULT_RULE)) for p in preds]
+    if m.needs == "threshold" and any(c.threshold is None for _, c in rows):
+        return None
+    return tuple(stats.bootstrap_records(y, rows, [m.key], prevalence, n_boot)[m.key]["ci"])
 
 
 def _interval(group: pd.DataFrame, metric: str, pooled: Pooled | None) -> tuple[float, float]:
     """95% interval of the mean of ``metric`` over the repeats in ``group``: one run -> its own
-    bootstrap interval; several -> a bootstrap over the shared test images of the mean over seeds."""
-    key = metric.removeprefix("test.")
-    if len(group) == 1 or pooled is None or metric not in POOLED:
+    bootstrap interval; several -> ``pooled`` (:func:`pooled_interval`) of their ids."""
+    if len(group) == 1 or pooled is None or not pooled_metric(metric):
         lo, hi = group.get(f"{metric}_ci_lo"), group.get(f"{metric}_ci_hi")
         if lo is None or len(group) > 1:
             return (np.nan, np.nan)
         return float(lo.iloc[0]), float(hi.iloc[0])
     got = pooled(tuple(sorted(group["id"])))
-    return (np.nan, np.nan) if got is None else tuple(got[key])
+    return (np.nan, np.nan) if got is None else (float(got[0]), float(got[1]))
 
 
 def truncation_summary(
@@ -187,6 +299,8 @@ def truncation_summary(
     secondary: str = "model.params",
     predictions: Predictions | None = None,
     n_boot: int = 500,
+    rule: str | None = None,
+    prevalence: float | None = None,
     max_lines: int | None = None,
     pooled: Pooled | None = None,
 ) -> pd.DataFrame:
@@ -196,10 +310,12 @@ def truncation_summary(
 
     Args:
         predictions: a run's predictions by id, for the pooled intervals of several repeats (with ``n_boot``);
-        pooled: or the pooled intervals themselves by sorted run ids (:func:`pooled_intervals`, e.g. cached);
-        max_lines: keep this many lines — those with the most experiments, then the best mean — and say
-            how many were left out in ``attrs["hidden_lines"]`` (a figure of thousands of runs stays
-            readable; intervals are computed for the kept points only).
+        pooled: or the pooled intervals themselves by sorted run ids (:func:`pooled_interval`, e.g. cached);
+        rule: the operating-point rule of the columns in ``done`` (:func:`with_columns`), for the pooled intervals.
+        prevalence: the deployment prevalence of those columns (None: each test set's own).
+        max_lines: keep this many lines — those with the most experiments, then the best mean (by the
+            metric's direction) — and say how many were left out in ``attrs["hidden_lines"]`` (a figure of
+            thousands of runs stays readable; intervals are computed for the kept points only).
     """
     if done.empty:
         return pd.DataFrame()
@@ -215,6 +331,9 @@ def truncation_summary(
     columns = [[str(v) for v in d[c].tolist()] for c in line_fields]
     d["line"] = ["|".join(t) for t in zip(*columns, strict=True)] if line_fields else ""
     has_secondary = secondary in d
+    if metric not in d:  # a record no run here has (yet): NaN points, not a KeyError
+        d[metric] = np.nan
+    higher = METRICS[metric].higher_is_better if metric in METRICS else True
     agg = d.groupby("experiment", sort=False).agg(
         line=("line", "first"),
         backbone=("model.backbone", "first"),
@@ -239,8 +358,8 @@ def truncation_summary(
     if max_lines is not None and out["line"].nunique() > max_lines:
         rank = (
             out.groupby("line")
-            .agg(n=("experiment", "size"), best=("mean", "max"))
-            .sort_values(["n", "best"], ascending=False)
+            .agg(n=("experiment", "size"), best=("mean", "max" if higher else "min"))
+            .sort_values(["n", "best"], ascending=[False, not higher])
         )
         keep = set(rank.index[:max_lines])
         hidden = len(rank) - len(keep)
@@ -249,8 +368,8 @@ def truncation_summary(
     by = {k: g for k, g in d.groupby("experiment", sort=False)}
     if pooled is None and predictions is not None:
 
-        def pooled(ids: tuple[str, ...]) -> dict | None:
-            return pooled_intervals(ids, predictions, n_boot)
+        def pooled(ids: tuple[str, ...]) -> tuple[float, float] | None:
+            return pooled_interval(ids, predictions, metric, n_boot, rule, prevalence)
 
     ci = [_interval(by[k], metric, pooled) for k in out["experiment"]]
     out["lo"], out["hi"] = [c[0] for c in ci], [c[1] for c in ci]

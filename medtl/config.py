@@ -236,6 +236,15 @@ class DataConfig(_Config):
         return f"{name}/{self.finding}" if self.finding else name
 
 
+def _valid_rule(text) -> bool:
+    from medtl.metrics.operating import valid_rule
+
+    return valid_rule(text)
+
+
+_RULE_FORMS = "a rule: sensitivity:S or specificity:S (S in (0, 1]), youden or threshold:T (T in [0, 1])"
+
+
 @dataclass(frozen=True)
 class TrainConfig(_Config):
     """How the network is trained. Defaults train well on a CPU at 64 px in minutes.
@@ -249,6 +258,10 @@ class TrainConfig(_Config):
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``mps``.
         threads: CPU threads for torch (None = torch's default, the core count).
         bootstrap: resamples for the test-metric confidence intervals.
+        operating_point: how the run's threshold is chosen on validation for ``metrics.json``'s ``test.op``
+            (``sensitivity:0.9``, ``specificity:0.95``, ``youden`` or ``threshold:0.5``,
+            :mod:`medtl.metrics.operating`); pages, studies and ``runs show`` can read another from the
+            predictions.
         compile: run the training step through ``torch.compile`` (inductor). The first batch pays a
             one-off compilation (20-70 s on a 2-core CPU), then steps are 0.98-1.17x as fast there
             (ResNet18/50, 28-128 px, benchmarks/bench_compile.py); meant for long runs on a GPU. Evaluation stays eager.
@@ -270,11 +283,12 @@ class TrainConfig(_Config):
     threads: int | None = setting(None, rule=between(1))
     bootstrap: int = setting(1000, rule=between(1))
     compile: bool = False
+    operating_point: str = setting("sensitivity:0.9", rule=Rule(_valid_rule, _RULE_FORMS))
 
 
-# Fields ("part.name") that do not change the trained model: where and how fast a run executes, and
-# how many resamples its test intervals take. No key covers them.
-OUTSIDE_KEY = ("train.device", "train.threads", "train.compile", "train.bootstrap")
+# Fields ("part.name") that do not change the trained model: where and how fast a run executes, how
+# many resamples its test intervals take and where its threshold is read. No key covers them.
+OUTSIDE_KEY = ("train.device", "train.threads", "train.compile", "train.bootstrap", "train.operating_point")
 # Fields that make one repeat of an experiment differ from another
 SEED_FIELDS = ("train.seed", "data.seed")
 

@@ -24,13 +24,21 @@ def _square(fig: go.Figure, x_title: str, y_title: str, title: str | None) -> go
     fig.update_yaxes(
         title=y_title, range=[-0.01, 1.01], scaleanchor="x", scaleratio=1, constrain="domain", zeroline=False
     )
+    fig.update_layout(title=title, template="plotly_white", margin=dict(l=10, r=10, t=40 if title else 10))
+    return legend_below(fig, 440)
+
+
+def legend_below(fig: go.Figure, plot_height: int, line_px: int = 19) -> go.Figure:
+    """The legend under the x-axis title, one entry a line, in pixels rather than a share of the plot: a
+    share (``y=-0.18``) lets a long legend of many runs climb over the axis title as the plot shrinks.
+    ``plot_height``: the figure's height without its legend; ``line_px``: the height of a legend line."""
+    lines = sum((tr.name or "").count("<br>") + 1 for tr in fig.data if tr.name and tr.showlegend is not False)
+    legend_px = line_px * lines + 8
     fig.update_layout(
-        title=title,
-        template="plotly_white",
         # "normal": Plotly lists traces in reverse once a band fills to the next trace (B above A)
-        legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top", traceorder="normal"),
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        height=520,
+        legend=dict(orientation="v", x=0, xanchor="left", y=0, yref="container", yanchor="bottom", traceorder="normal"),
+        height=plot_height + legend_px,
+        margin_b=62 + legend_px,
     )
     return fig
 
@@ -148,6 +156,55 @@ def pr_figure(
     chance = [([0, 1], [p, p], f"chance (prevalence {p:.3g})") for p in values]
     fig = _curve_figure(curves, "recall", "precision", "hv", chance, markers, bands)
     return _square(fig, "Recall (sensitivity)", "Precision (PPV)", title)
+
+
+def prevalence_figure(
+    curves: Mapping[str, Mapping[str, np.ndarray]],
+    chosen: float,
+    simulated: Mapping[str, Mapping[str, float]] | None = None,
+    height: int = 380,
+) -> go.Figure:
+    """AUROC and AP against the deployment prevalence, one colour per classifier.
+
+    Args:
+        curves: classifier -> ``{"prevalence", "auroc", "auprc"}`` arrays (exact expectations,
+            :func:`medtl.toy.expected_over_prevalence`).
+        chosen: the prevalence shown elsewhere on the page (a vertical line).
+        simulated: classifier -> ``{"auroc", "auprc"}`` means over draws at ``chosen`` (markers).
+    """
+    fig = go.Figure()
+    for i, (name, c) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        x = 100 * np.asarray(c["prevalence"])
+        for key, dash, label in (("auroc", "dot", "AUROC"), ("auprc", "solid", "AP")):
+            fig.add_scatter(
+                x=x,
+                y=c[key],
+                mode="lines",
+                name=f"{name}: {label} (exact)",
+                line=dict(color=color, dash=dash, width=2),
+                hovertemplate=f"{name} {label}<br>prevalence %{{x:.1f}}%<br>%{{y:.3f}}<extra></extra>",
+            )
+        if simulated and name in simulated:
+            s = simulated[name]
+            fig.add_scatter(
+                x=[100 * chosen] * 2,
+                y=[s["auroc"], s["auprc"]],
+                mode="markers",
+                name=f"{name}: mean over draws",
+                marker=dict(color=color, size=10, symbol="x"),
+                hovertemplate=f"{name} mean over draws<br>%{{y:.3f}}<extra></extra>",
+            )
+    fig.add_vline(x=100 * chosen, line=dict(color="grey", dash="dash", width=1))
+    fig.update_layout(
+        template="plotly_white",
+        xaxis=dict(title="deployment prevalence (%)", type="log", tickvals=[1, 2, 5, 10, 20, 50]),
+        yaxis=dict(title="expected value", range=[0, 1.02]),
+        legend=dict(orientation="h", x=0, y=-0.25, xanchor="left", yanchor="top"),
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+    )
+    return fig
 
 
 def distribution_figure(
@@ -341,10 +398,13 @@ def training_curves(history: Sequence[Mapping[str, float]], height: int = 220) -
     return fig
 
 
-def truncation_figure(summary, metric_label: str, secondary_label: str | None = None) -> go.Figure:
+def truncation_figure(
+    summary, metric_label: str, secondary_label: str | None = None, value_range: tuple[float, float] = (0.0, 1.0)
+) -> go.Figure:
     """Metric against cut depth, one line per group, the mean over repeats with its 95% interval
     (``lo``/``hi`` columns of :func:`medtl.compare.truncation_summary`); n and the std over seeds on
-    hover. Optionally a second axis (dashed grey) with parameters, MACs or latency per cut."""
+    hover. Optionally a second axis (dashed grey) with parameters, MACs or latency per cut.
+    ``value_range``: the metric's range (its record's), which the y axis stays within."""
     fig = go.Figure()
     order = summary.sort_values("depth").drop_duplicates("cut")[["depth", "cut"]]
     for i, (group, g) in enumerate(summary.groupby("group", sort=True)):
@@ -392,7 +452,8 @@ def truncation_figure(summary, metric_label: str, secondary_label: str | None = 
         )
     lo = np.nanmin(np.r_[summary["lo"].to_numpy(float), summary["mean"].to_numpy(float)])
     hi = np.nanmax(np.r_[summary["hi"].to_numpy(float), summary["mean"].to_numpy(float)])
-    pad = max(0.02, 0.08 * (hi - lo))
+    span = value_range[1] - value_range[0]
+    pad = max(0.02 * span, 0.08 * (hi - lo))
     fig.update_layout(
         template="plotly_white",
         height=460,
@@ -401,7 +462,10 @@ def truncation_figure(summary, metric_label: str, secondary_label: str | None = 
         xaxis=dict(
             title="cut point (bottom → top of the network)", categoryorder="array", categoryarray=list(order["cut"])
         ),
-        yaxis=dict(title=f"test {metric_label}", range=[max(0.0, lo - pad), min(1.01, hi + pad)]),
+        yaxis=dict(
+            title=f"test {metric_label}",
+            range=[max(value_range[0], lo - pad), min(value_range[1] + 0.01 * span, hi + pad)],
+        ),
         yaxis2=dict(
             title=secondary_label or "", overlaying="y", side="right", showgrid=False, type="log", tickformat=".2~s"
         )
@@ -560,3 +624,65 @@ def search_figure(groups: Sequence[Mapping], order: Sequence[str], criterion_lab
         legend=dict(orientation="h", y=-0.3),
     )
     return fig
+
+
+def reliability_figure(curves: Mapping[str, Mapping[str, Sequence[float]]], title: str | None = None) -> go.Figure:
+    """Reliability diagram: per bin the share of positives against the mean predicted probability (marker
+    area ~ images in the bin), one line per run, over the diagonal of perfect calibration.
+
+    Args:
+        curves: legend name -> :func:`medtl.metrics.calibration.reliability` output.
+    """
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey", width=1), name="perfectly calibrated"
+    )
+    for i, (name, r) in enumerate(curves.items()):
+        count = np.asarray(r["count"], dtype=float)
+        fig.add_scatter(
+            x=r["mean_predicted"],
+            y=r["fraction_positive"],
+            mode="lines+markers",
+            name=name,
+            line=dict(color=PALETTE[i % len(PALETTE)], width=2),
+            marker=dict(size=6 + 14 * np.sqrt(count / max(count.max(), 1))),
+            customdata=count,
+            hovertemplate="mean P(positive) %{x:.3f}<br>positives %{y:.3f}<br>%{customdata:.0f} images<extra>"
+            + name.split("<br>")[0]
+            + "</extra>",
+        )
+    return _square(fig, "Mean predicted probability (bin)", "Share of positives (bin)", title)
+
+
+def decision_figure(
+    threshold: Sequence[float],
+    curves: Mapping[str, Sequence[float]],
+    treat_all: Sequence[float],
+    prevalence: float,
+    title: str | None = None,
+) -> go.Figure:
+    """Decision curve: net benefit against the threshold probability, per model, with treat all and treat
+    none (:func:`medtl.metrics.decision.net_benefit`). The y axis runs from a little below 0 to the prevalence
+    (the most any strategy can gain), so that treat all's fall does not flatten the models."""
+    fig = go.Figure()
+    fig.add_scatter(x=threshold, y=treat_all, mode="lines", name="treat all", line=dict(color="grey", width=1.5))
+    fig.add_scatter(
+        x=threshold, y=np.zeros(len(threshold)), mode="lines", name="treat none", line=dict(color="black", dash="dot")
+    )
+    for i, (name, nb) in enumerate(curves.items()):
+        fig.add_scatter(
+            x=threshold,
+            y=nb,
+            mode="lines",
+            name=name,
+            line=dict(color=PALETTE[i % len(PALETTE)], width=2.5),
+            hovertemplate="threshold %{x:.2f}: net benefit %{y:.4f}<extra>" + name.split("<br>")[0] + "</extra>",
+        )
+    fig.update_layout(
+        title=title,
+        template="plotly_white",
+        margin=dict(l=10, r=10, t=40 if title else 10),
+        xaxis=dict(title="threshold probability (treat when P(positive) ≥ it)", range=[0, 1]),
+        yaxis=dict(title="net benefit", range=[-0.1 * prevalence - 0.005, 1.1 * prevalence + 0.005]),
+    )
+    return legend_below(fig, 360)

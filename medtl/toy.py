@@ -9,12 +9,12 @@ precision of about 0.87 and 0.40 (a large one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from math import comb
+from dataclasses import dataclass, replace
+from math import ceil, comb
 
 import numpy as np
 
-from medtl.metrics import Curves, confusion_rates, weighted_curves
+from medtl.metrics import Curves, check_prevalence, confusion_rates, weighted_curves
 
 DEFAULTS = {"n_pos": 10, "n_neg": 990, "k_a": 12, "k_b": 30, "draws": 200, "seed": 0}
 DEFAULT_THRESHOLD = DEFAULTS["k_a"]  # predict the top k_a positive: where A has found every positive
@@ -77,21 +77,115 @@ def validate(n_pos: int, n_neg: int, k: int, draws: int = 1) -> None:
         raise e
 
 
-def expected(n_pos: int, n_neg: int, k: int) -> dict[str, float]:
-    """Exact expectations over all placements of the positives in the top ``k`` (no sampling).
+def negative_weight(n_pos: int, n_neg: int, prevalence: float | None) -> float:
+    """How much each negative counts so that the set has prevalence ``prevalence``:
+    ``(n_pos / n_neg) (1 - prevalence) / prevalence``; 1 for ``None`` or the set's own prevalence."""
+    if prevalence is None or abs(prevalence - n_pos / (n_pos + n_neg)) < 1e-12:
+        return 1.0
+    return n_pos / n_neg * (1 - check_prevalence(prevalence)) / prevalence
+
+
+def expected(n_pos: int, n_neg: int, k: int, prevalence: float | None = None) -> dict[str, float]:
+    """Exact expectations over all placements of the positives in the top ``k`` (no sampling), at the
+    set's prevalence or at a deployment ``prevalence`` (each negative counting ``w`` times,
+    :func:`negative_weight`).
 
     AUROC: each positive at rank r outranks every negative below it, and the positives' ranks
-    sum to n_pos (k - 1) / 2 on average, so E[AUROC] = 1 - (k - n_pos) / (2 n_neg).
-    Average precision: the i-th positive (1-based) at rank r contributes i / (r + 1); r is the i-th
-    smallest of n_pos slots drawn from k, with P(r) = C(r, i-1) C(k-1-r, n_pos-i) / C(k, n_pos).
+    sum to n_pos (k - 1) / 2 on average, so E[AUROC] = 1 - (k - n_pos) / (2 n_neg), whatever ``w``.
+    Average precision: the i-th positive (1-based) at rank r has r + 1 - i negatives above it and
+    contributes i / (i + w (r + 1 - i)) (i / (r + 1) for w = 1); r is the i-th smallest of n_pos
+    slots drawn from k, with P(r) = C(r, i-1) C(k-1-r, n_pos-i) / C(k, n_pos).
     """
     validate(n_pos, n_neg, k)
+    w = negative_weight(n_pos, n_neg, prevalence)
     total = comb(k, n_pos)
     ap = 0.0
     for i in range(1, n_pos + 1):
         for r in range(i - 1, k - n_pos + i):
-            ap += i / (r + 1) * comb(r, i - 1) * comb(k - 1 - r, n_pos - i) / total
+            ap += i / (i + w * (r + 1 - i)) * comb(r, i - 1) * comb(k - 1 - r, n_pos - i) / total
     return {"auroc": 1 - (k - n_pos) / (2 * n_neg), "auprc": ap / n_pos}
+
+
+MAX_TERMS = 4_000_000  # n_pos x (k - n_pos + 1) terms of the expected AP, per prevalence swept
+
+
+def expected_over_prevalence(n_pos: int, n_neg: int, k: int, prevalences) -> dict[str, np.ndarray] | None:
+    """:func:`expected` at each of ``prevalences`` in one vectorised pass (the probabilities P(r) in
+    log space, float64); None when the sum has more than :data:`MAX_TERMS` terms."""
+    from scipy.special import gammaln  # scipy loads when the sweep is drawn, not when the page starts
+
+    validate(n_pos, n_neg, k)
+    if n_pos * (k - n_pos + 1) > MAX_TERMS:
+        return None
+    pis = np.asarray(prevalences, dtype=np.float64)
+    w = np.array([negative_weight(n_pos, n_neg, float(x)) for x in pis])
+    i = np.arange(1, n_pos + 1, dtype=np.float64)[:, None]
+    j = np.arange(k - n_pos + 1, dtype=np.float64)[None, :]  # negatives above the i-th positive: r + 1 - i
+    r = i - 1 + j
+
+    def lcomb(a, b):
+        return gammaln(a + 1) - gammaln(b + 1) - gammaln(a - b + 1)
+
+    logp = lcomb(r, i - 1) + lcomb(k - 1 - r, n_pos - i) - lcomb(float(k), float(n_pos))
+    prob = np.exp(logp)
+    ap = np.array([np.sum(prob * i / (i + wx * j)) for wx in w]) / n_pos
+    return {"prevalence": pis, "auroc": np.full(pis.shape, 1 - (k - n_pos) / (2 * n_neg)), "auprc": ap}
+
+
+def expected_at_cut(n_pos: int, n_neg: int, k: int, cut: int, prevalence: float | None = None) -> dict[str, float]:
+    """Exact expected sensitivity and precision when the top ``cut`` are predicted positive.
+
+    Up to rank k the true positives among the top ``cut`` are hypergeometric (``cut`` of the k slots,
+    n_pos of them positive): E[precision] = sum_t P(t) t / (t + w (cut - t)); past k every positive is found.
+    """
+    validate(n_pos, n_neg, k)
+    if not 1 <= cut <= n_pos + n_neg:
+        raise ValueError(f"cut must be between 1 and {n_pos + n_neg:,}. Got {cut}")
+    w = negative_weight(n_pos, n_neg, prevalence)
+    if cut >= k:
+        return {"sensitivity": 1.0, "precision": n_pos / (n_pos + w * (cut - n_pos))}
+    total = comb(k, cut)
+    ts = range(max(0, cut - (k - n_pos)), min(cut, n_pos) + 1)
+    prob = {t: comb(n_pos, t) * comb(k - n_pos, cut - t) / total for t in ts}
+    return {
+        "sensitivity": sum(p * t for t, p in prob.items()) / n_pos,
+        "precision": sum(p * t / (t + w * (cut - t)) for t, p in prob.items()),
+    }
+
+
+def positives_needed(n_pos: int, sensitivity: float) -> int:
+    """How many positives a classifier must find for at least ``sensitivity`` (at least one)."""
+    if isinstance(sensitivity, bool) or not isinstance(sensitivity, int | float) or not 0 < sensitivity <= 1:
+        raise ValueError(f"sensitivity must be a number in (0, 1]. Got {sensitivity!r}")
+    return max(1, ceil(sensitivity * n_pos - 1e-9))
+
+
+def expected_at_sensitivity(
+    n_pos: int, n_neg: int, k: int, sensitivity: float, prevalence: float | None = None
+) -> dict[str, float]:
+    """Exact expectations when a classifier flags images down its ranking until it has found
+    ``m`` = ceil(sensitivity n_pos) positives: images flagged, false positives, flagged per true
+    positive and per 1,000 patients (at ``prevalence``).
+
+    The m-th positive sits at the m-th smallest of n_pos slots drawn from 1..k, whose mean is
+    m (k + 1) / (n_pos + 1); so E[flagged per true positive] = 1 + w (k - n_pos) / (n_pos + 1),
+    the same for every target sensitivity.
+    """
+    validate(n_pos, n_neg, k)
+    m = positives_needed(n_pos, sensitivity)
+    w = negative_weight(n_pos, n_neg, prevalence)
+    pi = n_pos / (n_pos + n_neg) if prevalence is None else prevalence
+    flagged = m * (k + 1) / (n_pos + 1)
+    fp = flagged - m
+    return {
+        "found": m,
+        "sensitivity": m / n_pos,
+        "flagged": flagged,
+        "fp": fp,
+        "specificity": 1 - fp / n_neg,
+        "per_tp": 1 + w * fp / m,
+        "per_1000": 1000 * (pi * m / n_pos + (1 - pi) * fp / n_neg),
+    }
 
 
 @dataclass(frozen=True)
@@ -103,6 +197,49 @@ class ToyResult:
     labels: np.ndarray  # (draws, N), 1 where a positive sits
     curves: Curves  # thresholds at ranks 0..k-1, then one group for the all-negative tail
     metrics: dict[str, np.ndarray]  # metric name -> (draws,)
+    neg_weight: float = 1.0  # how much each negative counts (:meth:`at_prevalence`)
+
+    @property
+    def n_pos(self) -> int:
+        return int(self.labels[0].sum())
+
+    def at_prevalence(self, prevalence: float | None) -> ToyResult:
+        """The same classifiers at a deployment ``prevalence`` (None: the set's own): every negative
+        counts :func:`negative_weight` times, so AUROC, sensitivity and specificity stay, and
+        precision, AP and the PR curves are their exact values at that prevalence."""
+        w = negative_weight(self.n_pos, self.scores.size - self.n_pos, prevalence)
+        if w == self.neg_weight:
+            return self
+        c = self.curves
+        curves = Curves(c.thresholds, c.dtp, c.dfp * (w / self.neg_weight))
+        metrics = {
+            "auroc": curves.auroc(),
+            "auprc": curves.average_precision(),
+            "auprc_trapezoid": curves.auprc_trapezoid(),
+        }
+        return replace(self, curves=curves, metrics=metrics, neg_weight=w)
+
+    def at_sensitivity(self, sensitivity: float, prevalence: float | None = None) -> dict[str, float]:
+        """Per draw, flag images down the ranking until ``sensitivity`` is reached; the means over draws
+        of images flagged, false positives, flagged per true positive and per 1,000 patients (at
+        ``prevalence``, None: the set's own)."""
+        n_pos, n = self.n_pos, self.scores.size
+        m = positives_needed(n_pos, sensitivity)
+        # each row holds n_pos ones: their columns, row by row, in rank order; the m-th is where flagging stops
+        ranks = np.flatnonzero(self.labels).reshape(len(self.labels), n_pos) % n
+        flagged = ranks[:, m - 1] + 1.0
+        fp = flagged - m
+        w = negative_weight(n_pos, n - n_pos, prevalence)
+        pi = n_pos / n if prevalence is None else prevalence
+        return {
+            "found": m,
+            "sensitivity": m / n_pos,
+            "flagged": float(flagged.mean()),
+            "fp": float(fp.mean()),
+            "specificity": float(1 - fp.mean() / (n - n_pos)),
+            "per_tp": float(np.mean(1 + w * fp / m)),
+            "per_1000": float(np.mean(1000 * (pi * m / n_pos + (1 - pi) * fp / (n - n_pos)))),
+        }
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and standard deviation of each metric over the draws."""
@@ -117,9 +254,10 @@ class ToyResult:
         (``tp``/``fp`` are means over draws).
         """
         n = self.scores.size
-        n_pos = int(self.labels[0].sum())
+        n_pos = self.n_pos
         tp = np.cumsum(self.labels.mean(axis=0, dtype=np.float64))
         fp = np.arange(1, n + 1) - tp
+        precision = tp / (tp + self.neg_weight * fp)  # at the deployment prevalence, if one is set
         roc = {
             "fpr": np.r_[0.0, fp / (n - n_pos)],
             "tpr": np.r_[0.0, tp / n_pos],
@@ -128,7 +266,7 @@ class ToyResult:
             "fp": np.r_[0.0, fp],
         }
         pr = {
-            "precision": np.r_[(tp / np.arange(1, n + 1))[::-1], 1.0],
+            "precision": np.r_[precision[::-1], 1.0],
             "recall": np.r_[(tp / n_pos)[::-1], 0.0],
             "thresholds": np.r_[self.scores[::-1], np.inf],
             "tp": np.r_[tp[::-1], 0.0],
@@ -146,8 +284,10 @@ class ToyResult:
             tp = float(self.labels[:, :cut].sum(axis=1).mean())  # a mean of whole counts: exact where draws agree
         else:
             tp = int(self.labels[draw, :cut].sum())
-        n_pos = int(self.labels[0].sum())
-        return confusion_rates(tp, cut - tp, self.scores.size - n_pos - (cut - tp), n_pos - tp)
+        n_pos, w = self.n_pos, self.neg_weight
+        fp, tn = cut - tp, self.scores.size - n_pos - (cut - tp)
+        # counts of images; precision and F1 with each negative counting w times (the deployment prevalence)
+        return {**confusion_rates(tp, w * fp, w * tn, n_pos - tp), "fp": fp, "tn": tn}
 
     def cut_curves(self) -> dict[str, np.ndarray]:
         """Per-cut statistics: predicting the top N positive for N = 1..total.

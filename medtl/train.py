@@ -300,6 +300,23 @@ def evaluate(
     return {"loss": loss, **binary_metrics(y, scores(logits, data.exclusive)), "chance_loss": chance}
 
 
+def test_section(pred: dict, tc, exclusive: bool, label_names, run_id: str = "ID") -> dict:
+    """``metrics.json``'s ``test`` from a run's predictions: counts, AUROC and AUPRC with their intervals,
+    and every record of :data:`medtl.metrics.METRICS` (the operating point chosen on validation by
+    ``tc.operating_point``, calibration before and after temperature scaling); several labels: the means
+    over labels, images resampled for their intervals, and calibration per label."""
+    y, score = pred["y_true"], pred["y_score"]
+    yb = y if y.ndim == 1 else y.max(1)
+    test = {**binary_metrics(y, score), "n": int(len(y)), "n_pos": int(yb.sum())}
+    if y.ndim == 1:
+        test.update(M.evaluate(pred, tc.operating_point, n_boot=tc.bootstrap, seed=tc.seed, run=run_id))
+        return test
+    ci = M.bootstrap_ci_labels(y, score, n_boot=tc.bootstrap, seed=tc.seed)
+    test["auroc_ci"], test["auprc_ci"] = list(ci["auroc"]), list(ci["auprc"])
+    test["labels"] = list(label_names)
+    return {**test, **M.evaluate(pred, exclusive=exclusive)}
+
+
 @dataclass
 class _Throttle:
     every: float = 0.5
@@ -607,31 +624,21 @@ class Trainer:
             self.dist.barrier()
             return self.store.metrics(self.run_id)
         logits, y, idx = split_preds["test"]
-        score = scores(logits, data.exclusive)
         v_logits, v_y, v_idx = split_preds["val"]
-        self.store.write_predictions(
-            self.run_id,
-            index=idx,
-            y_true=y,
-            y_score=score,
-            val_index=v_idx,
-            val_y_true=v_y,
-            val_y_score=scores(v_logits, data.exclusive),
-        )
+        preds = {
+            "index": idx,
+            "y_true": y,
+            "y_score": scores(logits, data.exclusive),
+            "val_index": v_idx,
+            "val_y_true": v_y,
+            "val_y_score": scores(v_logits, data.exclusive),
+        }
+        self.store.write_predictions(self.run_id, **preds)
         self.emit(
             {"type": "status", "phase": f"confidence intervals ({tc.bootstrap} bootstrap resamples)", "final": True},
             True,
         )
-        yb, sb = (y, score) if y.ndim == 1 else (y.max(1), score.max(1))
-        test = {**binary_metrics(y, score), "n": int(len(y)), "n_pos": int(yb.sum())}
-        if y.ndim == 1:
-            test["auprc_trapezoid"] = M.auprc_trapezoid(y, score)
-            ci = M.bootstrap_ci(y, score, n_boot=tc.bootstrap, seed=tc.seed)
-            test["auroc_ci"], test["auprc_ci"] = list(ci["auroc"]), list(ci["auprc"])
-        else:  # the mean over labels, with images resampled for its interval
-            ci = M.bootstrap_ci_labels(y, score, n_boot=tc.bootstrap, seed=tc.seed)
-            test["auroc_ci"], test["auprc_ci"] = list(ci["auroc"]), list(ci["auprc"])
-            test["labels"] = list(data.label_names)
+        test = test_section(preds, tc, data.exclusive, data.label_names, self.run_id)
         self.emit(
             {"type": "status", "phase": "profiling (parameters, MACs, single-image latency)", "final": True}, True
         )
@@ -672,3 +679,35 @@ def run(
 
     ``dist``: this process's place in a torchrun group (:mod:`medtl.distributed`); one process by default."""
     return Trainer(cfg, store, run_id, cancel, callback, dist).run(resume)
+
+
+def reevaluate(store: RunStore, run_id: str, device: str = "auto") -> dict:
+    """Predict a finished run's validation and test splits again with its ``model.pt``, rewrite
+    ``predictions.npz`` (validation predictions included) and the ``test`` section of ``metrics.json``
+    (:func:`test_section`: the operating point, calibration, every metric record); the training, model
+    and data sections are kept. For runs recorded before validation predictions were kept, or before a
+    metric was added. Returns the new ``metrics.json``."""
+    from medtl.checkpoint import MODEL_FILE, read, rebuild
+
+    status = store.status(run_id)
+    if status.get("state") != "done":
+        raise ValueError(f"Run {run_id} is {status.get('state')}: only a finished run can be evaluated again")
+    path = store.path(run_id) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"Run {run_id} has no {MODEL_FILE}: it cannot be evaluated again (train it again)")
+    cfg = store.config(run_id)
+    data = load(cfg.data)
+    dev = pick_device(device)
+    model = rebuild(read(path), cfg.model, cfg.data.image_size).to(dev)
+    preds = {}
+    for split, prefix in (("val", "val_"), ("test", "")):
+        logits, y, idx = predict(model, data, split, dev, cfg.train.batch_size * 2)
+        preds |= {f"{prefix}index": idx, f"{prefix}y_true": y, f"{prefix}y_score": scores(logits, data.exclusive)}
+    store.write_predictions(run_id, **preds)
+    metrics = store.metrics(run_id) or {}
+    metrics["test"] = {
+        **metrics.get("test", {}),
+        **test_section(preds, cfg.train, data.exclusive, data.label_names, run_id),
+    }
+    store.write_metrics(run_id, metrics)
+    return metrics

@@ -5,16 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from medtl import metrics, plots, toy
+from ui import toy_view
 from ui.nav import page_setup
 
 page_setup("pages/1_ROC_vs_PRC.py")
 st.title("ROC vs precision–recall on imbalanced data")
-st.markdown(
-    "Two classifiers rank the same images. **A** puts every positive somewhere in its top *k*<sub>A</sub>, "
-    "**B** somewhere in its top *k*<sub>B</sub> (uniformly at random, scores falling with rank). "
-    "Both look perfect on ROC; precision–recall tells them apart.",
-    unsafe_allow_html=True,
-)
 
 # each setting of toy.DEFAULTS: its label (the name its errors are blamed on), range and help
 FIELDS = {
@@ -28,7 +23,15 @@ FIELDS = {
 # The chosen top N lives apart from its slider: the slider's range follows n, and Streamlit makes a
 # new slider (back at its default) whenever the range changes.
 THRESHOLD = "roc_threshold"
-START = {**toy.DEFAULTS, THRESHOLD: toy.DEFAULT_THRESHOLD, "curve_kind": "mean over draws", "bands": True}
+START = {
+    **toy.DEFAULTS,
+    THRESHOLD: toy.DEFAULT_THRESHOLD,
+    "curve_kind": "mean over draws",
+    "bands": True,
+    toy_view.PREVALENCE: None,
+    toy_view.TARGET: 90,
+    toy_view.PRESENT: False,
+}
 state = st.session_state
 for key, value in START.items():
     if key not in state:
@@ -46,8 +49,19 @@ def remember_threshold() -> None:
 with st.sidebar:
     st.header("Data and classifiers")
     p = {key: st.number_input(label, lo, hi, key=key, help=h) for key, (label, lo, hi, h) in FIELDS.items()}
+    own = p["n_pos"] / max(p["n_pos"] + p["n_neg"], 1)
+    prevalence, present = toy_view.controls(own)
     st.button("Reset", key="reset", on_click=reset, help="every setting, the threshold and the view as at the start")
 n_pos, n_neg, k_a, k_b, draws = (p[k] for k in ("n_pos", "n_neg", "k_a", "k_b", "draws"))
+toy_view.style(present)
+if not present:
+    st.markdown(
+        "Two classifiers rank the same images. **A** puts every positive somewhere in its top *k*<sub>A</sub>, "
+        "**B** somewhere in its top *k*<sub>B</sub> (uniformly at random, scores falling with rank). "
+        "Both look perfect on ROC; precision–recall tells them apart, the more so the rarer the positives.",
+        unsafe_allow_html=True,
+    )
+figures = st.container()  # presentation mode: the plots first, the controls below them
 
 
 @st.cache_data(max_entries=32, show_spinner="Drawing classifiers…")
@@ -60,7 +74,7 @@ for e in bad:
     st.error(f"{FIELDS[e.param][0]}: {e.problem}")
 if bad:
     st.stop()
-res = simulate(**p)
+res = {name: r.at_prevalence(prevalence) for name, r in simulate(**p).items()}  # PR side at the chosen prevalence
 
 n = n_pos + n_neg
 wanted = state[THRESHOLD]
@@ -96,11 +110,16 @@ roc, pr, marks_roc, marks_pr, bands_roc, bands_pr = {}, {}, {}, {}, {}, {}
 for name, r in res.items():
     if one_draw:
         y = r.labels[0]
-        label = f"{name} (top {r.k}), draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {metrics.average_precision(y, r.scores):.3f}"
-        roc[label], pr[label] = metrics.roc_points(y, r.scores), metrics.pr_points(y, r.scores)
+        ap = metrics.average_precision(y, r.scores, prevalence)
+        label = f"{name} (top {r.k}), draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {ap:.3f}"
+        if present:
+            label = f"{name}, draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {ap:.3f}"
+        roc[label], pr[label] = metrics.roc_points(y, r.scores), metrics.pr_points(y, r.scores, prevalence)
     else:
         s = r.summary()
         label = f"{name} (top {r.k}) · mean AUROC {s['auroc']['mean']:.3f} · mean AP {s['auprc']['mean']:.3f}"
+        if present:  # a legend line that fits beside the other plot at projector font sizes
+            label = f"{name} · AUROC {s['auroc']['mean']:.3f} · AP {s['auprc']['mean']:.3f}"
         roc[label], pr[label] = r.mean_points()
     marks_roc[label], marks_pr[label] = cut, n - cut  # one point per cut in both kinds of curve
     cc = r.cut_curves()
@@ -108,13 +127,19 @@ for name, r in res.items():
     bands_pr[label] = {"x": cc["tpr"][::-1], "lo": cc["precision_lo"][::-1], "hi": cc["precision_hi"][::-1]}
 
 show_bands = st.toggle(f"Show the 95% band over all {draws} draws (threshold-averaged)", key="bands")
-c1, c2 = st.columns(2)
-prevalence = n_pos / n
-c1.plotly_chart(plots.roc_figure(roc, marks_roc, bands_roc if show_bands else None), key="roc")
-c2.plotly_chart(plots.pr_figure(pr, prevalence, marks_pr, bands_pr if show_bands else None), key="pr")
+chance = own if prevalence is None else prevalence
+area = figures if present else st.container()
+c1, c2 = area.columns(2)
+toy_view.chart(c1, plots.roc_figure(roc, marks_roc, bands_roc if show_bands else None), present, "roc")
+toy_view.chart(c2, plots.pr_figure(pr, chance, marks_pr, bands_pr if show_bands else None), present, "pr")
+area.caption(f"Precision, AP and the PR curve {toy_view.words(prevalence, own)}; ROC does not depend on it.")
 
 st.subheader(f"At the threshold: top {cut} predicted positive")
-st.caption("Counts are " + ("those of draw 1." if one_draw else f"means over the {draws} draws."))
+st.caption(
+    "Counts are "
+    + ("those of draw 1" if one_draw else f"means over the {draws} draws")
+    + f" (images of this set); precision and F1 {toy_view.words(prevalence, own)}."
+)
 columns = {"tp": "TP", "fp": "FP", "fn": "FN", "tn": "TN", "f1": "F1"}
 rows = pd.DataFrame({name: r.at_cut(cut, 0 if one_draw else None) for name, r in res.items()}).T
 rows = rows[["tp", "fp", "fn", "tn", "sensitivity", "specificity", "precision", "f1"]].rename(columns=columns)
@@ -125,6 +150,12 @@ st.dataframe(
     key="confusion",
 )
 
+st.subheader("The same two classifiers at other prevalences")
+toy_view.prevalence_section(p, res, prevalence, own, present)
+
+st.subheader("At a chosen sensitivity: patients flagged per true positive")
+toy_view.operating_section(p, res, prevalence, own)
+
 st.subheader(f"Over {draws} draws")
 summary = pd.DataFrame(
     {
@@ -133,12 +164,13 @@ summary = pd.DataFrame(
     }
 ).rename(index={"auroc": "AUROC", "auprc": "AUPRC (average precision)", "auprc_trapezoid": "AUPRC (trapezoid)"})
 st.dataframe(summary, key="summary")  # full width: beside the plot its second column was cut off at 1280 px
+st.caption(f"AP {toy_view.words(prevalence, own)}.")
 names = {"auroc": "AUROC", "auprc": "AUPRC (AP)", "auprc_trapezoid": "AUPRC (trapz)"}
 st.plotly_chart(
     plots.distribution_figure({f"{k} (top {r.k})": r.metrics for k, r in res.items()}, list(names), names), key="dist"
 )
 
-exp_a, exp_b = toy.expected(n_pos, n_neg, k_a), toy.expected(n_pos, n_neg, k_b)
+exp_a, exp_b = toy.expected(n_pos, n_neg, k_a, prevalence), toy.expected(n_pos, n_neg, k_b, prevalence)
 gap_roc = np.mean(res["A"].metrics["auroc"]) - np.mean(res["B"].metrics["auroc"])
 gap_pr = np.mean(res["A"].metrics["auprc"]) - np.mean(res["B"].metrics["auprc"])
 st.markdown(
@@ -149,11 +181,13 @@ st.markdown(
 - **Precision divides by what you flagged.** Every false positive among the top-ranked images costs precision directly,
   so average precision differs by {gap_pr:.3f}. This is the error a clinician sees: how many flagged images are real.
 - **The chance level differs.** A random classifier has AUROC 0.5 whatever the imbalance, but its precision equals the
-  prevalence ({prevalence:.3%} here) — the dashed line on the PR plot. A PR curve near that line is no better than chance.
+  prevalence ({chance:.3%} here) — the dashed line on the PR plot. A PR curve near that line is no better than chance.
+  The prevalence control moves that line, the PR curves and AP, never AUROC: the rarer the positives, the more each
+  false positive costs in precision.
 - **Average precision vs trapezoid.** Average precision sums precision × recall gained at each threshold (the steps drawn
   here). The trapezoidal rule interpolates linearly between PR points, which is optimistic where precision falls
   between them; both are reported, clearly named, and they are not interchangeable.
-- For these settings the exact expectations (over every placement of the positives) are AUROC
+- For these settings, {toy_view.words(prevalence, own)}, the exact expectations (over every placement of the positives) are AUROC
   {exp_a["auroc"]:.3f} vs {exp_b["auroc"]:.3f} and average precision {exp_a["auprc"]:.3f} vs {exp_b["auprc"]:.3f};
   the means above are Monte Carlo estimates of them over {draws} draws.
 """

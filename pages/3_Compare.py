@@ -1,11 +1,10 @@
-"""Compare: runs table, overlaid ROC/PR curves, metric vs truncation depth, seeds."""
+"""Compare: runs table, overlaid ROC/PR curves, the operating point, calibration, metric vs truncation depth, seeds."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from medtl import compare, metrics, plots
-from ui import damaged, study_view
+from ui import damaged, metrics_view, study_view
 from ui.nav import link, page_setup
 from ui.state import get_store, runs_table, truncation_summary
 from ui.text import plain
@@ -44,39 +43,30 @@ with st.sidebar:
         options = sorted(done[col].astype(str).unique())
         chosen = st.multiselect(label, options, default=options, key=f"f_{col}")
         done = done[done[col].astype(str).isin(chosen)]
-    metric = st.selectbox("Metric", list(compare.METRICS), format_func=compare.METRICS.get, key="metric")
+    metric = st.selectbox("Metric", list(compare.METRICS), format_func=lambda c: compare.METRICS[c].label, key="metric")
+    rule, prevalence = metrics_view.controls()
 if done.empty:
     st.warning("No run matches these filters.")
     st.stop()
 
 TABLE_ROWS, TRUNCATION_LINES, SEED_BOXES = 500, 12, 30  # what stays readable (and fast) with 10,000 runs
 POOLED_FILES = 150  # prediction files read for the truncation figure's intervals without asking
-done = done.sort_values(metric, ascending=False)
+done = metrics_view.evaluated(done, store, rule, prevalence)
+record = compare.METRICS[metric]
+done = done.sort_values(metric, ascending=not record.higher_is_better, na_position="last")
 # names from the runs listed (the best TABLE_ROWS): they show every setting in which those differ
 done["display"] = ""
 done.iloc[:TABLE_ROWS, done.columns.get_loc("display")] = compare.short_labels(
     done.head(TABLE_ROWS), always=("model_label", "_init", "_size", "_seed")
 )
 
-
-def _ci(col: str) -> list[str]:
-    """Value and 95% interval; the value alone where a run has no interval (recorded without one)."""
-    lo = done.get(f"{col}_ci_lo", pd.Series(np.nan, index=done.index))
-    hi = done.get(f"{col}_ci_hi", pd.Series(np.nan, index=done.index))
-    return [
-        f"{v:.3f}" if np.isnan(a) or np.isnan(b) else f"{v:.3f} [{a:.3f}, {b:.3f}]"
-        for v, a, b in zip(done[col], lo.astype(float), hi.astype(float), strict=True)
-    ]
-
-
-view = done.assign(
-    AUROC=_ci("test.auroc"), AUPRC=_ci("test.auprc"), params=done["model.params"] / 1e6, GMACs=done["model.macs"] / 1e9
-)
-cols = ["display", "AUROC", "AUPRC", "params", "GMACs", "model.latency_ms", "train.seconds", "id"]
-if "warning" in view and view["warning"].notna().any():  # e.g. a diverged run: shown, never hidden
+scores, score_config = metrics_view.table_columns(done.head(TABLE_ROWS), prevalence)
+view = done.head(TABLE_ROWS).assign(params=done["model.params"] / 1e6, GMACs=done["model.macs"] / 1e9).join(scores)
+cols = ["display", *scores.columns, "params", "GMACs", "model.latency_ms", "train.seconds", "id"]
+if view["warning"].notna().any():  # e.g. a diverged run: shown, never hidden
     view["warning"] = view["warning"].fillna("")
-    cols.insert(3, "warning")
-view = view[[c for c in cols if c in view]].rename(
+    cols.insert(1 + len(scores.columns), "warning")
+view = view[cols].rename(
     columns={
         "display": "run",
         "params": "params (M)",
@@ -84,20 +74,21 @@ view = view[[c for c in cols if c in view]].rename(
         "train.seconds": "training (s)",
     }
 )
-listed = view.head(TABLE_ROWS)
 st.caption(
-    "Select rows to overlay their curves (the top 8 are shown when none are selected). Sorted by the chosen metric; "
-    "click a header to re-sort. Names show the dataset only when several are listed, and every other setting in "
-    "which the runs listed differ."
+    "Select rows to overlay their curves (the top 8 are shown when none are selected). Sorted by the chosen metric, "
+    f"best first ({'higher' if record.higher_is_better else 'lower'} is better); click a header to re-sort. Names show "
+    "the dataset only when several are listed, and every other setting in which the runs listed differ. "
+    f"Operating-point columns at {plain(metrics.operating.parse_rule(rule).label)}, chosen on validation. "
+    + metrics_view.prevalence_caption(prevalence)
     + (
-        f" Showing the best {TABLE_ROWS:,} of {len(view):,} runs: narrow the filters in the sidebar to list others; "
+        f" Showing the best {TABLE_ROWS:,} of {len(done):,} runs: narrow the filters in the sidebar to list others; "
         "the figures below and the CSV cover all of them."
-        if len(view) > TABLE_ROWS
+        if len(done) > TABLE_ROWS
         else ""
     )
 )
 event = st.dataframe(
-    listed,
+    view,
     hide_index=True,
     on_select="rerun",
     selection_mode="multi-row",
@@ -108,6 +99,7 @@ event = st.dataframe(
         "GMACs": st.column_config.NumberColumn(format="%.3f"),
         "latency (ms)": st.column_config.NumberColumn(format="%.2f"),
         "training (s)": st.column_config.NumberColumn(format="%.0f"),
+        **score_config,
     },
 )
 rows = event.selection.rows if event and event.selection else []
@@ -138,17 +130,26 @@ for _, r in picked.iterrows():
     if p is None or p["y_true"].ndim != 1:
         continue
     label = f"{compare.wrap(r['legend'], 48)}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
-    roc[label], pr[label] = metrics.roc_points(p["y_true"], p["y_score"]), metrics.pr_points(p["y_true"], p["y_score"])
-    prevalences.append(float(p["y_true"].mean()))
+    roc[label] = metrics.roc_points(p["y_true"], p["y_score"])
+    pr[label] = metrics.pr_points(p["y_true"], p["y_score"], prevalence)
+    prevalences.append(float(p["y_true"].mean()) if prevalence is None else prevalence)
 if roc:
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.roc_figure(roc, title=None), key="roc")
     c2.plotly_chart(plots.pr_figure(pr, prevalences, title=None), key="pr")
-    st.caption("Dashed lines: chance — the diagonal for ROC, each test set's prevalence for precision–recall.")
+    st.caption(
+        "Dashed lines: chance — the diagonal for ROC, the prevalence for precision–recall. "
+        + metrics_view.prevalence_caption(prevalence)
+    )
 elif not unreadable:
     st.info("Curves are shown for binary tasks.")
 if unreadable:
     st.warning("Curves left out:\n\n" + "\n\n".join(plain(u) for u in unreadable), icon=":material/broken_image:")
+
+st.subheader("At the operating point")
+metrics_view.operating_table(picked, rule, prevalence)
+st.subheader("Calibration and decision curves")
+metrics_view.calibration(picked, store, prevalence)
 
 st.subheader("Metric vs truncation depth")
 backbones = sorted(done["model.backbone"].unique())
@@ -165,10 +166,10 @@ secondary = c2.selectbox(
 
 
 args = (store, done[done["model.backbone"] == backbone], metric, secondary or "model.params", TRUNCATION_LINES)
-summary = truncation_summary(*args, intervals=False)
+summary = truncation_summary(*args, intervals=False, rule=rule, prevalence=prevalence)
 # a repeated experiment's interval is a bootstrap over the predictions of all its seeds: cheap for a study,
 # a minute for the thousands of files of a cluster sweep, so then asked for
-to_read = int(summary.loc[summary["count"] > 1, "count"].sum()) if metric in compare.POOLED else 0
+to_read = int(summary.loc[summary["count"] > 1, "count"].sum()) if compare.pooled_metric(metric) else 0
 if to_read and (
     to_read <= POOLED_FILES
     or st.checkbox(
@@ -177,9 +178,9 @@ if to_read and (
         key="trunc_intervals",
     )
 ):
-    summary = truncation_summary(*args, intervals=True)
+    summary = truncation_summary(*args, intervals=True, rule=rule, prevalence=prevalence)
 st.plotly_chart(
-    plots.truncation_figure(summary, compare.METRICS[metric], compare.SECONDARY.get(secondary)), key="trunc"
+    plots.truncation_figure(summary, record.label, compare.SECONDARY.get(secondary), record.value_range), key="trunc"
 )
 hidden = summary.attrs.get("hidden_lines", 0)
 st.caption(
@@ -211,7 +212,7 @@ boxed = done[done["experiment"].isin(values.index)]
 seed_label = compare.short_labels(boxed, seed=False)
 label_of = {k: compare.wrap(seed_label[idx[0]], 70) for k, idx in boxed.groupby("experiment").groups.items()}
 st.plotly_chart(
-    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in values.items()}, compare.METRICS[metric]),
+    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in values.items()}, record.label),
     key="seeds",
 )
 st.caption(

@@ -149,3 +149,40 @@ def test_one_experiment_however_its_size_and_options_were_spelled(store):
     assert "bootstrap" not in text and "difficulty" not in text and "prevalence" not in text
     s = compare.truncation_summary(t, "test.auroc")
     assert sorted(s["count"]) == [1, 1, 2]  # the two spellings of 10% are one point with n = 2
+
+
+def test_compare_page_prevalence_operating_point_and_old_runs(store, monkeypatch):
+    """AppTest: runs recorded before validation predictions say how to get an operating point; the one
+    prevalence control moves the table's AUPRC to scikit-learn's weighted AP and the PR chance line; a
+    lower-is-better metric sorts ascending."""
+    import json
+    from pathlib import Path
+
+    from sklearn.metrics import average_precision_score
+    from streamlit.testing.v1 import AppTest
+
+    runs = mixed_runs(store)
+    monkeypatch.setenv("MEDTL_RUNS", str(store.root))
+    page = str(Path(__file__).resolve().parents[1] / "pages" / "3_Compare.py")
+    at = AppTest.from_file(page, default_timeout=120).run()
+    assert not at.exception
+    op = next(d.value for d in at.dataframe if "threshold (validation)" in d.value.columns)
+    assert op["threshold (validation)"].str.contains("operating point not available: re-run or").all()
+    rid = runs["medmnist layer2"][0]
+    assert any(f"runs reevaluate {rid}" in v for v in op["threshold (validation)"])
+    at.number_input(key="prevalence").set_value(5.0).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert "AUPRC at 5.0%" in table.columns and "AUROC" in table.columns
+    p = store.predictions(rid)
+    y, s = p["y_true"], p["y_score"]
+    w = np.where(y == 1, 1.0, y.sum() / (1 - y).sum() * 0.95 / 0.05)
+    row = table[table["id"] == rid].iloc[0]
+    assert row["AUPRC at 5.0%"].startswith(f"{average_precision_score(y, s, sample_weight=w):.3f} [")
+    pr = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.id.endswith("-pr"))
+    assert [t["name"] for t in pr["data"] if t["name"].startswith("chance")] == ["chance (prevalence 0.05)"]
+    assert any("deployment prevalence of 5.0%" in c.value for c in at.caption)
+    at.selectbox(key="metric").set_value("test.brier").run()
+    assert not at.exception
+    brier = at.dataframe[0].value["Brier"].to_numpy(float)
+    assert np.all(np.diff(brier[~np.isnan(brier)]) >= 0)  # lower is better: best first

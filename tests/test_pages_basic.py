@@ -1,8 +1,10 @@
 """AppTest smoke tests for app.py and pages/1_ROC_vs_PRC.py."""
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -12,6 +14,7 @@ from ui.nav import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 ROC_PAGE = str(ROOT / "pages" / "1_ROC_vs_PRC.py")
+CONFUSION, AT_PREVALENCE, AT_SENSITIVITY, SUMMARY = range(4)  # the ROC page's tables, in page order
 
 
 def test_home_renders():
@@ -70,8 +73,8 @@ def test_roc_page_defaults():
     at = _roc()
     assert not at.error and not at.info
     assert _threshold(at) == toy.DEFAULT_THRESHOLD == 12
-    assert at.dataframe[1].value.equals(_summary(toy.DEFAULTS))
-    assert at.dataframe[1].value.iloc[0, 0].startswith("0.99")  # A's AUROC mean
+    assert at.dataframe[SUMMARY].value.equals(_summary(toy.DEFAULTS))
+    assert at.dataframe[SUMMARY].value.iloc[0, 0].startswith("0.99")  # A's AUROC mean
     conf = at.dataframe[0].value
     assert list(conf["TP"] + conf["FP"]) == [12, 12]  # the top 12 flagged, for both classifiers
     assert conf.loc["A", "TP"] == 10  # A puts every positive in its top 12
@@ -87,7 +90,7 @@ def test_roc_page_every_number_input(key, value):
     at = _roc(**{key: value})
     assert not at.error
     params = {**toy.DEFAULTS, key: value}
-    assert at.dataframe[1].value.equals(_summary(params))
+    assert at.dataframe[SUMMARY].value.equals(_summary(params))
     conf = at.dataframe[0].value
     assert list(conf["TP"] + conf["FN"]) == pytest.approx([params["n_pos"]] * 2)
     assert list(conf["FP"] + conf["TN"]) == pytest.approx([params["n_neg"]] * 2)
@@ -180,3 +183,80 @@ def test_plain_text_is_itself_in_markdown():
         s = plain(raw)
         assert s.replace("\\", "").replace(WORD_JOINER, "") == raw
         assert "://" not in s and "www." not in s and "@x" not in s
+
+
+def _array(v) -> np.ndarray:
+    """A Plotly JSON array: a list, or numpy's bytes as ``{"dtype", "bdata"}``."""
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+    return np.asarray(v, dtype=float)
+
+
+def _chart(at: AppTest, name: str) -> dict:
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{name}"))
+
+
+@pytest.mark.parametrize("pct", [None, 1, 5, 20, 50])
+def test_roc_page_prevalence_moves_ap_as_the_closed_form_says(pct):
+    """The one prevalence control: AUROC stays, AP, precision, the PR chance line and flagged per true
+    positive move to their exact values at that prevalence (toy.expected and friends)."""
+    at = _roc()
+    at.select_slider(key="toy_prevalence").set_value(pct).run()
+    assert not at.exception and not at.error
+    pi = None if pct is None else pct / 100  # 1% is this set's own (10 of 1,000): the same numbers
+    params = toy.DEFAULTS
+    table = at.dataframe[AT_PREVALENCE].value
+    res = {n: r.at_prevalence(pi) for n, r in toy.compare(**params).items()}
+    for name, k in (("A", params["k_a"]), ("B", params["k_b"])):
+        col = table[f"{name} (top {k})"]
+        exact = toy.expected(params["n_pos"], params["n_neg"], k, pi)
+        assert col["AP, exact"] == f"{exact['auprc']:.4f}"
+        assert col["AUROC, exact"] == f"{toy.expected(params['n_pos'], params['n_neg'], k)['auroc']:.4f}"
+        ap = res[name].metrics["auprc"]
+        assert col[f"AP, mean over {params['draws']} draws"] == f"{ap.mean():.4f}"
+        assert abs(ap.mean() - exact["auprc"]) < 4 * ap.std() / np.sqrt(ap.size)  # the draws estimate it
+        per_tp = 1 + toy.negative_weight(params["n_pos"], params["n_neg"], pi) * (k - 10) / 11
+        assert at.dataframe[AT_SENSITIVITY].value.loc["flagged per true positive, exact", f"{name} (top {k})"] == (
+            f"{per_tp:.2f}"
+        )
+    conf = at.dataframe[CONFUSION].value
+    assert conf.loc["A", "precision"] == pytest.approx(res["A"].at_cut(12)["precision"])
+    assert conf.loc["A", "TP"] + conf.loc["A", "FP"] == 12  # counts stay the images flagged
+    chance = [t["name"] for t in _chart(at, "pr")["data"] if t.get("name", "").startswith("chance")]
+    assert chance == [f"chance (prevalence {(pi or 0.01):.3g})"]
+    aurocs = [float(x.split("AUROC ")[1].split(" ")[0]) for x in _legends(at) if "AUROC" in x]
+    assert aurocs == [0.999, 0.99]  # AUROC never moves
+    words = f"deployment prevalence of {pct:.1f}%" if pi else "this set's own prevalence (1.00%)"
+    assert sum(words in c.value for c in at.caption) >= 4  # every PR figure and table says which prevalence
+
+
+def test_roc_page_prevalence_falls_ap_falls():
+    at = _roc()
+    ap = []
+    for pct in (50, 20, 5, 1):
+        at.select_slider(key="toy_prevalence").set_value(pct).run()
+        ap.append(float(at.dataframe[AT_PREVALENCE].value.loc["AP, exact", "B (top 30)"]))
+    assert ap == sorted(ap, reverse=True) and ap[0] - ap[-1] > 0.5
+    fig = _chart(at, "prevalence_fig")
+    lines = {t["name"]: _array(t["y"]) for t in fig["data"]}
+    assert np.ptp(lines["B (top 30): AUROC (exact)"]) < 1e-12 and np.all(np.diff(lines["B (top 30): AP (exact)"]) > 0)
+
+
+def test_roc_page_operating_point_and_presentation_mode():
+    at = _roc()
+    at.slider(key="toy_sensitivity").set_value(50).run()
+    op = at.dataframe[AT_SENSITIVITY].value
+    assert list(op.loc["positives found"]) == ["5 of 10", "5 of 10"]
+    assert op.loc["flagged per true positive, exact", "A (top 12)"] == f"{13 / 11:.2f}"
+    assert any("A flags 1.18 patients per true positive and B 2.82" in m.value for m in at.markdown)
+    at.toggle(key="present").set_value(True).run()
+    assert not at.exception
+    assert any("<style>" in m.value for m in at.markdown) and not any(
+        "Two classifiers rank" in m.value for m in at.markdown
+    )
+    assert (
+        _chart(at, "roc")["layout"]["font"]["size"] == 17 and _chart(at, "pr")["layout"]["height"] == 330 + 5 * 24 + 8
+    )  # 5 legend lines
+    at.button(key="reset").click().run()
+    assert at.toggle(key="present").value is False and at.select_slider(key="toy_prevalence").value is None
+    assert at.slider(key="toy_sensitivity").value == 90

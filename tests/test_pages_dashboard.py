@@ -235,7 +235,13 @@ def test_compare_page_with_runs(finished_runs, monkeypatch):
     assert not at.exception, at.exception
     table = at.dataframe[1].value if len(at.dataframe) > 1 else at.dataframe[0].value
     assert len(table) == 4 and "AUROC" in table.columns
-    assert len(at.get("plotly_chart")) == 4  # ROC, PR, truncation, seeds
+    assert {"sensitivity", "specificity", "PPV", "Brier", "ECE"} <= set(table.columns)
+    # ROC, PR, reliability, decision curve, truncation, seeds
+    assert len(at.get("plotly_chart")) == 6
+    ids = {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    assert {"roc", "pr", "reliability", "decision", "trunc", "seeds"} <= ids
+    op = next(d.value for d in at.dataframe if "threshold (validation)" in d.value.columns)
+    assert len(op) == 4 and {"threshold (validation)", "PPV", "flagged / 1000"} <= set(op.columns)
     at.selectbox(key="metric").set_value("test.auprc").run()
     at.selectbox(key="secondary").set_value("model.latency_ms").run()
     at.multiselect(key="f_model.cut").set_value(["layer1"]).run()

@@ -76,10 +76,15 @@ def test_queue_a_tiny_study_and_read_its_conclusions():
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "AUPRC" in text and "AUROC" in text, text  # both metrics, always
-    (table,) = [d.value for d in at.dataframe if "selected" in d.value.columns]
+    (table,) = [d.value for d in at.dataframe if "selected" in d.value.columns and "rule" not in d.value.columns]
     selected = table["selected"].iloc[0]
     assert selected in ("layer1", "full")
     assert ("DeLong" in text) == (selected == "layer1"), text  # the paired test against full fine-tuning
+    # at the operating point chosen on validation, and calibration (issue 21)
+    (op,) = [d.value for d in at.dataframe if "rule" in d.value.columns]
+    assert op["rule"].iloc[0] == "sensitivity ≥ 90%" and {"Brier", "ECE"} <= set(op.columns)
+    assert "At sensitivity ≥ 90% chosen on validation" in text or "operating point not available" in text, text
+    assert "Reliability of the selected cut" in text and "Decision curves at" in text
     assert "Test AUPRC (AP) by cut" in text
     assert at.metric[1].value == "0"  # nothing left to train
     assert [b.label for b in at.get("download_button")][-1] == "Download report (HTML)"

@@ -121,3 +121,71 @@ def test_bad_input_names_the_problem():
         stats.paired_bootstrap(y, a, np.vstack([b, b]))
     with pytest.raises(ValueError, match="one class"):
         stats.delong(np.zeros(20), a, b)
+
+
+def test_paired_records_match_a_plain_sklearn_loop_on_the_same_resamples():
+    """Operating-point metrics of two runs, each at its own threshold, paired on shared resamples; PPV at a
+    deployment prevalence is scikit-learn's with the negatives weighted."""
+    from sklearn.metrics import precision_score, recall_score
+
+    from medtl.metrics import Context, negative_weight
+
+    y, a, b = _pair(n=80, seed=5)
+    ta, tb = 0.4, 0.7
+    n_boot, chunk, seed, prev = 90, 40, 2, 0.05
+    keys = ["op.sensitivity", "op.specificity", "op.ppv", "auprc"]
+    r = stats.paired_records(
+        y, [(a, Context(threshold=ta))], [(b, Context(threshold=tb))], keys, prev, n_boot, seed=seed, chunk=chunk
+    )
+    k = negative_weight(y, prev)
+    rng = np.random.default_rng(seed)
+    d = {key: [] for key in keys}
+    for start in range(0, n_boot, chunk):
+        for row in stats.stratified_counts(y, min(chunk, n_boot - start), rng):
+            wp = row * np.where(y == 1, 1.0, k)
+            d["op.sensitivity"].append(
+                recall_score(y, a >= ta, sample_weight=row) - recall_score(y, b >= tb, sample_weight=row)
+            )
+            d["op.specificity"].append(
+                recall_score(1 - y, a < ta, sample_weight=row) - recall_score(1 - y, b < tb, sample_weight=row)
+            )
+            d["op.ppv"].append(
+                precision_score(y, a >= ta, sample_weight=wp) - precision_score(y, b >= tb, sample_weight=wp)
+            )
+            d["auprc"].append(
+                average_precision_score(y, a, sample_weight=wp) - average_precision_score(y, b, sample_weight=wp)
+            )
+    for key in keys:
+        np.testing.assert_allclose(r[key]["delta"]["ci"], np.percentile(d[key], [2.5, 97.5]), atol=1e-9)
+    w = np.where(y == 1, 1.0, k)
+    assert r["op.ppv"]["a"]["value"] == pytest.approx(precision_score(y, a >= ta, sample_weight=w), abs=1e-9)
+    assert r["auprc"]["b"]["value"] == pytest.approx(average_precision_score(y, b, sample_weight=w), abs=1e-9)
+    # the mean over rows (seeds), each with its own threshold
+    one = stats.bootstrap_records(
+        y, [(a, Context(threshold=ta)), (b, Context(threshold=tb))], ["op.sensitivity"], n_boot=20
+    )
+    want = (recall_score(y, a >= ta) + recall_score(y, b >= tb)) / 2
+    assert one["op.sensitivity"]["value"] == pytest.approx(want, abs=1e-9)
+
+
+def test_paired_bootstrap_at_a_prevalence_moves_ap_not_auroc():
+    y, a, b = _pair(n=70, seed=1)
+    r0, r1 = stats.paired_bootstrap(y, a, b, n_boot=50), stats.paired_bootstrap(y, a, b, n_boot=50, prevalence=0.02)
+    assert r1["auroc"] == r0["auroc"]
+    w = np.where(y == 1, 1.0, y.sum() / (1 - y).sum() * 0.98 / 0.02)
+    assert r1["auprc"]["a"]["value"] == pytest.approx(average_precision_score(y, a, sample_weight=w), abs=1e-9)
+    assert list(stats.bootstrap_mean(y, a, n_boot=50, prevalence=0.02)["auprc"]) == r1["auprc"]["a"]["ci"]
+
+
+def test_mcnemar_exact_is_the_binomial_test_of_the_discordant_images():
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(0)
+    for n, flip in ((40, 0.2), (200, 0.1), (15, 0.5)):
+        y = rng.integers(0, 2, n)
+        a = np.where(rng.random(n) < flip, 1 - y, y)
+        b = np.where(rng.random(n) < flip * 1.5, 1 - y, y)
+        r = stats.mcnemar_exact(y, a, b)
+        assert r["a_only"] == int(np.sum((a == y) & (b != y))) and r["b_only"] == int(np.sum((a != y) & (b == y)))
+        assert r["p"] == pytest.approx(binomtest(r["a_only"], r["a_only"] + r["b_only"], 0.5).pvalue, abs=1e-12)
+    assert stats.mcnemar_exact([0, 1], [0, 1], [0, 1])["p"] == 1.0

@@ -236,6 +236,14 @@ def test_report_is_self_contained(searched, tmp_path, capsys):
     assert "<script src" not in text and "<link" not in text  # nothing is fetched
     assert "Conclusions" in text and "Software and device" in text and "torchvision" in text
     assert text.count("<details>") == len(store.ids())  # every run's config
+    # issue 21: a calibration and operating-point section, its figures at the deployment prevalence asked for
+    at = tmp_path / "at_prevalence.html"
+    rc, _, _ = _cli(capsys, "report", "tiny", "--out", str(at), "--prevalence", "0.057", "--runs-dir", str(store.root))
+    assert rc == 0
+    text = at.read_text()
+    assert "Calibration and operating point" in text and "Brier" in text and "ECE" in text
+    assert "Reliability of the selected cut" in text and "Decision curves at 5.7% prevalence" in text
+    assert "Test AUPRC (AP) at 5.7% prevalence by cut" in text
 
 
 def test_pending_skips_queued_runs_and_plan_keeps_them(tmp_path):

@@ -130,3 +130,59 @@ def test_mean_points_are_the_threshold_average_of_the_draws():
     assert np.allclose(roc["fpr"], np.mean([p["fpr"] for p in per_draw], axis=0))
     prs = [metrics.pr_points(y, r.scores) for y in r.labels]
     assert np.allclose(pr["precision"], np.mean([p["precision"] for p in prs], axis=0))
+
+
+@pytest.mark.parametrize("prevalence", [None, 0.01, 0.05, 0.2, 0.5])
+@pytest.mark.parametrize(("n_pos", "n_neg", "k"), [(3, 20, 7), (4, 30, 9), (2, 5, 7)])
+def test_expected_values_at_a_deployment_prevalence_are_exact(n_pos, n_neg, k, prevalence):
+    """Every placement of the positives, scored by scikit-learn with each negative weighted
+    (n_pos / n_neg)(1 - π)/π: the closed forms of AP, precision at a cut and flagged per true positive."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    w = 1.0 if prevalence is None else n_pos / n_neg * (1 - prevalence) / prevalence
+    score = -np.arange(n_pos + n_neg, dtype=float)
+    cut, m = k - 1, max(1, n_pos - 1)
+    aps, aurocs, precisions, per_tp = [], [], [], []
+    for slots in itertools.combinations(range(k), n_pos):
+        y = np.zeros(n_pos + n_neg, int)
+        y[list(slots)] = 1
+        sw = np.where(y == 1, 1.0, w)
+        aps.append(average_precision_score(y, score, sample_weight=sw))
+        aurocs.append(roc_auc_score(y, score, sample_weight=sw))
+        tp = y[:cut].sum()
+        precisions.append(tp / (tp + w * (cut - tp)))
+        rank = np.flatnonzero(y)[m - 1] + 1  # images flagged to find m positives
+        per_tp.append((m + w * (rank - m)) / m)
+    exp = toy.expected(n_pos, n_neg, k, prevalence)
+    assert exp["auprc"] == pytest.approx(np.mean(aps), abs=1e-12)
+    assert exp["auroc"] == pytest.approx(np.mean(aurocs), abs=1e-12)  # AUROC does not move
+    assert toy.expected_at_cut(n_pos, n_neg, k, cut, prevalence)["precision"] == pytest.approx(
+        np.mean(precisions), abs=1e-12
+    )
+    op = toy.expected_at_sensitivity(n_pos, n_neg, k, m / n_pos, prevalence)
+    assert op["found"] == m and op["per_tp"] == pytest.approx(np.mean(per_tp), abs=1e-12)
+    if prevalence is not None:
+        sweep = toy.expected_over_prevalence(n_pos, n_neg, k, [prevalence])
+        assert sweep["auprc"][0] == pytest.approx(exp["auprc"], abs=1e-12)
+
+
+def test_the_same_draws_at_another_prevalence():
+    """Re-weighting negatives keeps AUROC and the rank of the m-th positive, moves AP to scikit-learn's weighted AP."""
+    from sklearn.metrics import average_precision_score
+
+    r = toy.simulate(5, 60, 15, draws=25, seed=2)
+    at = r.at_prevalence(0.3)
+    w = 5 / 60 * 0.7 / 0.3
+    assert np.allclose(at.metrics["auroc"], r.metrics["auroc"], atol=1e-12)
+    sk = [average_precision_score(y, r.scores, sample_weight=np.where(y == 1, 1.0, w)) for y in r.labels]
+    assert np.allclose(at.metrics["auprc"], sk, atol=1e-12)
+    assert at.at_prevalence(None).metrics["auprc"] == pytest.approx(r.metrics["auprc"], abs=1e-12)
+    s = r.at_sensitivity(0.8, 0.3)
+    ranks = [np.flatnonzero(y)[3] + 1 for y in r.labels]  # 4 of 5 positives
+    assert s["flagged"] == pytest.approx(np.mean(ranks)) and s["per_tp"] == pytest.approx(
+        np.mean([(4 + w * (x - 4)) / 4 for x in ranks])
+    )
+    with pytest.raises(ValueError, match="sensitivity must be"):
+        r.at_sensitivity(0.0)
+    with pytest.raises(ValueError, match="prevalence must be"):
+        r.at_prevalence(1.5)

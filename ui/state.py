@@ -105,12 +105,12 @@ def _table_for(root: str, signature: int):
     return RunStore(root).table()
 
 
-def pooled_intervals(ids: tuple[str, ...], root: str):
-    """:func:`medtl.compare.pooled_intervals` of the repeats ``ids`` (both metrics, one bootstrap), cached
-    by the ids and their predictions files' times (``runs reevaluate`` rewrites them)."""
+def pooled_interval(ids: tuple[str, ...], root: str, metric: str, rule: str | None, prevalence: float | None):
+    """:func:`medtl.compare.pooled_interval` of the repeats ``ids``, cached by the ids, their predictions files'
+    times (``runs reevaluate`` rewrites them), the metric, the rule and the prevalence."""
     store = RunStore(root)
     stamps = tuple(_mtime(store.path(i) / "predictions.npz") for i in ids)
-    return _pooled(_digest(ids, stamps), ids, root)
+    return _pooled(_digest(ids, stamps, metric, rule, prevalence), ids, root, metric, rule, prevalence)
 
 
 def _mtime(p) -> float:
@@ -128,28 +128,37 @@ def _digest(*parts) -> str:
 
 
 @st.cache_data(max_entries=20_000, show_spinner=False)
-def _pooled(key: str, _ids: tuple[str, ...], root: str) -> dict | None:
+def _pooled(key: str, _ids: tuple[str, ...], root: str, metric: str, rule, prevalence):
     from medtl import compare
 
-    return compare.pooled_intervals(_ids, RunStore(root).predictions)
+    return compare.pooled_interval(_ids, RunStore(root).predictions, metric, rule=rule, prevalence=prevalence)
 
 
-def truncation_summary(store: RunStore, runs, metric: str, secondary: str, max_lines: int, intervals: bool = True):
-    """:func:`medtl.compare.truncation_summary` of ``runs`` (rows of :func:`runs_table`), cached by the runs'
-    ids and the folder's signature, with the pooled intervals cached per experiment; ``intervals=False``:
-    no pooled intervals for repeated experiments (nothing read but the table)."""
-    ids = tuple(runs["id"])
-    sig = store.signature()
-    return _summary(_digest(sig, ids), ids, str(store.root), sig, metric, secondary, max_lines, intervals)
+def truncation_summary(
+    store: RunStore,
+    runs,
+    metric: str,
+    secondary: str,
+    max_lines: int,
+    intervals: bool = True,
+    rule: str | None = None,
+    prevalence: float | None = None,
+):
+    """:func:`medtl.compare.truncation_summary` of ``runs`` (rows of :func:`runs_table` with their columns at
+    ``rule`` and ``prevalence``), cached by the runs' ids, the folder's signature, the rule and the prevalence
+    (which fix those rows), with the pooled intervals cached per experiment; ``intervals=False``: no pooled
+    intervals for repeated experiments (no prediction file read)."""
+    key = _digest(store.signature(), tuple(runs["id"]), rule, prevalence)
+    return _summary(key, runs, str(store.root), metric, secondary, max_lines, intervals, rule, prevalence)
 
 
 @st.cache_data(max_entries=64, show_spinner="Summarising the runs by truncation depth…")
 def _summary(
-    key: str, _ids: tuple, root: str, signature: int, metric: str, secondary: str, max_lines: int, intervals: bool
+    key: str, _runs, root: str, metric: str, secondary: str, max_lines: int, intervals: bool, rule, prevalence
 ):
     from medtl import compare
 
-    table = _table_for(root, signature)
-    runs = table.set_index("id").loc[list(_ids)].reset_index()
-    pooled = (lambda k: pooled_intervals(k, root)) if intervals else None
-    return compare.truncation_summary(runs, metric, secondary, max_lines=max_lines, pooled=pooled)
+    pooled = (lambda ids: pooled_interval(ids, root, metric, rule, prevalence)) if intervals else None
+    return compare.truncation_summary(
+        _runs, metric, secondary, max_lines=max_lines, pooled=pooled, rule=rule, prevalence=prevalence
+    )

@@ -10,15 +10,17 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from medtl import estimate, study
-from medtl.config import SELECT_BY, DataConfig, ModelConfig
+from medtl.config import DataConfig, ModelConfig
 from medtl.initialisations import INITS, as_spec
+from medtl.metrics.operating import parse_rule
 from medtl.models import registry
 from medtl.runs import RunStore
 from medtl.strategies import STRATEGIES
-from medtl.study import report
+from medtl.study import operating, report
 from medtl.study.conclusions import summarize
+from medtl.study.criteria import CRITERIA
 from medtl.study.preflight import check_data
-from ui import weights_view
+from ui import metrics_view, weights_view
 from ui.data_form import FormResult, data_feedback, data_section, init, keep, problem
 from ui.forms import source_problem, submit_all
 from ui.nav import link
@@ -151,10 +153,17 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
         seeds = st.text_input("Seeds", key=f"{k}_seeds", help="comma-separated whole numbers: one run per seed")
         criterion = st.selectbox(
             "Choose cuts on (validation)",
-            list(SELECT_BY),
+            list(CRITERIA),
             key=f"{k}_crit",
-            help="The test split is never used for a choice.",
+            format_func=lambda c: (
+                CRITERIA[c].label.removeprefix("validation ")
+                + (" at the operating point" if CRITERIA[c].metric else "")
+            ),
+            help="The test split is never used for a choice. An operating-point criterion reads the metric at the "
+            "threshold the rule below picks on each run's validation split.",
         )
+        rule = metrics_view.rule_input(f"{k}_op", base.operating_point, "Operating point: threshold by")
+        prevalence = metrics_view.prevalence_input(f"{k}_prev", base.prevalence)
         try:
             seed_list = [int(x) for x in seeds.split(",") if x.strip()]
         except ValueError:
@@ -174,6 +183,8 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
         train_sizes=sizes,
         seeds=seed_list,
         criterion=criterion,
+        operating_point=rule,
+        prevalence=prevalence,
     )
     spec["start"] = {}  # set below from the advisor, for this form's data, backbones and inits
     try:
@@ -369,9 +380,9 @@ def _failed(states: dict[str, tuple[str, str]], store: RunStore) -> None:
 
 
 @st.cache_data(show_spinner="Paired statistics over the finished runs…", max_entries=16)
-def _summary(root: str, study_json: str, finished: tuple[str, ...]) -> dict:
+def _summary(root: str, study_json: str, finished: tuple[str, ...], prevalence: float | None = None) -> dict:
     # finished: the study's done runs, so the cache refreshes exactly when a run finishes
-    return summarize(study.StudyConfig.from_dict(json.loads(study_json)), RunStore(root))
+    return summarize(study.StudyConfig.from_dict(json.loads(study_json)), RunStore(root), prevalence=prevalence)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -419,7 +430,11 @@ def results(name: str, store: RunStore) -> None:
             st.info("No run of this study has finished yet: the figures fill in as they do.")
             return
         finished = tuple(sorted(done[c.key()] for c in planned if c.key() in done))
-        summary = _summary(str(store.root), s.to_json(), finished)
+        c1, _ = st.columns([1, 3])
+        with c1:
+            prevalence = metrics_view.prevalence_input(f"study_prev_{name}", s.prevalence)
+        st.caption(metrics_view.prevalence_caption(prevalence).replace("on this page", "in these results"))
+        summary = _summary(str(store.root), s.to_json(), finished, prevalence)
         st.subheader("Conclusions")
         if not summary["complete"]:
             st.caption(
@@ -440,6 +455,17 @@ def results(name: str, store: RunStore) -> None:
             "Δ: the selected cut minus full fine-tuning on the same test images, paired bootstrap 95% interval "
             "(contains 0: not significant); p: DeLong's test of equal AUROC. Params and latency: selected / full."
         )
+        op_table = operating.table(summary)
+        if not op_table.empty:
+            st.subheader("At the operating point, and calibration")
+            st.dataframe(op_table, hide_index=True, key="op_groups_table")
+            st.caption(
+                f"Selected cut / full fine-tuning, each at the threshold its own validation split gives by "
+                f"{plain(parse_rule(s.operating_point).label)}; Δ: paired bootstrap 95% interval over "
+                "the test images; McNemar: exact test of the two models' decisions on the same images, per seed. "
+                "Brier and ECE as trained and after temperature scaling fitted on validation. Reliability diagrams "
+                "and decision curves are among the figures below."
+            )
         st.subheader("Figures")
         similarity = None
         if st.toggle(

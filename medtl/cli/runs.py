@@ -59,6 +59,12 @@ RUN_FLAGS = {
     "device": ("train", "device", str, "one of " + ", ".join(DEVICES)),
     "threads": ("train", "threads", int, "CPU threads for torch (default: torch's, the core count)"),
     "compile": ("train", "compile", bool, "torch.compile the training step: a one-off compile, faster steps after"),
+    "operating_point": (
+        "train",
+        "operating_point",
+        str,
+        "how test.op's threshold is chosen on validation: sensitivity:S, specificity:S, youden or threshold:T",
+    ),
 }
 SWEEP_AXES = ("backbone", "strategy", "cut", "init", "train_size", "seed")
 # a switch sets this value (every other switch sets True): --all-views keeps lateral views
@@ -189,6 +195,12 @@ def _summary(store, run_id: str, status: dict) -> str:
         f"test AUROC {t['auroc']:.3f} [{t['auroc_ci'][0]:.3f}, {t['auroc_ci'][1]:.3f}] · "
         f"AUPRC {t['auprc']:.3f} [{t['auprc_ci'][0]:.3f}, {t['auprc_ci'][1]:.3f}] · n={t['n']} ({what})"
     )
+    op = t.get("op") or {}
+    if op.get("available"):
+        line += (
+            f" · at {op['label']} (validation): sensitivity {op['sensitivity']:.3f}, specificity "
+            f"{op['specificity']:.3f}, PPV {op['ppv']:.3f} · ECE {t['ece']:.3f}"
+        )
     return f"{line} · warning: {status['warning']}" if status.get("warning") else line
 
 
@@ -401,16 +413,41 @@ def _sweep_submit(a: argparse.Namespace, configs: list) -> int:
     return 1 if failed else 0
 
 
+def prevalence_arg(p: argparse.ArgumentParser) -> None:
+    """``--prevalence P``: PR-side numbers at a deployment prevalence (shared by runs show, compare, study show, report)."""
+    p.add_argument(
+        "--prevalence",
+        type=float,
+        metavar="P",
+        help="show AP, PPV, NPV, F1 and positives flagged per 1,000 at this deployment prevalence (0.05 = 5%%; "
+        "the test negatives re-weighted; default: the test set's own)",
+    )
+
+
+def operating_point_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument(
+        "--operating-point",
+        metavar="RULE",
+        default=default,
+        help="how each run's threshold is chosen on its validation split: sensitivity:S, specificity:S, youden or "
+        "threshold:T" + (f" (default {default})" if default else " (default: the run's own, sensitivity:0.9)"),
+    )
+
+
 def runs_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action",
         nargs="?",
-        choices=("list", "show", "delete", "resume", "dedupe"),
+        choices=("list", "show", "delete", "resume", "reevaluate", "dedupe"),
         default="list",
-        help="list (default), show ID, delete ID, resume ID, or dedupe (archive older copies of a run)",
+        help="list (default); show ID; delete ID; resume ID; reevaluate ID: predict the validation and test splits "
+        "again with model.pt and recompute metrics.json's test section (runs recorded before validation "
+        "predictions or a metric existed); dedupe: archive older copies of a run",
     )
     p.add_argument("run_id", nargs="?")
     p.add_argument("--json", action="store_true")
+    prevalence_arg(p)
+    operating_point_arg(p)
     p.add_argument(
         "--rekey",
         action="store_true",
@@ -450,14 +487,13 @@ def runs_run(a: argparse.Namespace) -> int:
         print(f"{len(moved)} older copie(s) archived; nothing deleted")
         return 0
     if a.action == "show":
-        out = {
-            "id": a.run_id,
-            "config": store.config(a.run_id).to_dict(),
-            "status": store.status(a.run_id),
-            "metrics": store.metrics(a.run_id),
-            "history": store.history(a.run_id),
-        }
-        print(json.dumps(out, indent=2, default=str))
+        return _show(store, a)
+    if a.action == "reevaluate":
+        from medtl.train import reevaluate
+
+        print(f"{a.run_id}: predicting the validation and test splits again with model.pt", file=sys.stderr)
+        reevaluate(store, a.run_id)
+        print(f"{a.run_id}  {_summary(store, a.run_id, store.status(a.run_id))}")
         return 0
     if a.action == "delete":
         store.delete(a.run_id)
@@ -515,6 +551,91 @@ def _list(store, as_json: bool) -> int:
         print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}{note}")
     if copies:
         print(f"{len(copies)} run(s) repeat a newer done run of the same config (listed once elsewhere)")
+    return 0
+
+
+def show_metrics(store, run_id: str, prevalence: float | None, rule: str | None) -> dict | None:
+    """A run's ``metrics.json``, with the test section recomputed from its predictions at ``rule`` and with
+    each prevalence-dependent metric at ``prevalence`` too (``auprc_at_prevalence``, ``op.ppv_at_prevalence``)."""
+    from medtl.metrics import check_prevalence, evaluate
+    from medtl.metrics.operating import parse_rule
+
+    m = store.metrics(run_id)
+    if prevalence is not None:
+        check_prevalence(prevalence)
+    if rule is not None:
+        parse_rule(rule)
+    if m is None or (prevalence is None and rule is None):
+        return m
+    p = store.predictions(run_id)
+    if p is None:
+        raise ValueError(f"Run {run_id} has no predictions.npz: --prevalence and --operating-point need them")
+    cfg = store.config(run_id).train
+    exclusive = (m.get("train") or {}).get("loss") == "cross_entropy"
+    test = evaluate(p, rule or cfg.operating_point, prevalence, cfg.bootstrap, cfg.seed, exclusive, run_id)
+    return {**m, "test": {**m.get("test", {}), **test}}
+
+
+def _fmt_metric(record, test: dict, prevalence: float | None) -> str:
+    part, _, leaf = record.key.rpartition(".")
+    section = test.get(part, {}) if part else test
+
+    def one(name: str) -> str:
+        v, ci = section.get(name), section.get(f"{name}_ci")
+        if v is None:
+            return "—"
+        return record.format(v) + (f" [{record.format(ci[0])}, {record.format(ci[1])}]" if ci else "")
+
+    text = one(leaf)
+    if prevalence is not None and record.prevalence and f"{leaf}_at_prevalence" in section:
+        text += f"   at {prevalence:.1%}: {one(f'{leaf}_at_prevalence')}"
+    return text
+
+
+def _show(store, a: argparse.Namespace) -> int:
+    """``runs show ID``: the run's metrics as the records name them (``--json``: config, status, metrics, history)."""
+    from medtl.metrics import METRICS, NO_OPERATING_POINT
+
+    m = show_metrics(store, a.run_id, a.prevalence, a.operating_point)
+    status = store.status(a.run_id)
+    if a.json:
+        out = {
+            "id": a.run_id,
+            "config": store.config(a.run_id).to_dict(),
+            "status": status,
+            "metrics": m,
+            "history": store.history(a.run_id),
+        }
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print(f"{a.run_id}: {status.get('name')} ({status.get('state')})")
+    if not m:
+        print(f"  no metrics.json{': ' + status['error'] if status.get('error') else ''}")
+        return 0
+    t = m.get("test", {})
+    labels = t.get("labels")
+    what = f"mean over {len(labels)} labels" if labels else f"{t.get('n_pos')} positive"
+    print(f"  test: n={t.get('n')} ({what})")
+    op = t.get("op") or {"available": False, "reason": NO_OPERATING_POINT.format(run=a.run_id)}
+    width = max(len(r.label) for r in METRICS.values()) + 1  # one column of values, however long a label
+    for record in METRICS.values():
+        if record.needs == "threshold":
+            continue
+        print(f"  {record.label:{width + 2}} {_fmt_metric(record, t, a.prevalence)}")
+    if op.get("available"):
+        print(f"  operating point: {op['label']} chosen on validation, threshold {op['threshold']:.4g}")
+        for record in METRICS.values():
+            if record.needs == "threshold":
+                print(f"    {record.label:{width}} {_fmt_metric(record, t, a.prevalence)}")
+    else:
+        print(f"  {op.get('reason')}")
+    cal = t.get("calibration") or {}
+    if cal.get("temperature") is not None and "ece_scaled" in cal:
+        print(
+            f"  temperature scaling on validation: T = {cal['temperature']:.3f}, validation log loss "
+            f"{cal['val_nll']:.4f} -> {cal['val_nll_scaled']:.4f}; test ECE {t['ece']:.3f} -> {cal['ece_scaled']:.3f}, "
+            f"Brier {t['brier']:.3f} -> {cal['brier_scaled']:.3f}, AUROC unchanged ({cal['auroc_scaled']:.3f})"
+        )
     return 0
 
 

@@ -27,7 +27,8 @@ def study_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("run", "show", "plan"), help="run (train what is missing), show, or plan")
     p.add_argument("name", nargs="?", help="a saved study's name (show, plan; run: start from it)")
     p.add_argument(
-        "--preset", help="start from a preset: " + "; ".join(f"{p.name} ({p.help})" for p in PRESETS.values())
+        "--preset",
+        help=("start from a preset: " + "; ".join(f"{p.name} ({p.help})" for p in PRESETS.values())).replace("%", "%%"),
     )
     p.add_argument(
         "--name",
@@ -51,7 +52,30 @@ def study_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="comma-separated: " + initialisations.allowed().replace("'", ""))
     p.add_argument("--train-size", help="comma-separated training sizes: 10%%, 0.1, 500 or all")
     p.add_argument("--seed", help="comma-separated seeds")
-    p.add_argument("--criterion", help="how cuts are chosen, on validation: val_auprc, val_auroc or val_loss")
+    from medtl.cli.runs import operating_point_arg
+    from medtl.study.criteria import CRITERIA
+
+    p.add_argument(
+        "--criterion",
+        help="how cuts are chosen, on validation: "
+        + ", ".join(
+            f"{k} ({c.words(c.example)}, with --operating-point {c.example})" if c.metric else k
+            for k, c in CRITERIA.items()
+        ).replace("%", "%%"),
+    )
+    operating_point_arg(p)
+    p.add_argument(
+        "--deployment-prevalence",
+        type=float,
+        metavar="P",
+        help="run: the deployment prevalence the study's PR-side numbers (AP, PPV, NPV, flagged per 1,000, net "
+        "benefit) are shown at, saved with it (0.05 = 5%%; default: the test set's own); show: at this one",
+    )
+    for action in p._actions:  # SynthCXR's --prevalence: on `study show` it is the deployment prevalence
+        if "--prevalence" in action.option_strings:
+            action.help += (
+                "; on 'study show' the deployment prevalence of the PR-side numbers (as --deployment-prevalence)"
+            )
     p.add_argument(
         "--advise",
         type=int,
@@ -117,6 +141,10 @@ def study_from_args(a: argparse.Namespace, store):
         d["cuts"] = a.cuts if a.cuts in study.CUT_MODES else _split(a.cuts)
     if a.criterion is not None:
         d["criterion"] = a.criterion
+    if a.operating_point is not None:
+        d["operating_point"] = a.operating_point
+    if a.deployment_prevalence is not None:
+        d["prevalence"] = a.deployment_prevalence
     return study.StudyConfig.from_dict(d)
 
 
@@ -135,7 +163,8 @@ def study_run(a: argparse.Namespace) -> int:
         for i, c in enumerate(study.plan(s, store), 1):
             print(f"{i:3}  {c.name}")
         return 0
-    return _show(s, store, a.json)
+    at = a.deployment_prevalence if a.deployment_prevalence is not None else getattr(a, "prevalence", None)
+    return _show(s, store, a.json, at)
 
 
 def _run(a: argparse.Namespace, store) -> int:
@@ -169,7 +198,7 @@ def _run(a: argparse.Namespace, store) -> int:
         f"study {s.name}: trained {result['trained']} run(s), {result['failed']} failed, {result['missing']} missing; "
         f"saved as {study.study_path(store, s.name)}"
     )
-    _show(s, store, False)
+    _show(s, store, False, None)
     if result["errors"]:
         e = result["errors"][0]
         print(
@@ -205,31 +234,52 @@ def _advise(s, store, top: int):
     return s, advice
 
 
-def _fmt_ci(d: dict) -> str:
-    return f"{d['value']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]"
+def _fmt_ci(d: dict, fmt: str = ".3f") -> str:
+    return f"{d['value']:{fmt}} [{d['ci'][0]:{fmt}}, {d['ci'][1]:{fmt}}]"
 
 
-def _show(s, store, as_json: bool) -> int:
+def _show(s, store, as_json: bool, prevalence: float | None) -> int:
+    from medtl.metrics import check_prevalence
     from medtl.study.conclusions import summarize
+    from medtl.study.criteria import CRITERIA
 
-    out = summarize(s, store)
+    if prevalence is not None:
+        check_prevalence(prevalence)
+    out = summarize(s, store, prevalence=prevalence)
     if as_json:
         print(json.dumps(out, indent=2, default=str))
         return 0
-    print(f"study {s.name} (cuts chosen on {s.criterion}):")
+    print(f"study {s.name} (cuts chosen on {CRITERIA[s.criterion].words(s.operating_point)}):")
+    at = "" if out["prevalence"] is None else f" at {out['prevalence']:.1%}"
     for g in out["groups"]:
         head = f"  {g['backbone']} {g['strategy']} · {g['init']} · {g['size']}:"
         if not g.get("vs_full"):
             b = g.get("blocked") or {}
-            why = f"{len(b['failed'])} run(s) did not finish" if b.get("failed") else "not decided yet"
+            why = g.get("error") or (
+                f"{len(b['failed'])} run(s) did not finish" if b.get("failed") else "not decided yet"
+            )
             print(f"{head} {why}")
             continue
         t, f, v = g["selected_test"], g["full_test"], g["vs_full"]
         print(
-            f"{head} selected {g['selected']}  AUROC {_fmt_ci(t['auroc'])}  AUPRC {_fmt_ci(t['auprc'])}  |  "
+            f"{head} selected {g['selected']}  AUROC {_fmt_ci(t['auroc'])}  AUPRC{at} {_fmt_ci(t['auprc'])}  |  "
             f"full AUROC {f['auroc']['value']:.3f} AUPRC {f['auprc']['value']:.3f}  |  "
             f"Δ AUROC {_fmt_ci(v['delta_auroc'])} Δ AUPRC {_fmt_ci(v['delta_auprc'])} p={v['delong_p']:.3g}"
         )
+        op = g.get("operating") or {}
+        if op.get("available"):
+            m = op["metrics"]
+            p_values = ", ".join(f"{x['p']:.3g}" for x in op["mcnemar"])
+            print(
+                f"    at {op['label']} (validation): sensitivity {m['op.sensitivity']['a']['value']:.3f} vs "
+                f"{m['op.sensitivity']['b']['value']:.3f}, specificity {m['op.specificity']['a']['value']:.3f} vs "
+                f"{m['op.specificity']['b']['value']:.3f}, PPV {m['op.ppv']['a']['value']:.3f} vs "
+                f"{m['op.ppv']['b']['value']:.3f}, flagged {m['op.flagged_per_1000']['a']['value']:.0f} vs "
+                f"{m['op.flagged_per_1000']['b']['value']:.0f} per 1,000 (prevalence {op['prevalence']:.1%}); "
+                f"McNemar p {p_values}"
+            )
+        elif op:
+            print(f"    {op['reason']}")
     if out["failed"]:
         print(f"\n{len(out['failed'])} run(s) the study needs did not finish (retry: python -m medtl runs resume ID):")
         for f in out["failed"]:
@@ -244,19 +294,27 @@ def _show(s, store, as_json: bool) -> int:
 
 
 def compare_configure(p: argparse.ArgumentParser) -> None:
+    from medtl.cli.runs import operating_point_arg, prevalence_arg
+
     p.add_argument("run_a")
     p.add_argument("run_b")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default %(default)s)")
     p.add_argument("--json", action="store_true")
+    operating_point_arg(p, "sensitivity:0.9")
+    prevalence_arg(p)
     _runs_dir_arg(p)
 
 
 def compare_run(a: argparse.Namespace) -> int:
+    from medtl.metrics import METRICS, check_prevalence
     from medtl.runs import RunStore
+    from medtl.study import operating
     from medtl.study.conclusions import paired
 
     if a.n_boot < 1:
         raise ValueError(f"--n-boot must be at least 1. Got {a.n_boot}")
+    if a.prevalence is not None:
+        check_prevalence(a.prevalence)
     store = RunStore(a.runs_dir)
     r = paired(store, [a.run_a], [a.run_b], a.n_boot)
     out = {
@@ -272,6 +330,24 @@ def compare_run(a: argparse.Namespace) -> int:
         "n": r["n"],
         "n_pos": r["n_pos"],
     }
+    if a.prevalence is not None:
+        rp = paired(store, [a.run_a], [a.run_b], a.n_boot, prevalence=a.prevalence)
+        out["prevalence"] = a.prevalence
+        out["auprc_at_prevalence"] = {"a": rp["a"]["auprc"], "b": rp["b"]["auprc"], "delta": rp["delta_auprc"]}
+    op = operating.compare(store, [a.run_a], [a.run_b], a.operating_point, a.prevalence, a.n_boot)
+    keep = (
+        "available",
+        "rule",
+        "label",
+        "prevalence",
+        "prevalence_is_test",
+        "reason",
+        "thresholds",
+        "mcnemar",
+        "metrics",
+    )
+    out["operating_point"] = {k: op[k] for k in keep if k in op}
+    out["calibration"] = op["calibration"]
     if a.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -281,13 +357,44 @@ def compare_run(a: argparse.Namespace) -> int:
         print(
             f"  {m.upper():6} A {_fmt_ci(out[m + '_a'])}  B {_fmt_ci(out[m + '_b'])}  A - B {_fmt_ci(out['delta_' + m])}"
         )
+    if "auprc_at_prevalence" in out:
+        d = out["auprc_at_prevalence"]
+        print(
+            f"  AUPRC at {a.prevalence:.1%} prevalence: A {_fmt_ci(d['a'])}  B {_fmt_ci(d['b'])}  A - B {_fmt_ci(d['delta'])}"
+        )
     print(f"  DeLong test of equal AUROC: p = {out['delong_p']:.4g}")
+    if op["available"]:
+        t = op["thresholds"]
+        print(
+            f"at {op['label']}, chosen on each run's validation split (thresholds A {t['a'][0]:.4g}, B {t['b'][0]:.4g}):"
+        )
+        for key, d in op["metrics"].items():
+            rec = METRICS[key]
+            at = f" at {op['prevalence']:.1%}" if rec.prevalence and not op["prevalence_is_test"] else ""
+            fmt = ".1f" if rec.fmt == ".0f" else ".3f"
+            print(
+                f"  {(rec.short + at):22} A {_fmt_ci(d['a'], fmt)}  B {_fmt_ci(d['b'], fmt)}  A - B {_fmt_ci(d['delta'], fmt)}"
+            )
+        mc = op["mcnemar"][0]
+        print(
+            f"  McNemar exact test: {mc['a_only']} images only A gets right, {mc['b_only']} only B: p = {mc['p']:.4g}"
+        )
+    else:
+        print(f"at {op['label']}: {op['reason']}")
+    c = op["calibration"]
+    print(
+        f"calibration: Brier A {_fmt_ci(c['brier']['a'])}  B {_fmt_ci(c['brier']['b'])}; "
+        f"ECE A {_fmt_ci(c['ece']['a'])}  B {_fmt_ci(c['ece']['b'])}"
+    )
     return 0
 
 
 def report_configure(p: argparse.ArgumentParser) -> None:
+    from medtl.cli.runs import prevalence_arg
+
     p.add_argument("name", help="the study's name")
     p.add_argument("--out", required=True, help="the HTML file to write")
+    prevalence_arg(p)
     _runs_dir_arg(p)
 
 
@@ -297,6 +404,6 @@ def report_run(a: argparse.Namespace) -> int:
     from medtl.study.report import write_report
 
     store = RunStore(a.runs_dir)
-    path = write_report(study.load(store, a.name), store, a.out)
+    path = write_report(study.load(store, a.name), store, a.out, prevalence=a.prevalence)
     print(f"wrote {path}")
     return 0

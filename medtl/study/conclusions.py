@@ -15,7 +15,9 @@ from medtl import stats
 from medtl.compare import size_label
 from medtl.runs import STATES, DamagedRun, RunStore
 from medtl.strategies import FULL
+from medtl.study import operating
 from medtl.study.config import StudyConfig
+from medtl.study.criteria import CRITERIA
 from medtl.study.search import _blockers, _cells, _damaged, search_state, val_score
 
 N_BOOT = 1000
@@ -47,12 +49,18 @@ def check_same_test_set(store: RunStore, run_a: str, run_b: str) -> None:
 
 
 def paired(
-    store: RunStore, runs_a: list[str], runs_b: list[str], n_boot: int = N_BOOT, seeds: list[int] | None = None
+    store: RunStore,
+    runs_a: list[str],
+    runs_b: list[str],
+    n_boot: int = N_BOOT,
+    seeds: list[int] | None = None,
+    prevalence: float | None = None,
 ) -> dict[str, Any]:
     """Run(s) A against run(s) B, paired row by row (e.g. by seed): differences with intervals and DeLong p.
 
     With several rows the differences are of the means over rows (pooled), and ``per_seed`` holds each
-    row's own comparison; ``seeds_a``/``seeds_b`` the mean ± std of each metric over rows.
+    row's own comparison; ``seeds_a``/``seeds_b`` the mean ± std of each metric over rows. ``prevalence``:
+    AUPRC at that deployment prevalence (AUROC does not depend on it).
     """
     for a, b in zip(runs_a, runs_b, strict=True):
         check_same_test_set(store, a, b)
@@ -62,7 +70,7 @@ def paired(
     sb = np.vstack([_aligned(store, r)[2] for r in runs_b])
     out: dict[str, Any] = {}
     if len(runs_a) > 1:
-        r = stats.paired_seeds(y, sa, sb, seeds=seeds, n_boot=n_boot)
+        r = stats.paired_seeds(y, sa, sb, seeds=seeds, n_boot=n_boot, prevalence=prevalence)
         bs, p = r["pooled"], r["pooled"]["delong"]["p"]
         out["per_seed"] = [
             {"seed": x["seed"], "delta_auroc": x["auroc"], "delta_auprc": x["auprc"], "delong_p": x["delong_p"]}
@@ -70,7 +78,7 @@ def paired(
         ]
         out["seeds_a"], out["seeds_b"] = r["a"], r["b"]
     else:
-        bs, p = stats.paired_bootstrap(y, sa, sb, n_boot=n_boot), stats.delong(y, sa, sb)["p"]
+        bs, p = stats.paired_bootstrap(y, sa, sb, n_boot=n_boot, prevalence=prevalence), stats.delong(y, sa, sb)["p"]
     r = {
         "a": {m: bs[m]["a"] for m in ("auroc", "auprc")},
         "b": {m: bs[m]["b"] for m in ("auroc", "auprc")},
@@ -118,9 +126,16 @@ def _runs(study: StudyConfig, done: dict[str, str], b, s, c, i, z) -> dict[int, 
     return out
 
 
-def summarize(study: StudyConfig, store: RunStore, n_boot: int = N_BOOT) -> dict[str, Any]:
+def summarize(
+    study: StudyConfig, store: RunStore, n_boot: int = N_BOOT, prevalence: float | None = None
+) -> dict[str, Any]:
     """Everything ``study show`` and the report print: per group the selection, its comparison to full
-    fine-tuning and its caveats; TL vs RI; backbones; the failed runs; the conclusions in words."""
+    fine-tuning (threshold-free, and at the study's operating point with calibration: ``operating``) and its
+    caveats; TL vs RI; backbones; the failed runs; the conclusions in words.
+
+    ``prevalence``: the deployment prevalence of the PR-side numbers (default the study's; None: each test set's).
+    """
+    prevalence = study.prevalence if prevalence is None else prevalence
     done = store.experiments()
     latest = store.experiments(states=STATES)
     groups = []
@@ -134,12 +149,17 @@ def summarize(study: StudyConfig, store: RunStore, n_boot: int = N_BOOT) -> dict
             seeds = [k for k in study.seeds if k in cut_runs and k in full_runs]
             row["seeds"] = seeds
             row["runs"] = {"selected": [cut_runs[k] for k in seeds], "full": [full_runs[k] for k in seeds]}
+            sel_runs, full_runs_ = row["runs"]["selected"], row["runs"]["full"]
             try:
-                vs = paired(store, row["runs"]["selected"], row["runs"]["full"], n_boot, seeds) if seeds else None
+                if seeds:
+                    vs = paired(store, sel_runs, full_runs_, n_boot, seeds, prevalence)
+                    op = operating.compare(
+                        store, sel_runs, full_runs_, study.operating_point, prevalence, n_boot, seeds
+                    )
             except DamagedRun as e:  # a finished run's predictions cannot be read: the group waits for it
                 seeds, row["blocked"] = [], {"failed": [_damaged(e)], "waiting": [], "not_queued": []}
             if seeds:
-                row["vs_full"] = vs
+                row["vs_full"], row["operating"] = vs, op
                 row["selected_test"] = {**row["vs_full"]["a"]}
                 row["full_test"] = {**row["vs_full"]["b"]}
                 row["selected_seeds"] = _seeds(store, row["runs"]["selected"])
@@ -153,9 +173,16 @@ def summarize(study: StudyConfig, store: RunStore, n_boot: int = N_BOOT) -> dict
                 row["blocked"] = _blockers(store, list(ref.values()), latest)
         row["caveats"] = group_caveats(study, store, row)
         groups.append(row)
-    tl = _tl_vs_ri(study, store, done, groups, n_boot)
-    out = {"study": study.name, "criterion": study.criterion, "groups": groups, "tl_vs_ri": tl}
-    out["backbones"] = _backbones(study, store, done, n_boot)
+    tl = _tl_vs_ri(study, store, done, groups, n_boot, prevalence)
+    out = {
+        "study": study.name,
+        "criterion": study.criterion,
+        "operating_point": study.operating_point,
+        "prevalence": prevalence,
+        "groups": groups,
+        "tl_vs_ri": tl,
+    }
+    out["backbones"] = _backbones(study, store, done, n_boot, prevalence)
     out["failed"] = _failed(groups)
     out["conclusions"] = conclusions(study, out)
     out["complete"] = all(g["selected"] is not None and g.get("vs_full") for g in groups)
@@ -171,7 +198,7 @@ def _failed(groups: list[dict]) -> list[dict]:
     return list(seen.values())
 
 
-def _tl_vs_ri(study, store, done, groups, n_boot) -> list[dict]:
+def _tl_vs_ri(study, store, done, groups, n_boot, prevalence=None) -> list[dict]:
     """ImageNet against random initialisation per (backbone, strategy, size): full fine-tuning and the selected cuts."""
     if not {"imagenet", "random"} <= set(study.inits):
         return []
@@ -193,7 +220,7 @@ def _tl_vs_ri(study, store, done, groups, n_boot) -> list[dict]:
                 seeds = [k for k in study.seeds if k in ra and k in rb]
                 if seeds:
                     try:
-                        r = paired(store, [ra[k] for k in seeds], [rb[k] for k in seeds], n_boot, seeds)
+                        r = paired(store, [ra[k] for k in seeds], [rb[k] for k in seeds], n_boot, seeds, prevalence)
                     except DamagedRun:  # said where the group lists its runs; this comparison waits
                         continue
                     r["caveats"] = comparison_caveats(r, "ImageNet init", "random init")
@@ -203,7 +230,7 @@ def _tl_vs_ri(study, store, done, groups, n_boot) -> list[dict]:
     return out
 
 
-def _backbones(study, store, done, n_boot) -> list[dict]:
+def _backbones(study, store, done, n_boot, prevalence=None) -> list[dict]:
     """Full fine-tuning of each backbone against the one best on validation, per (init, size)."""
     if len(study.backbones) < 2:
         return []
@@ -218,10 +245,10 @@ def _backbones(study, store, done, n_boot) -> list[dict]:
                 continue
             try:
                 val = {
-                    b: float(np.mean([val_score(store, x, study.criterion) for x in r.values()]))
+                    b: float(np.mean([val_score(store, x, study.criterion, study.operating_point) for x in r.values()]))
                     for b, r in runs.items()
                 }
-            except DamagedRun:
+            except ValueError:  # a damaged run, or no validation predictions for an operating-point criterion
                 continue
             best = max(val, key=val.get)
             for b in runs:
@@ -229,7 +256,9 @@ def _backbones(study, store, done, n_boot) -> list[dict]:
                     continue
                 seeds = [k for k in study.seeds if k in runs[best] and k in runs[b]]
                 try:
-                    r = paired(store, [runs[best][k] for k in seeds], [runs[b][k] for k in seeds], n_boot, seeds)
+                    r = paired(
+                        store, [runs[best][k] for k in seeds], [runs[b][k] for k in seeds], n_boot, seeds, prevalence
+                    )
                 except DamagedRun:
                     continue
                 model = {x: _model(store, list(runs[x].values())) for x in (best, b)}
@@ -294,7 +323,7 @@ def group_caveats(study: StudyConfig, store: RunStore, g: dict) -> list[dict]:
     if g["selected"] is None:
         return []
     out = []
-    crit = study.criterion.removeprefix("val_").upper()
+    crit = CRITERIA[study.criterion].words(study.operating_point).removeprefix("validation ")
     tie = g.get("tie") or {}
     if tie.get("tied"):
         from medtl.models.registry import cut_stages
@@ -395,6 +424,8 @@ def _seed_words(n: int) -> str:
 
 def _blocked_words(g: dict) -> str:
     """Why an undecided group is undecided: failed runs (named, with the first reason), runs waiting, runs never queued."""
+    if g.get("error"):
+        return f"cannot be decided: {g['error']}"
     b = g.get("blocked") or {}
     stage = " of stage 2 of the search" if g.get("stage1_best") else ""
     failed, waiting, missing = b.get("failed", []), b.get("waiting", []), b.get("not_queued", [])
@@ -421,6 +452,12 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
     sentence as indented lines starting ``Caveat:``.
     """
     out = []
+    if summary.get("prevalence") is not None:
+        out.append(
+            f"AUPRC, PPV, NPV, positives flagged and net benefit are at a deployment prevalence of "
+            f"{summary['prevalence']:.1%} (the test images' negatives re-weighted); AUROC, sensitivity and "
+            "specificity do not depend on prevalence."
+        )
     decided = [g for g in summary["groups"] if g.get("vs_full")]
     common = set()
     for code in ("single_seed", "few_seeds"):  # said once when every decided group has it
@@ -439,7 +476,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
             )
             continue
         n_seeds = len(g["seeds"])
-        how = f"chosen on validation {study.criterion.removeprefix('val_').upper()}"
+        how = f"chosen on {CRITERIA[study.criterion].words(study.operating_point)}"
         started = study.started(g["backbone"], g["init"])
         if study.cuts == "search" and started:
             how += f"; stage 1 started from the advisor's {', '.join(started)}"
@@ -451,6 +488,8 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
                 f"{head}: full fine-tuning is the best cut on validation ({how}): "
                 f"test AUPRC {t['auprc']['value']:.3f}, AUROC {t['auroc']['value']:.3f} ({_seed_words(n_seeds)})."
             )
+            if g.get("operating"):
+                out += operating.words(g["operating"], "full fine-tuning", None)
         else:
             out.append(
                 f"{head}, {_where(g['strategy'], g['selected'], g['backbone'])} ({how}) gives "
@@ -464,6 +503,8 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
                     f"({sel['params'] / full['params']:.0%}), {sel.get('macs', 0) / 1e6:.0f} vs {full.get('macs', 0) / 1e6:.0f} M MACs, "
                     f"latency {sel.get('latency_ms', float('nan')):.2f} vs {full.get('latency_ms', float('nan')):.2f} ms/image."
                 )
+            if g.get("operating"):
+                out += operating.words(g["operating"], g["selected"], "full fine-tuning")
         out += [f"  Caveat: {c['text']}." for c in g["caveats"] if c["code"] not in common]
     out += _data_poor(summary)
     for r in summary["tl_vs_ri"]:

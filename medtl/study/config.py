@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medtl import initialisations
-from medtl.config import RunConfig, SelectBy, _Config
+from medtl.config import _RULE_FORMS, RunConfig, _Config, _valid_rule
 from medtl.datasets import parse_train_size
+from medtl.fields import Rule, between, check_fields, one_of, setting
 from medtl.fields import bad as _bad
-from medtl.fields import check_fields
 from medtl.strategies import FULL, get_strategy
 
 CUT_MODES = ("blocks", "layers", "search")
+
+
+def _criteria() -> tuple[str, ...]:
+    from medtl.study.criteria import CRITERIA
+
+    return tuple(CRITERIA)
+
+
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")  # matched whole (fullmatch): no trailing newline
 _AXES = ("backbones", "strategies", "inits", "train_sizes", "seeds")
 
@@ -35,7 +43,14 @@ class StudyConfig(_Config):
             ``finetune`` (the full network) is always trained as the reference.
         cuts: ``blocks`` (block-level cuts), ``layers`` (every cut point), ``search`` (two stages)
             or an explicit tuple of cut names.
-        criterion: how a cut is chosen, on validation: ``val_auprc``, ``val_auroc`` or ``val_loss``.
+        criterion: how a cut is chosen, on validation (:data:`medtl.study.criteria.CRITERIA`): ``val_auprc``,
+            ``val_auroc``, ``val_loss``, or a metric at the operating point chosen on validation
+            (``val_op_specificity``: with the default rule, specificity at 90% sensitivity).
+        operating_point: the rule that picks each run's threshold on its validation split
+            (:mod:`medtl.metrics.operating`): the conclusions compare the selected cut with full
+            fine-tuning at it.
+        prevalence: the deployment prevalence of the PR-side numbers (AP, PPV, NPV, flagged per 1,000,
+            net benefit); None: the test set's own.
         start: where a search's stage 1 starts, per backbone: ``{"resnet18": ["layer2", "layer3"]}``
             (e.g. the cut advisor's top blocks, :func:`advise_start`). Groups of that backbone with a
             pretrained initialisation train only these cuts and the full network in stage 1; groups
@@ -51,8 +66,10 @@ class StudyConfig(_Config):
     inits: tuple[str, ...] = ("random",)
     train_sizes: tuple[float | int | str | None, ...] = (None,)
     seeds: tuple[int, ...] = (0,)
-    criterion: SelectBy = "val_auprc"
+    criterion: str = setting("val_auprc", rule=one_of(_criteria))
     start: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    operating_point: str = setting("sensitivity:0.9", rule=Rule(_valid_rule, _RULE_FORMS))
+    prevalence: float | None = setting(None, rule=between(0, 1, lo_open=True, hi_open=True))
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):

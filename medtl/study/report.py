@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from medtl import plots
+from medtl import compare, plots
 from medtl.compare import SECONDARY, truncation_summary
 from medtl.models.registry import cut_stages
 from medtl.runs import RunStore, now
-from medtl.study import StudyConfig, load_advice, planned
+from medtl.study import StudyConfig, load_advice, operating, planned
 from medtl.study.conclusions import summarize
+from medtl.study.criteria import CRITERIA
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -78,22 +79,43 @@ def figures(
     :func:`medtl.similarity.study_similarity` (the feature-reuse figure), where computed."""
     out = []
     runs = _study_runs(study, store)
+    prevalence = summary.get("prevalence")
     if not runs.empty:
         n_seeds = len(study.seeds)
-        for metric, label in (("test.auprc", "AUPRC (AP)"), ("test.auroc", "AUROC")):
-            s = truncation_summary(runs, metric, "model.params", predictions=store.predictions)
+        if prevalence is not None:  # AUPRC at the deployment prevalence, as every PR-side number here
+            runs = compare.with_columns(
+                runs,
+                lambda i: compare.run_columns(store.predictions(i), study.operating_point, prevalence),
+                study.operating_point,
+                prevalence,
+            )
+        for metric in ("test.auprc", "test.auroc"):
+            label = compare.METRICS[metric].label
+            at = (
+                f" at {prevalence:.1%} prevalence"
+                if prevalence is not None and compare.METRICS[metric].prevalence
+                else ""
+            )
+            s = truncation_summary(
+                runs,
+                metric,
+                "model.params",
+                predictions=store.predictions,
+                rule=study.operating_point,
+                prevalence=prevalence,
+            )
             out.append(
                 (
-                    f"Test {label} by cut: {'the mean over ' + str(n_seeds) + ' seeds' if n_seeds > 1 else 'one seed'}; "
+                    f"Test {label}{at} by cut: {'the mean over ' + str(n_seeds) + ' seeds' if n_seeds > 1 else 'one seed'}; "
                     "bars: 95% bootstrap interval over the test images"
                     + (" of that mean (it does not show the spread between seeds)" if n_seeds > 1 else "")
                     + "; dashed grey: parameters kept",
-                    plots.truncation_figure(s, label, SECONDARY["model.params"]),
+                    plots.truncation_figure(s, label + at, SECONDARY["model.params"]),
                 )
             )
     searched = [g for g in summary["groups"] if g["val"]]
     if searched:
-        sign = -1 if study.criterion == "val_loss" else 1  # choices maximise -loss; show the loss itself
+        sign = 1 if CRITERIA[study.criterion].higher_is_better else -1  # choices maximise -loss; show the loss itself
         order = sorted(
             {c for g in searched for c in g["val"]}, key=lambda c: cut_stages(searched[0]["backbone"]).get(c, 0)
         )
@@ -106,7 +128,7 @@ def figures(
             }
             for g in searched
         ]
-        crit = study.criterion.removeprefix("val_")
+        crit = CRITERIA[study.criterion].words(study.operating_point).removeprefix("validation ")
         out.append(
             (f"Validation {crit} of each cut: what the choices were made on", plots.search_figure(rows, order, crit))
         )
@@ -131,10 +153,44 @@ def figures(
         out.append(
             ("Backbones, full fine-tuning", plots.difference_figure(rows, "best backbone on validation − other"))
         )
+    out += calibration_figures(summary)
     sims = {k: v for k, v in (similarity or {}).items() if "error" not in v}
     if sims:
         out.append((SIMILARITY_CAPTION, plots.cka_figure(sims)))
     return out
+
+
+def calibration_figures(summary: dict) -> list[tuple[str, object]]:
+    """Reliability diagrams and decision curves of each decided group's selected cut and full fine-tuning
+    (temperature-scaled probabilities, the seeds' test predictions pooled; net benefit the mean over seeds)."""
+    decided = [g for g in summary["groups"] if g.get("operating")]
+    if not decided:
+        return []
+    rel, nb = {}, {}
+    for g in decided:
+        op, tag = g["operating"], f"{g['init']} · {g['size']}"
+        if g["selected"] != "full":
+            rel[f"{g['selected']} · {tag}"], nb[f"{g['selected']} · {tag}"] = (
+                op["reliability"]["a"],
+                op["decision"]["a"],
+            )
+        rel[f"full FT · {tag}"], nb[f"full FT · {tag}"] = op["reliability"]["b"], op["decision"]["b"]
+    first = decided[0]["operating"]
+    prev = operating.prevalence_words(first)
+    return [
+        (
+            "Reliability of the selected cut and full fine-tuning on the test split, after temperature scaling "
+            "fitted on validation (15 equal-width bins of P(positive); marker size: images)",
+            plots.reliability_figure(rel),
+        ),
+        (
+            f"Decision curves at {prev}: net benefit of treating when the scaled probability is at least the "
+            "threshold, against treating everyone (grey) or no one",
+            plots.decision_figure(
+                first["decision"]["threshold"], nb, first["decision"]["treat_all"], first["prevalence"]
+            ),
+        ),
+    ]
 
 
 SIMILARITY_CAPTION = (
@@ -157,12 +213,12 @@ def similarity_table(similarity: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("—")  # a truncated network has no stages above its cut
 
 
-def build_report(study: StudyConfig, store: RunStore) -> str:
-    """The report's HTML text."""
+def build_report(study: StudyConfig, store: RunStore, prevalence: float | None = None) -> str:
+    """The report's HTML text; ``prevalence``: the PR-side numbers at it (default the study's)."""
     from medtl.similarity import study_similarity
     from medtl.system import status
 
-    summary = summarize(study, store)
+    summary = summarize(study, store, prevalence=prevalence)
     similarity = study_similarity(summary, store)
     advice = load_advice(store, study.name) if study.start else None
     parts = [
@@ -170,7 +226,7 @@ def build_report(study: StudyConfig, store: RunStore) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Study {html.escape(study.name)}</h1>",
         f"<p class='note'>Written {now()} from {html.escape(str(store.root))}. Cuts are chosen on validation "
-        f"({html.escape(study.criterion)}); the test split is only reported. Intervals: paired stratified bootstrap, "
+        f"({html.escape(CRITERIA[study.criterion].words(study.operating_point))}); the test split is only reported. Intervals: paired stratified bootstrap, "
         "95%; p: DeLong's test of equal AUROC. A difference whose interval contains 0 is not significant.</p>",
         "<h2>Conclusions</h2><ul>",
         *(f"<li>{html.escape(c)}</li>" for c in summary["conclusions"]),
@@ -180,6 +236,21 @@ def build_report(study: StudyConfig, store: RunStore) -> str:
         parts.append("<p class='note'>The study is not complete: some groups are waiting for runs.</p>")
     parts.append("<h2>Selected cuts</h2>")
     parts.append(_groups_table(summary).to_html(index=False, escape=True))
+    op_table = operating.table(summary)
+    if not op_table.empty:
+        parts.append("<h2>Calibration and operating point</h2>")
+        rule = html.escape(study.operating_point)
+        parts.append(
+            f"<p class='note'>Each run's threshold is chosen on its own validation split by the rule {rule}; the test "
+            "split is read at it. Values are selected cut / full fine-tuning (means over seeds); Δ: paired stratified "
+            "bootstrap 95% interval over the test images; McNemar: exact test of the two models' decisions on the same "
+            "images, per seed. PPV, NPV and flagged per 1,000 at "
+            + html.escape(
+                operating.prevalence_words(next(g for g in summary["groups"] if g.get("operating"))["operating"])
+            )
+            + ". Brier and ECE (15 equal-width bins) as trained and after temperature scaling fitted on validation.</p>"
+        )
+        parts.append(op_table.to_html(index=False, escape=True))
     if advice:
         parts.append("<h2>Where the search started: the cut advisor</h2>")
         parts.append(
@@ -213,21 +284,11 @@ def build_report(study: StudyConfig, store: RunStore) -> str:
     runs = _study_runs(study, store)
     parts.append(f"<h2>Runs ({len(runs)})</h2>")
     if not runs.empty:
-        cols = [
-            c
-            for c in (
-                "id",
-                "name",
-                "test.auroc",
-                "test.auprc",
-                "model.params",
-                "model.macs",
-                "model.latency_ms",
-                "train.seconds",
-            )
-            if c in runs.columns
-        ]
-        parts.append(runs[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        metric_cols = [m.column for m in compare.METRICS.values() if m.table]
+        wanted = ["id", "name", *metric_cols, "model.params", "model.macs", "model.latency_ms", "train.seconds"]
+        cols = [c for c in wanted if c in runs.columns]
+        names = {m.column: m.short for m in compare.METRICS.values()}
+        parts.append(runs[cols].rename(columns=names).to_html(index=False, float_format=lambda v: f"{v:.4g}"))
         parts.append("<h3>Every run's config</h3>")
         for rid in runs["id"]:
             cfg = store.config(rid).to_json()
@@ -247,11 +308,11 @@ def _json_in_html(obj) -> str:
     return json.dumps(obj, default=str).replace("</", "<\\/")
 
 
-def write_report(study: StudyConfig, store: RunStore, out: str | Path) -> Path:
+def write_report(study: StudyConfig, store: RunStore, out: str | Path, prevalence: float | None = None) -> Path:
     """Write the report to ``out`` and return its path."""
     p = Path(out).expanduser()
     if p.is_dir():
         raise IsADirectoryError(f"--out {p} is a folder: give a file name such as report.html")
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(build_report(study, store), encoding="utf-8")
+    p.write_text(build_report(study, store, prevalence), encoding="utf-8")
     return p

@@ -18,8 +18,10 @@ import numpy as np
 
 from medtl import stats
 from medtl.config import RunConfig
+from medtl.metrics.operating import DEFAULT_RULE
 from medtl.runs import STATES, DamagedRun, RunStore
 from medtl.strategies import get_strategy
+from medtl.study import criteria
 from medtl.study.config import StudyConfig, cut_names
 
 
@@ -43,18 +45,11 @@ def stage2_cuts(backbone: str, best: str, tried: list[str]) -> list[str]:
     return [c for c in every if below < stage[c] <= upper and stage[c] not in tried_stages]
 
 
-def val_score(store: RunStore, run_id: str, criterion: str) -> float:
-    """The validation criterion of a finished run at its selected epoch (higher is better).
-
-    Reads ``metrics.json``'s ``val.best_epoch`` and that line of ``history.jsonl``: never the test split.
-    """
-    best = (store.metrics(run_id) or {}).get("val", {}).get("best_epoch")
-    hist = store.history(run_id)
-    if not hist:
-        raise ValueError(f"Run {run_id} has no history.jsonl: cannot read its validation {criterion}")
-    row = next((h for h in hist if h.get("epoch") == best), hist[-1])
-    v = float(row[criterion])
-    return -v if criterion == "val_loss" else v
+def val_score(store: RunStore, run_id: str, criterion: str, rule: str = DEFAULT_RULE) -> float:
+    """The validation criterion of a finished run at its selected epoch, signed so that higher is better
+    (:func:`medtl.study.criteria.score`: history columns, or a metric at the operating point ``rule``
+    picks on the validation predictions). Never the test split."""
+    return criteria.score(store, run_id, criterion, rule)
 
 
 @dataclass
@@ -86,7 +81,6 @@ def _complete(cells: dict[str, Cell], n_seeds: int) -> bool:
 # --- choosing a cut, ties within the validation noise -----------------------------------------------
 
 TIE_BOOT = 500  # resamples of the validation images for the tie check
-_METRIC = {"val_auroc": "auroc", "val_auprc": "auprc", "val_loss": "loss"}
 
 
 def _val_predictions(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -102,7 +96,7 @@ def _val_predictions(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarr
 
 
 @functools.lru_cache(maxsize=4096)
-def _within_noise(root: str, criterion: str, best: tuple, other: tuple) -> bool | None:
+def _within_noise(root: str, criterion: str, best: tuple, other: tuple, rule: str = DEFAULT_RULE) -> bool | None:
     """Whether the paired bootstrap interval (validation images, mean over seeds) of best - other
     contains 0; None when some run has no validation predictions. ``best``/``other``: (seed, run id)
     pairs of finished runs, which never change (so the answer is cached)."""
@@ -115,7 +109,7 @@ def _within_noise(root: str, criterion: str, best: tuple, other: tuple) -> bool 
         if va[1].min() == va[1].max():
             return None
         pairs.append((va[1], va[2], vb[2]))
-    d = stats.delta_over_sets(pairs, _METRIC[criterion], n_boot=TIE_BOOT)
+    d = stats.delta_over_sets(pairs, criteria.CRITERIA[criterion].tie_metric, n_boot=TIE_BOOT, rule=rule)
     return not stats.significant(d["ci"])
 
 
@@ -141,7 +135,7 @@ def _best(study: StudyConfig, store: RunStore, cells: dict[str, Cell]) -> tuple[
         over validation images) or ``equal`` (runs without validation predictions: equal to 3 decimals)).
     """
     means = {
-        c: sum(val_score(store, r, study.criterion) for r in cell.runs.values()) / len(cell.runs)
+        c: sum(val_score(store, r, study.criterion, study.operating_point) for r in cell.runs.values()) / len(cell.runs)
         for c, cell in cells.items()
         if cell.runs
     }
@@ -157,7 +151,7 @@ def _best(study: StudyConfig, store: RunStore, cells: dict[str, Cell]) -> tuple[
         other = tuple(sorted(cells[c].runs.items()))
         same = None
         if [k for k, _ in best] == [k for k, _ in other]:
-            same = _within_noise(str(store.root), study.criterion, best, other)
+            same = _within_noise(str(store.root), study.criterion, best, other, study.operating_point)
         if same is None:  # no validation predictions to judge the noise: only values equal as shown count
             method = "equal"
             same = round(means[c], 3) == round(means[winner], 3)
@@ -213,6 +207,8 @@ def search_state(
             g["blocked"] = {"failed": [_damaged(e)], "waiting": [], "not_queued": []}
             out.append(g)
             continue
+        except ValueError as e:  # a criterion that cannot be read (an operating point without validation predictions)
+            g["error"], pending = str(e), []
         if pending:
             latest = store.experiments(states=STATES) if latest is None else latest
             g["blocked"] = _blockers(store, pending, latest)

@@ -1,4 +1,4 @@
-"""Classification metrics as pure functions of NumPy arrays.
+"""Curves and areas as pure functions of NumPy arrays: ROC, precision-recall, AUROC, AP, bootstraps.
 
 Every curve and area here comes from one mechanism, :func:`weighted_curves`: the scores are
 sorted once, tied scores form one threshold, and each row of a weight matrix says how many
@@ -27,7 +27,11 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_ci_labels",
     "confusion_at",
+    "confusion_rates",
     "check_binary",
+    "check_prevalence",
+    "negative_weight",
+    "stratified_weights",
 ]
 
 
@@ -147,9 +151,35 @@ def weighted_curves(y_score, pos_weight, neg_weight) -> Curves:
     return Curves(s[starts], pw, nw)
 
 
-def _curves(y_true, y_score) -> Curves:
+def negative_weight(y_true, prevalence: float | None) -> float:
+    """The weight of each negative that makes the test set's prevalence ``prevalence``:
+    ``(n_pos / n_neg) * (1 - prevalence) / prevalence`` (1 for ``None``: the test set as it is).
+
+    Precision, AP, PPV, NPV and net benefit computed with these weights are the exact values at a
+    deployment prevalence (as ``sklearn.metrics.average_precision_score(..., sample_weight=w)``);
+    sensitivity, specificity and AUROC do not change.
+    """
+    if prevalence is None:
+        return 1.0
+    check_prevalence(prevalence)
+    y = np.asarray(y_true).ravel()
+    n_pos = float(np.sum(y == 1))
+    n_neg = float(y.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("A deployment prevalence needs positives and negatives in the test set")
+    return n_pos / n_neg * (1 - prevalence) / prevalence
+
+
+def check_prevalence(prevalence: float) -> float:
+    """A prevalence is a number strictly between 0 and 1; returned as a float."""
+    if isinstance(prevalence, bool) or not isinstance(prevalence, int | float) or not 0 < prevalence < 1:
+        raise ValueError(f"prevalence must be a number in (0, 1), e.g. 0.05 for 5%. Got {prevalence!r}")
+    return float(prevalence)
+
+
+def _curves(y_true, y_score, prevalence: float | None = None) -> Curves:
     y, s = check_binary(y_true, y_score)
-    return weighted_curves(s, y, 1 - y)
+    return weighted_curves(s, y, negative_weight(y, prevalence) * (1 - y))
 
 
 def roc_points(y_true, y_score) -> dict[str, np.ndarray]:
@@ -168,19 +198,21 @@ def roc_points(y_true, y_score) -> dict[str, np.ndarray]:
     }
 
 
-def pr_points(y_true, y_score) -> dict[str, np.ndarray]:
+def pr_points(y_true, y_score, prevalence: float | None = None) -> dict[str, np.ndarray]:
     """Every PR point in order of increasing threshold, padded with (recall 0, precision 1).
 
     Same order and padding as ``sklearn.metrics.precision_recall_curve``; the pad has threshold
-    ``inf`` here so all arrays have the same length.
+    ``inf`` here so all arrays have the same length. ``prevalence``: precision at that deployment
+    prevalence (negatives re-weighted, :func:`negative_weight`); ``fp`` stays the count of images.
     """
-    c = _curves(y_true, y_score)
+    c = _curves(y_true, y_score, prevalence)
+    k = negative_weight(y_true, prevalence)
     return {
         "precision": np.r_[c.precision[0][::-1], 1.0],
         "recall": np.r_[c.tpr[0][::-1], 0.0],
         "thresholds": np.r_[c.thresholds[::-1], np.inf],
         "tp": np.r_[c.tp[0][::-1], 0.0],
-        "fp": np.r_[c.fp[0][::-1], 0.0],
+        "fp": np.r_[c.fp[0][::-1] / k, 0.0],
     }
 
 
@@ -189,14 +221,15 @@ def auroc(y_true, y_score) -> float:
     return float(_curves(y_true, y_score).auroc()[0])
 
 
-def average_precision(y_true, y_score) -> float:
-    """AUPRC as average precision (step-wise; scikit-learn's ``average_precision_score``)."""
-    return float(_curves(y_true, y_score).average_precision()[0])
+def average_precision(y_true, y_score, prevalence: float | None = None) -> float:
+    """AUPRC as average precision (step-wise; scikit-learn's ``average_precision_score``), at the test
+    set's prevalence or at ``prevalence`` (negatives re-weighted: the weighted ``average_precision_score``)."""
+    return float(_curves(y_true, y_score, prevalence).average_precision()[0])
 
 
-def auprc_trapezoid(y_true, y_score) -> float:
+def auprc_trapezoid(y_true, y_score, prevalence: float | None = None) -> float:
     """AUPRC by the trapezoidal rule over the PR points (``auc(recall, precision)``)."""
-    return float(_curves(y_true, y_score).auprc_trapezoid()[0])
+    return float(_curves(y_true, y_score, prevalence).auprc_trapezoid()[0])
 
 
 def bootstrap_ci(
@@ -277,6 +310,18 @@ def _interval(chunks: list[np.ndarray], alpha: float) -> tuple[float, float]:
     """The percentile interval of the resampled values (NaN resamples left out)."""
     lo, hi = np.nanpercentile(np.concatenate(chunks), [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(lo), float(hi)
+
+
+def stratified_weights(y: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each image is drawn in each of ``rows`` stratified resamples, shape ``(rows, N)``:
+    positives drawn among positives, then negatives among negatives (both counts kept), the draws of
+    :func:`bootstrap_ci` for labels in the same order."""
+    y = np.asarray(y)
+    w = np.zeros((rows, y.size))
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    w[:, pos] = _resample_counts(rng, rows, pos.size)
+    w[:, neg] = _resample_counts(rng, rows, neg.size)
+    return w
 
 
 def _resample_counts(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:

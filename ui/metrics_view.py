@@ -1,0 +1,197 @@
+"""The Compare page's metric parts: the operating-point and prevalence controls, the runs table's metric
+columns, the operating-point table, reliability diagrams and decision curves — all read from the metric
+records (:data:`medtl.metrics.METRICS`) and computed in :mod:`medtl.compare`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from medtl import compare, metrics, plots
+from medtl.metrics import operating
+from medtl.runs import RunStore
+from ui.text import plain
+
+
+def rule_input(
+    key: str, default: str = operating.DEFAULT_RULE, label: str = "Threshold chosen on validation by"
+) -> str:
+    """An operating-point rule: its kind and, where it takes one, its value; returns the rule's text."""
+    start = operating.parse_rule(default)
+    if f"{key}_kind" not in st.session_state:
+        st.session_state[f"{key}_kind"] = start.kind
+        st.session_state[f"{key}_target"] = start.value if start.value is not None else 0.9
+    kind = st.selectbox(
+        label,
+        list(operating.RULES),
+        key=f"{key}_kind",
+        format_func=lambda k: {"youden": "Youden's J", "threshold": "a fixed threshold"}.get(k, f"{k} at least"),
+        help="; ".join(f"{k}: {r.help}" for k, r in operating.RULES.items()),
+    )
+    if not operating.RULES[kind].needs_value:
+        return kind
+    v = st.number_input(
+        "target" if kind != "threshold" else "probability",
+        min_value=0.0 if kind == "threshold" else 0.01,
+        max_value=1.0,
+        step=0.01,
+        key=f"{key}_target",
+    )
+    return f"{kind}:{v:g}"
+
+
+def prevalence_input(key: str, default: float | None = None) -> float | None:
+    """A deployment prevalence in percent (empty: each test set's own); returns it as a share."""
+    if key not in st.session_state:
+        st.session_state[key] = None if default is None else round(100 * default, 3)
+    value = st.number_input(
+        "Deployment prevalence (%)",
+        min_value=0.1,
+        max_value=99.9,
+        step=0.5,
+        key=key,
+        placeholder="each test set's own",
+        help="AUPRC, the PR curves, PPV, NPV, F1, positives flagged per 1,000 and net benefit are shown at this "
+        "prevalence (the test negatives re-weighted: exact, as scikit-learn with sample weights). Empty: each "
+        "test set's own.",
+    )
+    return None if value is None else value / 100
+
+
+def controls() -> tuple[str, float | None]:
+    """The Compare page's operating-point rule and deployment prevalence (None: each test set's own), in the sidebar."""
+    st.header("Operating point")
+    return rule_input("op"), prevalence_input("prevalence")
+
+
+def prevalence_caption(prevalence: float | None) -> str:
+    if prevalence is None:
+        return (
+            "PR-side numbers (AUPRC, PPV, NPV, F1, flagged per 1,000, net benefit) are at each test set's prevalence."
+        )
+    return (
+        f"Every PR-side number and figure on this page — AUPRC, the PR curves, PPV, NPV, F1, flagged per 1,000, "
+        f"net benefit — is at a deployment prevalence of {prevalence:.1%} (test negatives re-weighted); AUROC, "
+        "sensitivity, specificity and calibration are the test set's."
+    )
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _columns(run_id: str, root: str, mtime: float, rule: str, prevalence: float | None) -> dict:
+    return compare.run_columns(RunStore(root).predictions(run_id), rule, prevalence, run=run_id)
+
+
+def evaluated(done: pd.DataFrame, store: RunStore, rule: str, prevalence: float | None) -> pd.DataFrame:
+    """``done`` with metric columns at ``rule`` and ``prevalence`` (recomputed from predictions where needed, cached)."""
+
+    def columns(run_id: str) -> dict:
+        p = store.path(run_id) / "predictions.npz"
+        return _columns(run_id, str(store.root), p.stat().st_mtime if p.is_file() else 0.0, rule, prevalence)
+
+    with st.spinner("Operating points and prevalence from the runs' predictions…"):
+        return compare.with_columns(done, columns, rule, prevalence)
+
+
+def _ci(done: pd.DataFrame, col: str, fmt: str = ".3f") -> list[str]:
+    lo = done.get(f"{col}_ci_lo", pd.Series(np.nan, index=done.index))
+    hi = done.get(f"{col}_ci_hi", pd.Series(np.nan, index=done.index))
+    v = done.get(col, pd.Series(np.nan, index=done.index))
+    return [
+        "—" if not np.isfinite(a) else f"{a:{fmt}}" + (f" [{b:{fmt}}, {c:{fmt}}]" if np.isfinite(b) else "")
+        for a, b, c in zip(v.astype(float), lo.astype(float), hi.astype(float), strict=True)
+    ]
+
+
+def table_columns(done: pd.DataFrame, prevalence: float | None) -> tuple[pd.DataFrame, dict]:
+    """The runs table's metric columns (one per record shown in tables) and their column settings."""
+    out, config = {}, {}
+    for m in (m for m in compare.METRICS.values() if m.table):
+        at = f" at {prevalence:.1%}" if prevalence is not None and m.prevalence else ""
+        name = m.short + at
+        if m.key in ("auroc", "auprc"):
+            out[name] = _ci(done, m.column)
+        else:
+            out[name] = done.get(m.column, pd.Series(np.nan, index=done.index)).astype(float)
+            config[name] = st.column_config.NumberColumn(format=f"%{m.fmt}", help=m.label)
+    return pd.DataFrame(out, index=done.index), config
+
+
+def operating_table(picked: pd.DataFrame, rule: str, prevalence: float | None) -> None:
+    """Sensitivity, specificity, PPV, NPV, F1 and flagged per 1,000 at the threshold chosen on validation."""
+    label = operating.parse_rule(rule).label
+    rows = []
+    for _, r in picked.iterrows():
+        row = {"run": r["legend"]}
+        note = r.get("op_note")
+        if isinstance(note, str) and note:
+            row["threshold (validation)"] = note.replace("ID", r["id"])
+        else:
+            row["threshold (validation)"] = f"{r.get('test.op.threshold', np.nan):.4g}"
+            for key, m in compare.METRICS.items():
+                if m.needs == "threshold":
+                    at = f" at {prevalence:.1%}" if prevalence is not None and m.prevalence else ""
+                    row[m.short + at] = _ci(picked.loc[[r.name]], key, m.fmt)[0]
+        row[compare.METRICS["test.sens_at_spec"].short] = _ci(picked.loc[[r.name]], "test.sens_at_spec")[0]
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="op_table")
+    st.caption(
+        f"Each run's threshold is chosen on its own validation split ({plain(label)}; predict positive when the score "
+        "is at least the threshold); the test split is read at it, with stratified bootstrap 95% intervals. "
+        f"{prevalence_caption(prevalence)} The last column reads sensitivity off the test ROC at a fixed "
+        "specificity, as papers report it: optimistic, the threshold uses the test labels."
+    )
+
+
+def calibration(picked: pd.DataFrame, store: RunStore, prevalence: float | None) -> None:
+    """Reliability diagrams (as trained or after temperature scaling) and decision curves of the picked runs."""
+    views = {
+        r["legend"]: compare.calibration_views(store.predictions(r["id"]), prevalence) for _, r in picked.iterrows()
+    }
+    views = {k: v for k, v in views.items() if v is not None}
+    if not views:
+        st.info("Calibration is shown for binary tasks.")
+        return
+    scaled = st.toggle("After temperature scaling (one scalar fitted on each run's validation split)", key="cal_scaled")
+    curves = {
+        k: v["reliability_scaled"] if scaled and v["reliability_scaled"] is not None else v["reliability"]
+        for k, v in views.items()
+    }
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(plots.reliability_figure(curves), key="reliability")
+    prev = next(iter(views.values()))["prevalence"]
+    first = next(iter(views.values()))["decision"]
+    c2.plotly_chart(
+        plots.decision_figure(
+            first["threshold"], {k: v["decision"]["model"] for k, v in views.items()}, first["treat_all"], prev
+        ),
+        key="decision",
+    )
+    rows = [
+        {
+            "run": k.split("<br>")[0],
+            "Brier": v["brier"],
+            "ECE": v["ece"],
+            "temperature": v["temperature"],
+            "Brier after T": v["brier_scaled"] if v["temperature"] else None,
+            "ECE after T": v["ece_scaled"] if v["temperature"] else None,
+        }
+        for k, v in views.items()
+    ]
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="cal_table",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.3f")
+            for c in ("Brier", "ECE", "temperature", "Brier after T", "ECE after T")
+        },
+    )
+    st.caption(
+        f"Reliability: per bin of P(positive) ({metrics.calibration.N_BINS} equal-width bins; marker size: images) the "
+        "share of positives; on the diagonal a model is calibrated. ECE weighs each bin's gap by its share of images "
+        "(torchmetrics' binary L1 calibration error). Decision curve: net benefit of treating when the "
+        "temperature-scaled probability is at least the threshold, against treating everyone or no one, at "
+        + (f"{prevalence:.1%} prevalence." if prevalence is not None else "the test set's prevalence ")
+        + ("" if prevalence is not None else f"({prev:.1%} for the first run).")
+    )
