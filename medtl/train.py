@@ -687,7 +687,8 @@ def reevaluate(store: RunStore, run_id: str, device: str = "auto") -> dict:
     (:func:`test_section`: the operating point, calibration, every metric record); the training, model
     and data sections are kept. For runs recorded before validation predictions were kept, or before a
     metric was added. Returns the new ``metrics.json``."""
-    from medtl.checkpoint import MODEL_FILE, read, rebuild
+    from medtl.checkpoint import MODEL_FILE, read
+    from medtl.models import rebuild
 
     status = store.status(run_id)
     if status.get("state") != "done":

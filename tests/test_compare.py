@@ -170,7 +170,7 @@ def test_compare_page_prevalence_operating_point_and_old_runs(store, monkeypatch
     assert op["threshold (validation)"].str.contains("operating point not available: re-run or").all()
     rid = runs["medmnist layer2"][0]
     assert any(f"runs reevaluate {rid}" in v for v in op["threshold (validation)"])
-    at.number_input(key="prevalence").set_value(5.0).run()
+    at.number_input(key="cmp_prevalence").set_value(5.0).run()
     assert not at.exception
     table = at.dataframe[0].value
     assert "AUPRC at 5.0%" in table.columns and "AUROC" in table.columns

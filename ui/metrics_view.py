@@ -62,7 +62,7 @@ def prevalence_input(key: str, default: float | None = None) -> float | None:
 def controls() -> tuple[str, float | None]:
     """The Compare page's operating-point rule and deployment prevalence (None: each test set's own), in the sidebar."""
     st.header("Operating point")
-    return rule_input("op"), prevalence_input("prevalence")
+    return rule_input("cmp_op"), prevalence_input("cmp_prevalence")  # keys apart from the data forms'
 
 
 def prevalence_caption(prevalence: float | None) -> str:
