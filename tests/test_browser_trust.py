@@ -5,7 +5,7 @@ import re
 
 import pytest
 from compare_fixtures import mixed_runs
-from conftest import choose, fill, screenshot
+from conftest import choose, fill, idle, screenshot
 
 from medtl.runs import RunStore
 
@@ -97,9 +97,13 @@ def test_the_train_form_keeps_its_values_when_another_page_is_visited(server, pa
     """Streamlit drops a widget's state when its page is not drawn; the form keeps what was typed."""
     page.goto(server["url"] + "/Train")
     page.get_by_role("heading", name="Train", exact=True).wait_for()
-    fill(page, "Image size (px)", "48")
-    fill(page, "Epochs", "7")
-    fill(page, "Seeds", "0, 1")
+    for label, value in (("Image size (px)", "48"), ("Epochs", "7"), ("Seeds", "0, 1")):
+        for _ in range(3):  # on a loaded machine a rerun can swallow a value typed during it: type it again
+            fill(page, label, value)
+            if page.get_by_label(label, exact=True).input_value() == value:
+                break
+        assert page.get_by_label(label, exact=True).input_value() == value
+    idle(page)
     page.get_by_role("link", name="Compare").first.click()
     page.get_by_role("heading", name="Compare runs").wait_for()
     page.get_by_role("link", name="Train").first.click()

@@ -143,11 +143,24 @@ def operating_table(picked: pd.DataFrame, rule: str, prevalence: float | None) -
     )
 
 
+def _views(run_id: str, store: RunStore, prevalence: float | None) -> dict | None:
+    """:func:`medtl.compare.calibration_views` of a run, cached by its predictions file's time (a temperature fit
+    per run and rerun was a third of the Compare page's rerun); None for a damaged predictions file."""
+    p = store.path(run_id) / "predictions.npz"
+    try:
+        return _cached_views(run_id, str(store.root), p.stat().st_mtime_ns if p.is_file() else 0, prevalence)
+    except ValueError:  # damaged since the folder was last looked at: the curves say which are left out
+        return None
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _cached_views(run_id: str, root: str, mtime: int, prevalence: float | None) -> dict | None:
+    return compare.calibration_views(RunStore(root).predictions(run_id), prevalence)
+
+
 def calibration(picked: pd.DataFrame, store: RunStore, prevalence: float | None) -> None:
     """Reliability diagrams (as trained or after temperature scaling) and decision curves of the picked runs."""
-    views = {
-        r["legend"]: compare.calibration_views(store.predictions(r["id"]), prevalence) for _, r in picked.iterrows()
-    }
+    views = {r["legend"]: _views(r["id"], store, prevalence) for _, r in picked.iterrows()}
     views = {k: v for k, v in views.items() if v is not None}
     if not views:
         st.info("Calibration is shown for binary tasks.")
