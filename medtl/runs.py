@@ -51,6 +51,7 @@ FRESH_S = 1.0  # how long one look at the folder serves further questions (see R
 # seen at every look, a finished run changes only by ``runs reevaluate``/``--rekey`` or a hand edit
 RECHECK_S = float(os.environ.get("MEDTL_RECHECK_S", "10"))
 _CHECKED: dict[str, float] = {}  # runs folder -> when every run's files were last looked at
+_TOUCHED: dict[str, set[str]] = {}  # runs folder -> runs this process wrote since the last look (seen at once)
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
 
 __all__ = [
@@ -154,8 +155,7 @@ class RunStore:
 
             raise write_error(p, e) from None
         atomic_write(p / "config.json", cfg.to_json())
-        self._seen = None
-        _CHECKED.pop(str(self.root), None)
+        self._wrote(run_id)
         self.write_status(
             run_id, state=state, name=cfg.name, key=cfg.key(), created=now(), pid=os.getpid(), host=socket.gethostname()
         )
@@ -257,8 +257,7 @@ class RunStore:
             status = {}  # a damaged status is replaced by what is known now
         status.update(updates)
         atomic_write(p, json.dumps(status, indent=1, default=json_default))
-        self._seen = None
-        _CHECKED.pop(str(self.root), None)  # this store's readers see its own writes at once
+        self._wrote(run_id)
         if updates.get("state") in FINISHED:
             key = status.get("key")
             if key:
@@ -282,11 +281,17 @@ class RunStore:
 
     def write_metrics(self, run_id: str, metrics: dict) -> None:
         atomic_write(self.path(run_id) / "metrics.json", json.dumps(metrics, indent=1, default=json_default))
+        self._wrote(run_id)
+
+    def _wrote(self, run_id: str) -> None:
+        """This process changed ``run_id``'s files: its readers see it at the next look (that run re-read, not
+        every finished run of the folder: the queue writes progress every few seconds)."""
         self._seen = None
-        _CHECKED.pop(str(self.root), None)
+        _TOUCHED.setdefault(str(self.root), set()).add(run_id)
 
     def write_predictions(self, run_id: str, **arrays: np.ndarray) -> None:
         atomic_write(self.path(run_id) / "predictions.npz", lambda f: np.savez(f, **arrays))
+        self._wrote(run_id)
 
     def save_checkpoint(self, run_id: str, name: str, obj: Any) -> Path:
         """Serialise ``obj`` with ``torch.save`` to ``<run>/<name>`` atomically: the one writer of
@@ -545,9 +550,10 @@ class RunStore:
         root = os.fspath(self.root) + os.sep
         now_ = time.monotonic()
         every = now_ - _CHECKED.get(str(self.root), -RECHECK_S) >= RECHECK_S
+        touched = _TOUCHED.pop(str(self.root), set())
         for run_id in self._names():
             e = cache.get(run_id)
-            if e is not None and not every and e.stable():
+            if e is not None and not every and e.stable() and run_id not in touched:
                 out[run_id] = e  # a finished run, looked at less than RECHECK_S ago
                 continue
             sig = file_signature(root + run_id)

@@ -97,9 +97,10 @@ def test_a_finished_run_is_looked_at_again_after_the_recheck_window(tmp_path, mo
     # a hand edit of a finished run by another process: not looked at inside the window ...
     (store.path(run_id) / "metrics.json").write_bytes(b"\xf1\x00garbage")
     assert store.damaged() == []
-    # ... a new folder is seen at once, and this store's own writes are seen at once (a full look)
+    # ... a new folder is seen at once, and this store's own writes are seen at once (that run re-read)
     other = store.create(cfg.replace(train=cfg.train.replace(seed=1)), state="queued")
-    assert other in store.ids()
+    assert other in store.ids() and store.damaged() == []
+    store.write_status(run_id, note="touched")
     assert [r for r, _ in store.damaged()] == [run_id]
     # after the window, by any reader
     monkeypatch.setattr(R, "RECHECK_S", 0.0)
