@@ -7,9 +7,9 @@ Progress goes to an optional callback (events as dicts, a few per second) and, t
 ``status.json``.
 
 The parts, as torchvision's ``references/classification`` splits them: :func:`train_one_epoch`
-and :func:`evaluate` here; which epoch is kept (:class:`~medtl.checkpoint.ModelCheckpoint`),
-when to stop (:class:`~medtl.monitors.EarlyStopping`) and whether the run diverged
-(:func:`~medtl.monitors.divergence_warning`) in their own modules; :class:`Trainer` wires them.
+and :func:`evaluate` here; what happens after each epoch (the plateau step, which epoch is kept,
+``last.pt``, the epoch event, early stopping, the divergence check) as callbacks in
+:mod:`medtl.callbacks`; :class:`Trainer` runs the loop and calls them in their order.
 
 On CUDA the loop never waits for the GPU per step: losses stay on the device and are checked
 for NaN/inf every ``check_every`` steps and at the end of the epoch (the message names the first
@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -41,9 +41,10 @@ import torch
 from scipy.special import expit, softmax
 from torch import nn
 
+from medtl import callbacks as hooks
 from medtl import initialisations
 from medtl import metrics as M
-from medtl.checkpoint import ModelCheckpoint, load_resume_state, model_record, restore, save_resume_state
+from medtl.checkpoint import ModelCheckpoint, load_resume_state, model_record, restore
 from medtl.claims import Heartbeat
 from medtl.config import RunConfig
 from medtl.data import ImageSet, load
@@ -51,10 +52,9 @@ from medtl.data.augment import AugmentConfig, batches, normalization_stats
 from medtl.distributed import SINGLE, Dist, RankStore
 from medtl.models import build, param_groups
 from medtl.models.profile import count_params, latency, macs
-from medtl.monitors import EarlyStopping, divergence_warning
 from medtl.runs import RunStore, StoreWriteError, now
 
-Callback = Callable[[dict], None]
+Callback = Callable[[dict], None]  # receives the progress events; the epoch hooks are medtl.callbacks.Callback
 
 
 class Cancelled(Exception):
@@ -383,7 +383,11 @@ class _Setup:
 
 
 class Trainer:
-    """One run: builds data and model from the config, trains, evaluates, records."""
+    """One run: builds data and model from the config, trains, evaluates, records.
+
+    ``callback`` receives the progress events; ``callbacks`` (:class:`medtl.callbacks.Callback`) are
+    called at the start, after each epoch and at the end of the fit, after the run's own
+    (:func:`medtl.callbacks.standard`)."""
 
     check_every_cuda = 50  # steps between NaN/inf checks on an accelerator (each check waits for the device)
 
@@ -395,6 +399,7 @@ class Trainer:
         cancel: threading.Event | None = None,
         callback: Callback | None = None,
         dist: Dist = SINGLE,
+        callbacks: Sequence[hooks.Callback] = (),
     ):
         # under torchrun only rank 0 writes the run folder; the others read it (resume, model.pt)
         self.dist = dist
@@ -402,6 +407,7 @@ class Trainer:
         self.cfg, self.store, self.run_id = cfg, store, run_id
         self.cancel = cancel or threading.Event()
         self.callback = callback or (lambda e: None)
+        self.callbacks = list(callbacks)
         self.throttle = _Throttle()
         self.folder = store.path(run_id)
 
@@ -503,46 +509,44 @@ class Trainer:
         return _Setup(device, data, model, channels_last, loss_fn, opt, sched, step, steps, selection, batch)
 
     def _fit(self, resume: bool) -> dict:
+        """The loop: each epoch trains and validates, its record is appended to the history, then the
+        callbacks run in order; it ends after the last epoch or the one where a callback asked to stop."""
         tc = self.cfg.train
         gen = seed_everything(tc.seed)
         device = self.dist.device(pick_device(tc.device))
         if tc.threads:
             torch.set_num_threads(tc.threads)
         s = self._setup(device)
-        start_epoch, seen, train_seconds = 0, 0, 0.0
+        fit = hooks.FitState(s.model, s.opt, s.sched, gen, s.selection, tc.epochs)
         if resume:
-            self.store.remove_partial_checkpoints(self.run_id)  # left by a kill during a save
-        ck = load_resume_state(self.store, self.run_id, device) if resume else None
-        if ck is not None:
-            start_epoch, seen, train_seconds = restore(ck, s.model, s.opt, s.sched, gen, s.selection)
-            self.store.truncate_history(self.run_id, start_epoch)
-        stale = start_epoch - 1 - s.selection.best_epoch if s.selection.best_epoch >= 0 else 0
-        stopper = EarlyStopping(tc.patience, stale)
-
-        if tc.compile:
-            self.emit({"type": "status", "phase": "compiling the training step (torch.compile, once)"}, persist=True)
-        chance_loss = None
-        for epoch in range(start_epoch, tc.epochs):
-            hist, chance_loss = self._epoch(s, epoch, gen, first=epoch == start_epoch)
-            seen, train_seconds = seen + hist.pop("n_seen"), train_seconds + hist["seconds"]
+            self._restore(s, fit)
+        callbacks = [*hooks.standard(self.store, self.run_id, self.emit, tc.patience, tc.compile), *self.callbacks]
+        for cb in callbacks:
+            cb.on_fit_start(fit)
+        for epoch in range(fit.start_epoch, tc.epochs):
+            hist, fit.chance_loss = self._epoch(s, epoch, gen, first=epoch == fit.start_epoch)
+            fit.seen += hist.pop("n_seen")
+            fit.train_seconds += hist["seconds"]
             self.store.append_history(self.run_id, hist)
-            if isinstance(s.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                s.sched.step(hist["val_loss"])
-            improved = s.selection.update(epoch, hist, s.model)
-            save_resume_state(
-                self.store, self.run_id, s.model, s.opt, s.sched, gen, epoch, s.selection, seen, train_seconds
-            )
-            self.emit(
-                {"type": "epoch", **hist, "epochs": tc.epochs, "best_epoch": s.selection.best_epoch + 1}, persist=True
-            )
-            if stopper.step(improved):
-                self.emit({"type": "status", "phase": f"early stop after epoch {epoch + 1}"}, persist=True)
+            for cb in callbacks:
+                cb.on_epoch_end(fit, epoch, hist)
+            if fit.should_stop:
                 break
+        if fit.chance_loss is None:  # resumed after the last epoch: only the test evaluation was left
+            fit.chance_loss = self._validate(s)["chance_loss"]
+        for cb in callbacks:
+            cb.on_fit_end(fit)
+        return self._test(s, fit.seen, fit.train_seconds, fit.warning)
 
-        if chance_loss is None:  # resumed after the last epoch: only the test evaluation was left
-            chance_loss = self._validate(s)["chance_loss"]
-        warning = divergence_warning(self.store.history(self.run_id), chance_loss)
-        return self._test(s, seen, train_seconds, warning)
+    def _restore(self, s: _Setup, fit: hooks.FitState) -> None:
+        """Continue from ``last.pt`` where there is one: weights, optimiser, scheduler, random state, the
+        selection's best epoch and the counters; the history is cut back to the epochs it holds."""
+        self.store.remove_partial_checkpoints(self.run_id)  # left by a kill during a save
+        ck = load_resume_state(self.store, self.run_id, s.device)
+        if ck is None:
+            return
+        fit.start_epoch, fit.seen, fit.train_seconds = restore(ck, s.model, s.opt, s.sched, fit.gen, s.selection)
+        self.store.truncate_history(self.run_id, fit.start_epoch)
 
     def _validate(self, s: _Setup) -> dict:
         return evaluate(s.model, s.data, "val", s.loss_fn, s.device, s.batch_size * 2, s.channels_last, self.dist)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from medtl import checkpoint, train
+from medtl.callbacks import Callback, FitState
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.runs import RunStore
 
@@ -125,3 +126,84 @@ def test_a_resumed_run_continues_as_the_uninterrupted_one(tmp_path):
     assert m["train"]["seconds"] == pytest.approx(sum(h["seconds"] for h in cut.history(rid)))
     assert before["seen"] == pytest.approx(seen / 2)
     assert not (cut.path(rid) / "last.pt").exists()
+
+
+# --- callbacks given to the trainer ---------------------------------------------------------------------
+
+
+class Recorder(Callback):
+    """Notes every hook call and what the run folder holds at each epoch's end."""
+
+    def __init__(self, store: RunStore, run_id: str, stop_after: int | None = None):
+        self.store, self.run_id, self.stop_after = store, run_id, stop_after
+        self.calls, self.hists, self.at_epoch_end = [], [], []
+
+    def on_fit_start(self, fit: FitState) -> None:
+        self.calls.append(("start", fit.start_epoch))
+
+    def on_epoch_end(self, fit: FitState, epoch: int, hist: dict) -> None:
+        self.calls.append(("epoch", epoch))
+        self.hists.append(dict(hist))
+        folder = self.store.path(self.run_id)
+        self.at_epoch_end.append(
+            {
+                "history": len(self.store.history(self.run_id)),
+                "last.pt": checkpoint.read(folder / "last.pt")["epoch"],
+                "model.pt": checkpoint.read(folder / "model.pt")["epoch"],
+                "status": self.store.status(self.run_id)["progress"].get("epoch"),
+                "improved": fit.improved,
+                "seen": fit.seen,
+            }
+        )
+        if epoch + 1 == self.stop_after:
+            fit.should_stop = True
+
+    def on_fit_end(self, fit: FitState) -> None:
+        self.calls.append(("end", fit.warning))
+
+
+def test_a_trainer_callback_sees_every_epoch_in_order_after_the_runs_own(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = tiny(epochs=3, patience=0)
+    rid = store.create(cfg)
+    rec = Recorder(store, rid)
+    status = train.Trainer(cfg, store, rid, callbacks=[rec]).run()
+    assert status["state"] == "done", status
+    history = store.history(rid)
+    assert rec.calls == [("start", 0), ("epoch", 0), ("epoch", 1), ("epoch", 2), ("end", None)]
+    assert rec.hists == history and [h["epoch"] for h in history] == [1, 2, 3]
+    assert "n_seen" not in rec.hists[0]  # the record as written to history.jsonl
+    best = store.metrics(rid)["val"]["best_epoch"]
+    for e, seen in enumerate(rec.at_epoch_end):
+        # the history appended, last.pt saved and the epoch event written before this callback runs
+        assert seen["history"] == e + 1 and seen["last.pt"] == e and seen["status"] == e + 1
+        assert seen["model.pt"] == max(k + 1 for k in range(e + 1) if rec.at_epoch_end[k]["improved"])
+    assert rec.at_epoch_end[0]["improved"] and seen["model.pt"] == best
+    per_epoch = rec.at_epoch_end[0]["seen"]
+    assert per_epoch > 0 and [s["seen"] for s in rec.at_epoch_end] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
+
+
+def test_a_trainer_callback_can_stop_the_run(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = tiny(epochs=5, patience=0)
+    rid = store.create(cfg)
+    rec = Recorder(store, rid, stop_after=2)
+    assert train.Trainer(cfg, store, rid, callbacks=[rec]).run()["state"] == "done"
+    assert [h["epoch"] for h in store.history(rid)] == [1, 2]
+    assert rec.calls[-1][0] == "end" and [c for c in rec.calls if c[0] == "epoch"] == [("epoch", 0), ("epoch", 1)]
+    assert store.metrics(rid)["test"]["n"] > 0 and not (store.path(rid) / "last.pt").exists()
+
+
+def test_a_resumed_fit_starts_its_callbacks_after_the_saved_epoch(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = tiny(epochs=3, patience=0)
+    rid = store.create(cfg)
+    cancel = threading.Event()
+    first = train.Trainer(cfg, store, rid, cancel, cancel_after_epoch(1, cancel))
+    assert first.run()["state"] == "cancelled"
+    rec = Recorder(store, rid)
+    assert train.Trainer(cfg, store, rid, callbacks=[rec]).run(resume=True)["state"] == "done"
+    assert rec.calls[:3] == [("start", 1), ("epoch", 1), ("epoch", 2)]
+    assert [h["epoch"] for h in rec.hists] == [2, 3] and rec.hists == store.history(rid)[1:]
+    per_epoch = rec.at_epoch_end[0]["seen"] / 2  # the images of epoch 1, from last.pt, then epoch 2's
+    assert rec.at_epoch_end[1]["seen"] == 3 * per_epoch
