@@ -9,7 +9,9 @@ Progress goes to an optional callback (events as dicts, a few per second) and, t
 The parts, as torchvision's ``references/classification`` splits them: :func:`train_one_epoch`
 and :func:`evaluate` here; what happens after each epoch (the plateau step, which epoch is kept,
 ``last.pt``, the epoch event, early stopping, the divergence check) as callbacks in
-:mod:`medtl.callbacks`; :class:`Trainer` runs the loop and calls them in their order.
+:mod:`medtl.callbacks`; :class:`Trainer` runs the loop and calls them in their order. After the
+loop, the test phase is three steps: evaluation (the selected epoch on the validation and test
+splits), profiling (:func:`profile`) and persistence (``predictions.npz``, ``metrics.json``).
 
 On CUDA the loop never waits for the GPU per step: losses stay on the device and are checked
 for NaN/inf every ``check_every`` steps and at the end of the epoch (the message names the first
@@ -536,7 +538,7 @@ class Trainer:
             fit.chance_loss = self._validate(s)["chance_loss"]
         for cb in callbacks:
             cb.on_fit_end(fit)
-        return self._test(s, fit.seen, fit.train_seconds, fit.warning)
+        return self._test(s, fit)
 
     def _restore(self, s: _Setup, fit: hooks.FitState) -> None:
         """Continue from ``last.pt`` where there is one: weights, optimiser, scheduler, random state, the
@@ -599,81 +601,102 @@ class Trainer:
             self._check_cancel()
             yield item
 
-    def _test(self, s: _Setup, seen: int, train_seconds: float, warning: str | None) -> dict:
-        tc, model, data, device, channels_last, best = (
-            self.cfg.train,
-            s.model,
-            s.data,
-            s.device,
-            s.channels_last,
-            s.selection,
-        )
-        self.dist.barrier()  # rank 0 has written the last model.pt
-        best.load_best(model, device)
-        split_preds = {}
-        for split in ("val", "test"):  # validation too: thresholds and ties are judged on it, never on test
-            phase = f"evaluating on the {'validation' if split == 'val' else 'test'} split"
-            self.emit({"type": "status", "phase": phase, "final": True}, persist=True)
-            split_preds[split] = predict(
-                model,
-                data,
-                split,
-                device,
-                s.batch_size * 2,
-                channels_last,
-                self.dist,
-                lambda d, t, ph=phase: self.emit({"type": "status", "phase": ph, "final": True, "done": d, "total": t}),
-            )
+    def _test(self, s: _Setup, fit: hooks.FitState) -> dict:
+        """The selected epoch's evaluation, profile and records (``metrics.json``); rank 0 writes, the
+        other ranks return what it wrote."""
+        split_preds = self._predict_splits(s)
         if not self.dist.main:  # rank 0 computes and writes the metrics; the others read them
             self.dist.barrier()
             return self.store.metrics(self.run_id)
-        logits, y, idx = split_preds["test"]
-        v_logits, v_y, v_idx = split_preds["val"]
-        preds = {
-            "index": idx,
-            "y_true": y,
-            "y_score": scores(logits, data.exclusive),
-            "val_index": v_idx,
-            "val_y_true": v_y,
-            "val_y_score": scores(v_logits, data.exclusive),
-        }
-        self.store.write_predictions(self.run_id, **preds)
-        self.emit(
-            {"type": "status", "phase": f"confidence intervals ({tc.bootstrap} bootstrap resamples)", "final": True},
-            True,
-        )
-        test = test_section(preds, tc, data.exclusive, data.label_names, self.run_id)
-        self.emit(
-            {"type": "status", "phase": "profiling (parameters, MACs, single-image latency)", "final": True}, True
-        )
-        cpu_model = model.to("cpu", memory_format=torch.contiguous_format).eval()
-        y_train = data.y(data.splits["train"])
-        lat = latency(cpu_model, data.image_size, 1, data.channels)
+        preds = prediction_arrays(split_preds, s.data.exclusive)
+        tc = self.cfg.train
+        self._status(f"confidence intervals ({tc.bootstrap} bootstrap resamples)")
+        test = test_section(preds, tc, s.data.exclusive, s.data.label_names, self.run_id)
+        self._status("profiling (parameters, MACs, single-image latency)")
         metrics = {
             "test": test,
-            "val": {"best_epoch": best.best_epoch + 1, "selected_by": tc.select_by, "warning": warning},
-            "train": {
-                "n": int(len(y_train)),
-                "n_pos": int((y_train if y_train.ndim == 1 else y_train.max(1)).sum()),
-                "images_per_s": seen / max(train_seconds, 1e-9),
-                "seconds": train_seconds,
-                "device": str(device),
-                "compiled": tc.compile,
-                "world_size": self.dist.world,
-                "loss": "cross_entropy" if data.exclusive else "bce",
-            },
-            "model": {
-                **count_params(cpu_model),
-                "macs": macs(cpu_model, data.image_size, data.channels),
-                "latency_ms": lat["median_ms"],
-                "latency_iqr_ms": lat["iqr_ms"],
-            },
-            "data": {"image_size": data.image_size, "counts": data.counts()},
+            "val": {"best_epoch": s.selection.best_epoch + 1, "selected_by": tc.select_by, "warning": fit.warning},
+            "train": self._train_section(s, fit),
+            "model": profile(s.model, s.data.image_size, s.data.channels),
+            "data": {"image_size": s.data.image_size, "counts": s.data.counts()},
         }
-        self.store.write_metrics(self.run_id, metrics)
-        (self.folder / "last.pt").unlink(missing_ok=True)  # the run is complete; model.pt is what stays
+        self._persist(preds, metrics)
         self.dist.barrier()  # metrics.json is there for the other ranks
         return metrics
+
+    def _status(self, phase: str, **extra) -> None:
+        self.emit({"type": "status", "phase": phase, "final": True, **extra}, persist=True)
+
+    def _predict_splits(self, s: _Setup) -> dict[str, tuple]:
+        """Evaluation: the selected epoch's ``(logits, targets, indices)`` on the validation and test splits
+        (validation too: thresholds and ties are judged on it, never on test); every rank takes part."""
+        self.dist.barrier()  # rank 0 has written the last model.pt
+        s.selection.load_best(s.model, s.device)
+        out = {}
+        for split in ("val", "test"):
+            phase = f"evaluating on the {'validation' if split == 'val' else 'test'} split"
+            self._status(phase)
+            out[split] = predict(
+                s.model,
+                s.data,
+                split,
+                s.device,
+                s.batch_size * 2,
+                channels_last=s.channels_last,
+                dist=self.dist,
+                progress=lambda d, t, ph=phase: self.emit(
+                    {"type": "status", "phase": ph, "final": True, "done": d, "total": t}
+                ),
+            )
+        return out
+
+    def _train_section(self, s: _Setup, fit: hooks.FitState) -> dict:
+        """``metrics.json``'s ``train``: the training split's counts, the rate and time, where it ran."""
+        y_train = s.data.y(s.data.splits["train"])
+        return {
+            "n": int(len(y_train)),
+            "n_pos": int((y_train if y_train.ndim == 1 else y_train.max(1)).sum()),
+            "images_per_s": fit.seen / max(fit.train_seconds, 1e-9),
+            "seconds": fit.train_seconds,
+            "device": str(s.device),
+            "compiled": self.cfg.train.compile,
+            "world_size": self.dist.world,
+            "loss": "cross_entropy" if s.data.exclusive else "bce",
+        }
+
+    def _persist(self, preds: dict[str, np.ndarray], metrics: dict) -> None:
+        """Persistence: ``predictions.npz`` and ``metrics.json``; then ``last.pt`` goes (the run is complete,
+        ``model.pt`` is what stays)."""
+        self.store.write_predictions(self.run_id, **preds)
+        self.store.write_metrics(self.run_id, metrics)
+        (self.folder / "last.pt").unlink(missing_ok=True)
+
+
+def prediction_arrays(split_preds: dict[str, tuple], exclusive: bool) -> dict[str, np.ndarray]:
+    """``predictions.npz``'s arrays from the ``(logits, targets, indices)`` of the test and validation splits."""
+    logits, y, idx = split_preds["test"]
+    v_logits, v_y, v_idx = split_preds["val"]
+    return {
+        "index": idx,
+        "y_true": y,
+        "y_score": scores(logits, exclusive),
+        "val_index": v_idx,
+        "val_y_true": v_y,
+        "val_y_score": scores(v_logits, exclusive),
+    }
+
+
+def profile(model: nn.Module, image_size: int, channels: int) -> dict:
+    """``metrics.json``'s ``model``: parameters, MACs and the single-image latency on the CPU (the model is
+    moved there, in eval mode)."""
+    cpu_model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    lat = latency(cpu_model, image_size, 1, channels)
+    return {
+        **count_params(cpu_model),
+        "macs": macs(cpu_model, image_size, channels),
+        "latency_ms": lat["median_ms"],
+        "latency_iqr_ms": lat["iqr_ms"],
+    }
 
 
 def run(

@@ -187,11 +187,21 @@ def test_a_trainer_callback_can_stop_the_run(tmp_path):
     store = RunStore(tmp_path)
     cfg = tiny(epochs=5, patience=0)
     rid = store.create(cfg)
-    rec = Recorder(store, rid, stop_after=2)
-    assert train.Trainer(cfg, store, rid, callbacks=[rec]).run()["state"] == "done"
+    rec, events = Recorder(store, rid, stop_after=2), []
+    assert train.Trainer(cfg, store, rid, callback=events.append, callbacks=[rec]).run()["state"] == "done"
     assert [h["epoch"] for h in store.history(rid)] == [1, 2]
     assert rec.calls[-1][0] == "end" and [c for c in rec.calls if c[0] == "epoch"] == [("epoch", 0), ("epoch", 1)]
-    assert store.metrics(rid)["test"]["n"] > 0 and not (store.path(rid) / "last.pt").exists()
+    # then the test phase as always: evaluation, intervals, profiling, the files
+    phases = [e["phase"] for e in events if e.get("final") and "done" not in e]
+    assert phases == [
+        "evaluating on the validation split",
+        "evaluating on the test split",
+        "confidence intervals (20 bootstrap resamples)",
+        "profiling (parameters, MACs, single-image latency)",
+    ]
+    m, pred = store.metrics(rid), store.predictions(rid)
+    assert m["test"]["n"] == len(pred["y_true"]) > 0 and len(pred["val_y_true"]) > 0 and m["model"]["macs"] > 0
+    assert not (store.path(rid) / "last.pt").exists()
 
 
 def test_a_resumed_fit_starts_its_callbacks_after_the_saved_epoch(tmp_path):
