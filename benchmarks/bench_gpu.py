@@ -141,7 +141,9 @@ def run_medtl(dcfg: DataConfig, mcfg: ModelConfig, device: torch.device, epochs:
         cl = device.type in ("cuda", "cpu")
         for _ in range(2):  # the second pass is the warm one
             t = time.perf_counter()
-            for _x, _y, _i in batches(ds, "train", batch, device, True, gen, AugmentConfig(), True, cl):
+            for _x, _y, _i in batches(
+                ds, "train", batch, device, shuffle=True, gen=gen, aug=AugmentConfig(), drop_last=True, channels_last=cl
+            ):
                 pass
             sync(device)
             took = time.perf_counter() - t

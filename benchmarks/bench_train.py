@@ -155,7 +155,7 @@ def data_share(data_cfg, epoch_seconds: float) -> float:
     ds = load(data_cfg)
     gen = torch.Generator().manual_seed(0)
     t = time.perf_counter()
-    for _ in batches(ds, "train", BATCH, "cpu", True, gen, AugmentConfig(), True):
+    for _ in batches(ds, "train", BATCH, "cpu", shuffle=True, gen=gen, aug=AugmentConfig(), drop_last=True):
         pass
     for _ in batches(ds, "val", BATCH * 2, "cpu"):
         pass

@@ -295,7 +295,7 @@ def evaluate(
     model: nn.Module, data: ImageSet, split: str, loss_fn, device, batch_size: int, channels_last=False, dist=SINGLE
 ) -> dict:
     """Loss, AUROC and AUPRC of ``model`` on a split, and the *chance loss* (every logit 0) for reference."""
-    logits, y, _ = predict(model, data, split, device, batch_size, channels_last, dist)
+    logits, y, _ = predict(model, data, split, device, batch_size, channels_last=channels_last, dist=dist)
     lt, yt = torch.from_numpy(logits).to(device), torch.from_numpy(y).to(device)
     with torch.no_grad():
         loss, chance = float(loss_fn(lt, yt)), float(loss_fn(torch.zeros_like(lt), yt))
@@ -551,7 +551,9 @@ class Trainer:
         self.store.truncate_history(self.run_id, fit.start_epoch)
 
     def _validate(self, s: _Setup) -> dict:
-        return evaluate(s.model, s.data, "val", s.loss_fn, s.device, s.batch_size * 2, s.channels_last, self.dist)
+        return evaluate(
+            s.model, s.data, "val", s.loss_fn, s.device, s.batch_size * 2, channels_last=s.channels_last, dist=self.dist
+        )
 
     def _epoch(self, s: _Setup, epoch: int, gen: torch.Generator, first: bool) -> tuple[dict, float]:
         """Train one epoch and validate; returns the history record (with ``n_seen``) and the chance loss."""
@@ -564,7 +566,16 @@ class Trainer:
         # on the CPU a check costs nothing, so every step is checked (and the message names the batch exactly)
         check_every = 1 if s.device.type == "cpu" else self.check_every_cuda
         with batches(
-            s.data, "train", s.batch_size, s.device, True, gen, aug, True, s.channels_last, shard=shard
+            s.data,
+            "train",
+            s.batch_size,
+            s.device,
+            shuffle=True,
+            gen=gen,
+            aug=aug,
+            drop_last=True,
+            channels_last=s.channels_last,
+            shard=shard,
         ) as loader:  # closing stops the prefetching thread, also when the epoch is abandoned
             train_loss, n_seen = train_one_epoch(
                 s.step,
