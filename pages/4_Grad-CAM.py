@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from medtl import explain, plots
+from medtl import cam, explain, plots
+from medtl.overlay import overlay, to_png
 from ui import damaged, study_view
 from ui import explanations as X
 from ui.nav import link, page_setup
@@ -83,7 +84,7 @@ if shared:
     st.caption("All selected runs: " + plain(" · ".join(shared)))
 
 # the layers every selected run keeps, bottom first: a common earlier cut compares like with like
-layers_of = {r: explain.gradcam_layers(configs[r].model) for r in runs}
+layers_of = {r: cam.gradcam_layers(configs[r].model) for r in runs}
 common = [name for name in layers_of[runs[0]] if all(name in layers_of[r] for r in runs)]
 options = [AT_CUT, *common]
 if st.session_state.get("layer") not in options:  # the runs changed: that layer is gone
@@ -192,8 +193,8 @@ for i, ix in enumerate(picked):
     cols = st.columns(len(runs))
     for c, r in zip(cols, runs, strict=True):
         e = results[r][0]
-        rgb = explain.overlay(e.images[i], e.maps[i], None if e.masks is None else e.masks[i])
-        c.image(explain.to_png(rgb, scale), caption=f"#{ix} · label {int(e.labels[i])} · p = {e.probs[i]:.2f}")
+        rgb = overlay(e.images[i], e.maps[i], None if e.masks is None else e.masks[i])
+        c.image(to_png(rgb, scale), caption=f"#{ix} · label {int(e.labels[i])} · p = {e.probs[i]:.2f}")
 
 st.subheader("Feature reuse per stage")
 st.caption(
