@@ -101,3 +101,11 @@ def energy_in_mask(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def energy_in_mask_chance(masks: np.ndarray) -> np.ndarray:
     """Per image, the expected energy-in-mask of a map with exchangeable values: the mask's area fraction."""
     return masks.reshape(len(masks), -1).mean(axis=1)
+
+
+def lesion_diameter(masks: np.ndarray) -> float:
+    """The median lesion size in pixels over the non-empty masks, each as the diameter of the disc
+    with its area (to compare with a map's cell size); NaN when every mask is empty."""
+    area = masks.reshape(len(masks), -1).sum(axis=1)
+    area = area[area > 0]
+    return float(np.median(2 * np.sqrt(area / np.pi))) if area.size else float("nan")

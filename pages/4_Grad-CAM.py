@@ -1,11 +1,10 @@
 """Explain: where each run looks (Grad-CAM at its cut or an earlier layer) on the same test images,
 whether the maps point at the lesions, and how much of each run's initial network survives training (CKA)."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from medtl import cam, explain, plots
+from medtl import cam, explain, localisation, plots
 from medtl.overlay import overlay, to_png
 from ui import damaged, study_view
 from ui import explanations as X
@@ -172,8 +171,7 @@ if "pointing_game" in scores:
         e, s = results[r]
         if X.too_coarse(s):
             (h, w), size = e.map_size, e.images.shape[-1]
-            lesion = e.masks[e.masks.reshape(len(e.masks), -1).any(axis=1)]
-            diameter = float(np.median(2 * np.sqrt(lesion.reshape(len(lesion), -1).sum(axis=1) / np.pi)))
+            diameter = localisation.lesion_diameter(e.masks)
             st.warning(
                 f"**{plain(label[r])}** at {e.layer}: at {h}×{w} a map cannot point at a {diameter:.0f}-px lesion in a "
                 f"{size}-px image (a cell centre lies within reach of only {s['pointing_game_ceiling']:.0%} of them): "

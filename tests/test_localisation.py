@@ -2,6 +2,7 @@
 levels and ceilings, checked against direct enumeration on small arrays."""
 
 import itertools
+import math
 import subprocess
 import sys
 
@@ -147,3 +148,17 @@ def test_edge_cell_peak_points_at_the_cell_not_the_corner():
     mask[0, 6:10, 6:10] = True  # a lesion around the corner cell's centre (8, 8)
     assert L.pointing_game(up, mask, tolerance=4)[0] == 0
     assert L.pointing_game(native, mask, tolerance=4)[0] == 1
+
+
+def test_lesion_diameter_is_the_median_equivalent_disc():
+    masks = np.zeros((4, 32, 32), bool)
+    masks[0, 2:6, 2:6] = True  # 16 px
+    masks[1, 10:20, 10:20] = True  # 100 px
+    yy, xx = np.mgrid[:32, :32]
+    masks[2] = (yy - 16) ** 2 + (xx - 16) ** 2 <= 8**2  # a disc of radius 8: about 16 px across
+    # masks[3] is empty: left out
+    areas = sorted([16, 100, int(masks[2].sum())])
+    assert L.lesion_diameter(masks) == pytest.approx(2 * math.sqrt(areas[1] / math.pi))
+    assert L.lesion_diameter(masks[2:3]) == pytest.approx(16, abs=0.5)
+    assert L.lesion_diameter(masks[:1]) == pytest.approx(8 / math.sqrt(math.pi))
+    assert math.isnan(L.lesion_diameter(masks[3:]))
