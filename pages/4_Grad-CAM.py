@@ -4,12 +4,12 @@ whether the maps point at the lesions, and how much of each run's initial networ
 import pandas as pd
 import streamlit as st
 
-from medtl import cam, explain, localisation, plots
+from medtl import cam, compare, explain, localisation, plots
 from medtl.overlay import overlay, to_png
 from ui import damaged, study_view
 from ui import explanations as X
 from ui.nav import link, page_setup
-from ui.state import get_store, load_data
+from ui.state import get_store, load_data, runs_table
 from ui.text import plain
 
 AT_CUT = "at each run's cut"
@@ -74,13 +74,13 @@ if len({split_of[r] for r in runs}) > 1:
     st.stop()
 
 # columns and rows are labelled by what differs between the selected runs; what they share is said once
-parts = {r: names[r].split(" · ") for r in runs}
-shared = [x for x in parts[runs[0]] if all(x in parts[r] for r in runs)] if len(runs) > 1 else []
-label = {r: " · ".join(x for x in parts[r] if x not in shared) or names[r] for r in runs}
-if len(set(label.values())) < len(runs):  # repeats of one config: tell them apart by id
+rows = runs_table(store).set_index("id").loc[runs]
+label = compare.short_labels(rows).to_dict()
+if len(set(label.values())) < len(runs):  # copies of one run: tell them apart by id
     label = {r: f"{label[r]} · {r[-7:]}" for r in runs}
+shared = compare.shared_label(rows)
 if shared:
-    st.caption("All selected runs: " + plain(" · ".join(shared)))
+    st.caption("All selected runs: " + plain(shared))
 
 # the layers every selected run keeps, bottom first: a common earlier cut compares like with like
 layers_of = {r: cam.gradcam_layers(configs[r].model) for r in runs}
