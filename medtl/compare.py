@@ -120,6 +120,26 @@ def short_labels(rows: pd.DataFrame, always: tuple[str, ...] = ("model_label",),
     """Labels that keep only what tells ``rows`` apart: the parts of the run name that differ
     between them (dataset, model, initialisation, size, seed), those in ``always``, then any other
     differing field (``lr=1``). Short enough for legends and table cells."""
+    d, _, keep, extra = _name_parts(rows, always, seed)
+    out = pd.Series("", index=rows.index)
+    for c in keep:
+        out = join(out, d[c].map(str))
+    return join(out, extra_labels(rows, extra)) if extra else out
+
+
+def shared_label(rows: pd.DataFrame, always: tuple[str, ...] = ("model_label",), seed: bool = True) -> str:
+    """The parts of the run name that :func:`short_labels` leaves out because every row shares
+    them, as one ``a · b`` label: said once above labels that show only what differs. Empty when
+    nothing is shared (or there are no rows)."""
+    if rows.empty:
+        return ""
+    d, parts, keep, _ = _name_parts(rows, always, seed)
+    return " · ".join(str(d[c].iloc[0]) for c in parts if c not in keep)
+
+
+def _name_parts(rows: pd.DataFrame, always: tuple[str, ...], seed: bool):
+    """``rows`` with the name's parts as columns (initialisation, size and seed as labels), those
+    columns, the ones :func:`short_labels` keeps, and the other config fields that differ."""
     d = rows.assign(
         _size=rows["data.train_size"].map(size_label),
         _seed="seed " + rows["train.seed"].map(str),
@@ -130,10 +150,7 @@ def short_labels(rows: pd.DataFrame, always: tuple[str, ...] = ("model_label",),
     extra = varying(rows, NAME_FIELDS)
     if not keep and not extra:
         keep = ["model_label"]
-    out = pd.Series("", index=rows.index)
-    for c in keep:
-        out = join(out, d[c].map(str))
-    return join(out, extra_labels(rows, extra)) if extra else out
+    return d, parts, keep, extra
 
 
 def display_names(rows: pd.DataFrame) -> pd.Series:

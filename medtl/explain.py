@@ -1,61 +1,35 @@
-"""Grad-CAM on trained runs, overlays, and checks of where the maps point.
+"""Grad-CAM on trained runs: load a run's model, pick test images, explain them, score the maps.
 
-Maps are computed with Captum's ``LayerGradCam`` (``relu_attributions=True``) at the last layer
-of the (possibly truncated) backbone, or at any earlier cut point (``layer=``, resolved by
-:func:`feature_module`), and upsampled bilinearly to the image for display. They always run on a
-fresh eval-mode model loaded from the run's ``model.pt`` with in-place ReLUs made out-of-place
-(backward hooks and in-place ops do not mix), never on a training model, and not under
-``torch.inference_mode`` (gradients are needed).
+The thin orchestration that the Explain page and ``python -m medtl explain`` call. The maps
+themselves are :mod:`medtl.cam` (Captum's Grad-CAM on a fresh eval-mode copy loaded from the
+run's ``model.pt``, never the training model); the scores and their exact chance levels and
+ceilings are :mod:`medtl.localisation` (pure array functions); overlays are :mod:`medtl.overlay`.
 
-Where lesion masks exist (SynthCXR) two scores say whether a map looks at the lesion:
-the *pointing game* (the map's maximum lies in the mask or closer to it than 15 px at 224 px,
-Euclidean, as in Zhang et al. 2016 and TorchRay, scaled to the image) and *energy-in-mask* (the
-share of positive saliency inside the mask). Both have an exact chance level in closed form: a
-uniform random map points at a uniformly random cell of its grid, so its hit rate is the share of
-cells whose centre lies in the tolerance region; its expected energy share is the mask's area
-fraction (exchangeable values, and bilinear upsampling by a whole factor gives every cell the
-same total weight).
-
-The pointing game plays the map at its *native* resolution: the maximum cell is mapped to the
-image pixel at its centre. Taking the argmax of the bilinearly upsampled map instead puts every
-edge-cell peak on the image border (the upsampled map is flat between the outermost cell centre
-and the border, and ``argmax`` returns the first pixel of that plateau: the top-left corner).
-A coarse map cannot point closer than its cell centres, so the best score a map of that
-resolution can reach is reported too (``pointing_game_ceiling``).
-
-With a GAP head Grad-CAM is each position's contribution to the logit, and part of it is the same
-for every image: on SynthCXR (ResNet18, nodule, 64 px) the edge cells carry a positive offset in
-positives and negatives alike (the border: no thorax, zero padding), normal lung a negative one,
-so the plain map's maximum lies in an edge cell for almost every image and the pointing game
-falls to 0. ``contrast=True`` subtracts the mean signed map of negative validation images
-(:func:`reference_map`) before the ReLU: what remains is the evidence the image adds over a
-typical negative, and it points at the lesion (0.17 -> 0.41 at layer2, 0.55 -> 0.66 at layer1,
-chance 0.02).
-
-The randomised-weights check (Adebayo et al., 2018) recomputes maps with re-initialised weights:
-a faithful map must change.
+Where lesion masks exist (SynthCXR), :func:`scores` plays the pointing game on the maps at their
+native resolution and measures energy-in-mask on the maps upsampled to the image.
+*Contrastive* maps (``contrast=True``) subtract the mean signed map of negative validation images
+(:func:`negatives_reference`) before the ReLU: with a GAP head the plain maps carry an offset that
+is the same for every image (on SynthCXR the zero-padded border), which puts deep cuts' maxima on
+the border; what remains points at the lesion (see :mod:`medtl.cam`).
 """
 
 from __future__ import annotations
 
-import copy
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from captum.attr import LayerAttribution, LayerGradCam
-from scipy.ndimage import distance_transform_edt
 from torch import nn
 
+from medtl import localisation as L
+from medtl.cam import eval_copy, feature_module, gradcam_native, randomization_check, ready, reference_map, upsample
 from medtl.checkpoint import MODEL_FILE
 from medtl.checkpoint import read as read_checkpoint
-from medtl.config import ModelConfig
 from medtl.data import ImageSet
-from medtl.data.preview import outline
-from medtl.models import rebuild, registry
+from medtl.models import rebuild
 from medtl.models.transfer import TransferNet
+from medtl.overlay import overlay, to_png
 from medtl.runs import RunStore
 from medtl.strategies import get_strategy
 
@@ -71,214 +45,7 @@ def load_model(store: RunStore, run_id: str) -> TransferNet:
         raise FileNotFoundError(
             f"Run {run_id} has no model.pt: it has not finished (state {store.status(run_id).get('state')})"
         )
-    model = rebuild(read_checkpoint(path), cfg.model, cfg.data.image_size)
-    for m in model.modules():
-        if isinstance(m, nn.ReLU):
-            m.inplace = False
-    return model.eval()
-
-
-def feature_module(model: TransferNet, config: ModelConfig, cut: str | None = None) -> nn.Module:
-    """The module of ``model`` (built for ``config``) whose output is the (B, C, h, w) map Grad-CAM
-    reads at ``cut``.
-
-    ``None`` is the map that feeds the head. Cuts above what the network keeps raise ValueError
-    naming the layers there are; which module gives a cut's map is the backbone family's
-    knowledge (:meth:`TransferNet.cam_module`: a ViT's patch tokens as a grid).
-    """
-    if cut is None:
-        return model.last_conv_layer
-    kept = registry.get_cut(config.backbone, get_strategy(config.strategy).kept_cut(config.cut))
-    if registry.get_cut(config.backbone, cut).stage > kept.stage:
-        raise ValueError(
-            f"layer {cut!r} lies above what this network keeps (up to {kept.name!r}). "
-            f"Grad-CAM layers: {', '.join(gradcam_layers(config))}"
-        )
-    return model.cam_module(cut)
-
-
-def gradcam_layers(config: ModelConfig) -> list[str]:
-    """The block-level cut points where Grad-CAM can be read for a network built for ``config``,
-    bottom first, ending with the deepest kept point."""
-    kept = registry.get_cut(config.backbone, get_strategy(config.strategy).kept_cut(config.cut))
-    points = registry.cut_points(config.backbone)
-    names = [p.name for p in points if p.level in ("stem", "block") and p.stage < kept.stage]
-    return names + [kept.name]
-
-
-def gradcam_native(
-    model: TransferNet,
-    images: torch.Tensor,
-    layer: nn.Module | None = None,
-    target: int = 0,
-    batch_size: int = 32,
-    reference: np.ndarray | None = None,
-    signed: bool = False,
-) -> np.ndarray:
-    """Grad-CAM maps (B, h, w) at the layer's own resolution for float images in [0, 1].
-
-    Args:
-        reference: a signed map (h, w) subtracted before the ReLU (see :func:`reference_map`).
-        signed: return the maps before the ReLU.
-    """
-    cam = LayerGradCam(model, layer or model.last_conv_layer)
-    out = []
-    for s in range(0, len(images), batch_size):
-        x = images[s : s + batch_size].detach().clone().requires_grad_(True)
-        out.append(cam.attribute(x, target=target, relu_attributions=False).detach()[:, 0].numpy())
-    maps = np.concatenate(out)
-    if reference is not None:
-        maps = maps - reference
-    return maps if signed else np.clip(maps, 0, None)
-
-
-def reference_map(
-    model: TransferNet, images: torch.Tensor, layer: nn.Module | None = None, target: int = 0
-) -> np.ndarray:
-    """The mean signed Grad-CAM map (h, w) of reference images (e.g. negatives of the validation split).
-
-    With a GAP head, Grad-CAM is each position's contribution to the logit. Part of it is the same
-    for every image (on SynthCXR: positive at the image border, where the thorax is absent and the
-    convolutions see zero padding; negative over normal lung). Subtracted, what remains is the
-    evidence this image adds over a typical negative one: a *contrastive* map.
-    """
-    return gradcam_native(model, images, layer, target, signed=True).mean(axis=0)
-
-
-def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Maps (B, h, w) resized bilinearly to ``size`` (for display and energy-in-mask)."""
-    attr = torch.from_numpy(np.ascontiguousarray(maps))[:, None]
-    return LayerAttribution.interpolate(attr, tuple(size), interpolate_mode="bilinear")[:, 0].numpy()
-
-
-def gradcam(
-    model: TransferNet, images: torch.Tensor, layer: nn.Module | None = None, target: int = 0, batch_size: int = 32
-) -> np.ndarray:
-    """Grad-CAM maps (B, H, W), non-negative, upsampled to the images (B, C, H, W) in [0, 1]."""
-    return upsample(gradcam_native(model, images, layer, target, batch_size), tuple(images.shape[-2:]))
-
-
-def default_tolerance(size: int) -> int:
-    """The pointing game's tolerance: 15 px at 224 px (Zhang et al., ECCV 2016), scaled to the image."""
-    return max(1, round(15 / 224 * size))
-
-
-def tolerance_region(mask: np.ndarray, tolerance: float) -> np.ndarray:
-    """Pixels in the mask or closer to it than ``tolerance`` (Euclidean, strict as TorchRay's
-    ``(dy**2 + dx**2) < tolerance**2``: 697 pixels around one pixel at 15 px)."""
-    if not mask.any():
-        return np.zeros_like(mask, dtype=bool)
-    return mask.astype(bool) | (distance_transform_edt(~mask.astype(bool)) < tolerance)
-
-
-def cell_centres(map_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Image pixel (rows, columns) at the centre of each cell of a (h, w) map over an (H, W) image."""
-    (h, w), (H, W) = map_size, image_size
-    return ((np.arange(h) + 0.5) * H / h).astype(int), ((np.arange(w) + 0.5) * W / w).astype(int)
-
-
-def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: float | None = None) -> np.ndarray:
-    """1 where the map's maximum lies in the mask's tolerance region (:func:`tolerance_region`,
-    default :func:`default_tolerance`), else 0; an all-zero map points nowhere (a miss).
-
-    Maps coarser than the masks (native Grad-CAM maps) point at the centre of their maximum cell.
-    """
-    tolerance = default_tolerance(masks.shape[-1]) if tolerance is None else tolerance
-    rows, cols = cell_centres(maps.shape[-2:], masks.shape[-2:])
-    hits = np.zeros(len(maps))
-    for i, (m, k) in enumerate(zip(maps, masks, strict=True)):
-        if m.max() <= 0:
-            continue
-        y, x = np.unravel_index(np.argmax(m), m.shape)
-        hits[i] = float(tolerance_region(k, tolerance)[rows[y], cols[x]])
-    return hits
-
-
-def pointing_game_chance(
-    masks: np.ndarray, tolerance: float | None = None, map_size: tuple[int, int] | None = None
-) -> dict[str, np.ndarray]:
-    """Per image, exactly: ``chance``, the hit rate of a uniform random map of ``map_size``
-    (default: the masks' size), i.e. the share of its cell centres in the tolerance region; and
-    ``ceiling``, 1 where some cell centre lies in it (0: no map of this resolution can hit)."""
-    tolerance = default_tolerance(masks.shape[-1]) if tolerance is None else tolerance
-    rows, cols = cell_centres(map_size or masks.shape[-2:], masks.shape[-2:])
-    grid = [tolerance_region(k, tolerance)[np.ix_(rows, cols)] for k in masks]
-    return {"chance": np.array([g.mean() for g in grid]), "ceiling": np.array([float(g.any()) for g in grid])}
-
-
-def energy_in_mask(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Share of each map's positive saliency inside its mask (0 for an all-zero map)."""
-    m = np.clip(maps, 0, None)
-    total = m.sum(axis=(1, 2))
-    inside = (m * masks).sum(axis=(1, 2))
-    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
-
-
-def energy_in_mask_chance(masks: np.ndarray) -> np.ndarray:
-    """Per image, the expected energy-in-mask of a map with exchangeable values: the mask's area fraction."""
-    return masks.reshape(len(masks), -1).mean(axis=1)
-
-
-def randomized_copy(model: TransferNet, seed: int = 1) -> TransferNet:
-    """A copy of the network with every layer re-initialised (the input normalisation kept)."""
-    torch.manual_seed(seed)
-    rand = copy.deepcopy(model)
-    for m in rand.backbone.modules():
-        if hasattr(m, "reset_parameters") and m is not rand.backbone:
-            m.reset_parameters()
-    for m in rand.head.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    return rand.eval()
-
-
-def randomization_check(
-    model: TransferNet, images: torch.Tensor, maps: np.ndarray, seed: int = 1, layer: nn.Module | None = None
-) -> float:
-    """Mean Spearman rank correlation between the maps and those of the same network with
-    re-initialised weights (Adebayo et al. 2018), at the same ``layer``: near 1 means the maps
-    ignore the weights."""
-    from scipy.stats import spearmanr
-
-    rand = randomized_copy(model, seed)
-    path = next((n for n, m in model.named_modules() if m is layer), None) if layer is not None else None
-    rmaps = gradcam(rand, images, rand.get_submodule(path) if path else None)
-    rs = [
-        spearmanr(a.ravel(), b.ravel()).statistic
-        for a, b in zip(maps, rmaps, strict=True)
-        if a.std() > 0 and b.std() > 0
-    ]
-    return float(np.mean(rs)) if rs else 0.0
-
-
-def overlay(
-    image: np.ndarray, cam: np.ndarray, mask: np.ndarray | None = None, alpha: float = 0.45, cmap: str = "jet"
-) -> np.ndarray:
-    """RGB uint8: the grayscale image with the normalised map blended in colour where it is strong
-    (the blend weight grows with the map, so the radiograph stays readable), optional mask outline (white)."""
-    import matplotlib
-
-    gray = image[0] if image.ndim == 3 else image
-    base = np.repeat(gray[..., None].astype(np.float32) / 255, 3, -1)
-    peak = cam.max()
-    norm = cam / peak if peak > 0 else np.zeros_like(cam)
-    heat = matplotlib.colormaps[cmap](norm)[..., :3]
-    w = (alpha + (1 - alpha) * 0.4) * norm[..., None]
-    rgb = (1 - w) * base + w * heat
-    if mask is not None:
-        rgb[outline(mask.astype(bool))] = 1.0
-    return (rgb * 255 + 0.5).astype(np.uint8)
-
-
-def to_png(rgb: np.ndarray, scale: int = 1) -> bytes:
-    from PIL import Image
-
-    im = Image.fromarray(rgb)
-    if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
+    return ready(rebuild(read_checkpoint(path), cfg.model, cfg.data.image_size))
 
 
 @dataclass
@@ -330,18 +97,6 @@ def pick_images(
     return test[want[kind]][:n]
 
 
-def eval_copy(model: TransferNet) -> TransferNet:
-    """``model`` itself when it is ready for Grad-CAM (eval mode, no in-place ReLU), else an
-    eval-mode copy with out-of-place ReLUs: a training model is never put in eval mode or hooked."""
-    if not model.training and not any(isinstance(m, nn.ReLU) and m.inplace for m in model.modules()):
-        return model
-    model = copy.deepcopy(model)
-    for m in model.modules():
-        if isinstance(m, nn.ReLU):
-            m.inplace = False
-    return model.eval()
-
-
 def explain(
     model: TransferNet,
     data: ImageSet,
@@ -388,17 +143,17 @@ def scores(e: Explanation, tolerance: float | None = None) -> dict[str, float]:
         return {"n": 0}
     native = (e.maps if e.native is None else e.native)[keep]
     masks = e.masks[keep]
-    pg = pointing_game_chance(masks, tolerance, native.shape[-2:])
-    em_chance = float(energy_in_mask_chance(masks).mean())
+    chance = float(L.pointing_game_chance(masks, tolerance, native.shape[-2:]).mean())
+    em_chance = float(L.energy_in_mask_chance(masks).mean())
     return {
         "n": int(keep.sum()),
-        "pointing_game": float(pointing_game(native, masks, tolerance).mean()),
-        "pointing_game_chance": float(pg["chance"].mean()),
-        "pointing_game_ceiling": float(pg["ceiling"].mean()),
-        "energy_in_mask": float(energy_in_mask(e.maps[keep], masks).mean()),
+        "pointing_game": float(L.pointing_game(native, masks, tolerance).mean()),
+        "pointing_game_chance": chance,
+        "pointing_game_ceiling": float(L.pointing_game_ceiling(masks, tolerance, native.shape[-2:]).mean()),
+        "energy_in_mask": float(L.energy_in_mask(e.maps[keep], masks).mean()),
         "energy_in_mask_chance": em_chance,
         # the names before the exact chance levels (then a Monte Carlo of random maps); kept for readers of old keys
-        "pointing_game_random": float(pg["chance"].mean()),
+        "pointing_game_random": chance,
         "energy_in_mask_random": em_chance,
     }
 

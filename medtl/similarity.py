@@ -127,7 +127,8 @@ def run_similarity(
     """Linear CKA per stage between the run's network before and after training, and between an
     independent random network and the trained one, on test images (``indices``, else the first ``n``)."""
     from medtl import data as D
-    from medtl.explain import gradcam_layers, load_model
+    from medtl.cam import gradcam_layers
+    from medtl.explain import load_model
 
     if n < 4:
         raise ValueError(f"n must be at least 4 (the unbiased HSIC needs 4 images). Got {n}")

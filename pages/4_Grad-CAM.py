@@ -1,15 +1,15 @@
 """Explain: where each run looks (Grad-CAM at its cut or an earlier layer) on the same test images,
 whether the maps point at the lesions, and how much of each run's initial network survives training (CKA)."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from medtl import explain, plots
+from medtl import cam, compare, explain, localisation, plots
+from medtl.overlay import overlay, to_png
 from ui import damaged, study_view
 from ui import explanations as X
 from ui.nav import link, page_setup
-from ui.state import get_store, load_data
+from ui.state import get_store, load_data, runs_table
 from ui.text import plain
 
 AT_CUT = "at each run's cut"
@@ -74,16 +74,16 @@ if len({split_of[r] for r in runs}) > 1:
     st.stop()
 
 # columns and rows are labelled by what differs between the selected runs; what they share is said once
-parts = {r: names[r].split(" · ") for r in runs}
-shared = [x for x in parts[runs[0]] if all(x in parts[r] for r in runs)] if len(runs) > 1 else []
-label = {r: " · ".join(x for x in parts[r] if x not in shared) or names[r] for r in runs}
-if len(set(label.values())) < len(runs):  # repeats of one config: tell them apart by id
+rows = runs_table(store).set_index("id").loc[runs]
+label = compare.short_labels(rows).to_dict()
+if len(set(label.values())) < len(runs):  # copies of one run: tell them apart by id
     label = {r: f"{label[r]} · {r[-7:]}" for r in runs}
+shared = compare.shared_label(rows)
 if shared:
-    st.caption("All selected runs: " + plain(" · ".join(shared)))
+    st.caption("All selected runs: " + plain(shared))
 
 # the layers every selected run keeps, bottom first: a common earlier cut compares like with like
-layers_of = {r: explain.gradcam_layers(configs[r].model) for r in runs}
+layers_of = {r: cam.gradcam_layers(configs[r].model) for r in runs}
 common = [name for name in layers_of[runs[0]] if all(name in layers_of[r] for r in runs)]
 options = [AT_CUT, *common]
 if st.session_state.get("layer") not in options:  # the runs changed: that layer is gone
@@ -171,8 +171,7 @@ if "pointing_game" in scores:
         e, s = results[r]
         if X.too_coarse(s):
             (h, w), size = e.map_size, e.images.shape[-1]
-            lesion = e.masks[e.masks.reshape(len(e.masks), -1).any(axis=1)]
-            diameter = float(np.median(2 * np.sqrt(lesion.reshape(len(lesion), -1).sum(axis=1) / np.pi)))
+            diameter = localisation.lesion_diameter(e.masks)
             st.warning(
                 f"**{plain(label[r])}** at {e.layer}: at {h}×{w} a map cannot point at a {diameter:.0f}-px lesion in a "
                 f"{size}-px image (a cell centre lies within reach of only {s['pointing_game_ceiling']:.0%} of them): "
@@ -192,8 +191,8 @@ for i, ix in enumerate(picked):
     cols = st.columns(len(runs))
     for c, r in zip(cols, runs, strict=True):
         e = results[r][0]
-        rgb = explain.overlay(e.images[i], e.maps[i], None if e.masks is None else e.masks[i])
-        c.image(explain.to_png(rgb, scale), caption=f"#{ix} · label {int(e.labels[i])} · p = {e.probs[i]:.2f}")
+        rgb = overlay(e.images[i], e.maps[i], None if e.masks is None else e.masks[i])
+        c.image(to_png(rgb, scale), caption=f"#{ix} · label {int(e.labels[i])} · p = {e.probs[i]:.2f}")
 
 st.subheader("Feature reuse per stage")
 st.caption(

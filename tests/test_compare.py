@@ -117,6 +117,29 @@ def test_labels_and_lines_use_config_fields_only(store):
     assert compare.truncation_summary(done, "test.auroc")["group"].nunique() == 3
 
 
+def test_shared_label_is_what_short_labels_leave_out(store):
+    """The Explain page labels columns by what differs and says the rest once: together the two
+    hold every part of the run name."""
+    runs = mixed_runs(store)
+    t = store.table().set_index("id")
+    layer2 = t.loc[runs["synth layer2"]]  # three seeds of one experiment
+    data, model = layer2["data_label"].iloc[0], layer2["model_label"].iloc[0]
+    assert list(compare.short_labels(layer2)) == [f"{model} · seed {s}" for s in layer2["train.seed"]]
+    shared = compare.shared_label(layer2)
+    assert shared.startswith(data + " · ") and "seed" not in shared and model not in shared
+    assert set(compare.short_labels(layer2).iloc[0].split(" · ")) | set(shared.split(" · ")) == set(
+        layer2["name"].iloc[0].split(" · ")
+    )
+    cuts = t.loc[[runs["synth layer1"][0], runs["synth layer2"][0]]]  # two cuts, the same seed
+    assert list(compare.short_labels(cuts)) == list(cuts["model_label"]) and "seed 0" in compare.shared_label(cuts)
+    one = t.loc[[runs["medmnist layer2"][0]]]  # one run: its model labels it, the rest is shared
+    assert compare.short_labels(one).iloc[0] == one["model_label"].iloc[0]
+    assert compare.shared_label(one).startswith(one["data_label"].iloc[0])
+    two_datasets = t.loc[[runs["synth layer1"][0], runs["medmnist layer2"][0]]]
+    assert compare.shared_label(two_datasets) == "random · 100% · seed 0"
+    assert compare.shared_label(t.iloc[:0]) == ""
+
+
 def test_one_experiment_however_its_size_and_options_were_spelled(store):
     """Issue 19: 10% = 0.1 = "0.1"; other kinds' options and the bootstrap count are not the experiment;
     labels show image size and SynthCXR size where runs in view differ in them, never another kind's options."""

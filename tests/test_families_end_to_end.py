@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from medtl import advise, explain, similarity, study, train
+from medtl import advise, cam, explain, similarity, study, train
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.models import registry
 from medtl.runs import RunStore
@@ -39,7 +39,7 @@ def test_trains_explains_compares_and_advises(tmp_path, backbone):
 
     e = explain.explain_run(store, rid, n=2, sanity=False)
     assert e["map_size"] == [32 // registry.get_cut(backbone, CASES[backbone]).reduction] * 2
-    layers = explain.gradcam_layers(cfg.model)
+    layers = cam.gradcam_layers(cfg.model)
     assert layers[-1] == CASES[backbone] and len(layers) >= 2  # an earlier block too
 
     cka = similarity.run_similarity(store, rid, n=6, features="gap")

@@ -52,6 +52,11 @@ def test_explain_page_layers_contrast_and_scores(runs, monkeypatch):
     ]
     headers = [m.value for m in at.markdown if "map" in m.value]
     assert any("layer2 · 4×4 map · contrastive" in h for h in headers), headers
+    # columns labelled by what differs (compare.short_labels: the model), the rest said once
+    shown = [h.split("**")[1].replace("\u2060", "") for h in headers]  # plain text: word joiners stop autolinks
+    assert sorted(shown) == ["resnet18 truncate@layer1", "resnet18 truncate@layer2"]
+    captions = [c.value.replace("\u2060", "") for c in at.caption]
+    assert "All selected runs: synthetic/nodule · random · 100% · seed 0" in captions, captions
 
     layer.set_value("stem").run()
     table = at.dataframe[0].value

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from medtl import __version__
-from medtl.cli import advise, analysis, explore, runs, study
+from medtl.cli import advise, analysis, explain, explore, runs, study
 
 # the project's own errors (ValueError: bad values, DamagedRun, Busy) and OS/path errors (StoreWriteError: a full
 # disk) are the user's to fix: one line, exit 2. Anything else is a bug: a short traceback, exit 1.
@@ -33,8 +33,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "runs": ("list, show, delete or resume recorded runs", runs.runs_configure, runs.runs_run),
     "explain": (
         "Grad-CAM maps of a run and how well they point at the lesions",
-        runs.explain_configure,
-        runs.explain_run,
+        explain.explain_configure,
+        explain.explain_run,
     ),
     "advise": ("score every cut of a pretrained backbone before training", advise.advise_configure, advise.advise_run),
     "similarity": (
