@@ -23,6 +23,7 @@ import secrets
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ FRESH_S = 1.0  # how long one look at the folder serves further questions (see R
 RECHECK_S = float(os.environ.get("MEDTL_RECHECK_S", "10"))
 _CHECKED: dict[str, float] = {}  # runs folder -> when every run's files were last looked at
 _TOUCHED: dict[str, set[str]] = {}  # runs folder -> runs this process wrote since the last look (seen at once)
+# runs folder -> (the last look's entries, what was derived from them): a look that finds nothing changed returns
+# the same dict, so what is derived from every entry (signature, duplicates, damaged) is computed once per change
+_SNAPSHOT: dict[str, tuple[dict, dict]] = {}
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
 
 __all__ = [
@@ -405,7 +409,7 @@ class RunStore:
 
     def damaged(self) -> list[tuple[str, str]]:
         """(run id, what is wrong) for every run with a file that cannot be read."""
-        return [(r, e.problem) for r, e in self._entries().items() if e.problem is not None]
+        return list(self._once("damaged", lambda es: [(r, e.problem) for r, e in es.items() if e.problem]))
 
     def check(self) -> list[tuple[str, str]]:
         """Read every file of every run — config, status, metrics, history, predictions and the checkpoint of
@@ -429,11 +433,15 @@ class RunStore:
     def duplicates(self) -> dict[str, list[str]]:
         """Done runs that repeat another done run's key (the same experiment and seed): the newest done
         run -> the older copies (recorded before claims made each run train once)."""
-        by: dict[str, list[str]] = {}
-        for run_id, e in self._entries().items():
-            if e.key is not None and e.problem is None and e.state == "done":
-                by.setdefault(e.key, []).append(run_id)
-        return {ids[-1]: ids[:-1] for ids in by.values() if len(ids) > 1}
+
+        def find(entries: dict[str, Entry]) -> dict[str, list[str]]:
+            by: dict[str, list[str]] = {}
+            for run_id, e in entries.items():
+                if e.key is not None and e.problem is None and e.state == "done":
+                    by.setdefault(e.key, []).append(run_id)
+            return {ids[-1]: ids[:-1] for ids in by.values() if len(ids) > 1}
+
+        return {k: list(v) for k, v in self._once("duplicates", find).items()}
 
     def dedupe(self) -> list[tuple[str, str]]:
         """Move the older copies of :meth:`duplicates` into ``<runs>/.archive/`` (nothing is deleted);
@@ -513,8 +521,22 @@ class RunStore:
     def signature(self) -> int:
         """A hash that changes whenever any run's files or derived state do (for caches keyed by the
         folder's contents, e.g. a page's tables)."""
+        files = self._once("files", lambda es: hash(tuple((r, str(e.sig)) for r, e in es.items())))
+        active = self._once("active", lambda es: [(r, e) for r, e in es.items() if e.state in ACTIVE])
+        # a running run's state also follows its claim (a writer gone), which no file change shows
+        return hash((files, tuple(self._state(r, e) for r, e in active)))
+
+    def _once(self, name: str, compute: Callable[[dict[str, Entry]], Any]) -> Any:
+        """``compute(entries)``, computed once per change of the folder (a rerun of a page of 10,000 runs asks
+        for the signature, the duplicates and the damaged runs without a pass over every entry each time).
+        Callers copy what they hand out."""
         entries = self._entries()
-        return hash(tuple((r, str(e.sig), self._state(r, e) if e.state in ACTIVE else "") for r, e in entries.items()))
+        snap = _SNAPSHOT.get(str(self.root))
+        if snap is None or snap[0] is not entries:
+            snap = _SNAPSHOT[str(self.root)] = (entries, {})
+        if name not in snap[1]:
+            snap[1][name] = compute(entries)
+        return snap[1][name]
 
     # --- the index --------------------------------------------------------------------------------
 
@@ -546,15 +568,17 @@ class RunStore:
             return {}
         cache = self._cache()
         out: dict[str, Entry] = {}
-        changed = False
+        changed = different = False
         root = os.fspath(self.root) + os.sep
         now_ = time.monotonic()
         every = now_ - _CHECKED.get(str(self.root), -RECHECK_S) >= RECHECK_S
         touched = _TOUCHED.pop(str(self.root), set())
+        last = _SNAPSHOT.get(str(self.root), ({}, None))[0]
         for run_id in self._names():
             e = cache.get(run_id)
             if e is not None and not every and e.stable() and run_id not in touched:
                 out[run_id] = e  # a finished run, looked at less than RECHECK_S ago
+                different = different or e is not last.get(run_id)
                 continue
             sig = file_signature(root + run_id)
             if sig[0] is None:  # no config.json: not a run (yet)
@@ -562,9 +586,12 @@ class RunStore:
             if e is None or e.sig != sig:
                 e = read_entry(self.root / run_id, run_id, sig)
                 changed = changed or e.stable()
+            different = different or e is not last.get(run_id)
             out[run_id] = e
         with CACHE_LOCK:
             gone = set(cache) - set(out)
+            if not different and len(out) == len(last):
+                out = last  # the same entries: what was derived from them still holds
             cache.clear()
             cache.update(out)
         if changed or gone:
