@@ -1,7 +1,9 @@
-"""AppTest of the Train form (issue 22): dataset-kind options of every type come from their records."""
+"""AppTest of the Train form (issue 22): dataset-kind options of every type come from their records, and a
+form run is the run the command line makes from the same settings."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import time
@@ -85,4 +87,39 @@ def test_a_text_option_is_a_text_box_and_its_value_reaches_the_queued_run(text_k
     )
     assert queued == want.to_dict() and queued["label_column"] == "grade"
     assert store.config(rid).data == want  # read back as the worker reads it
+    assert _cancel(at, store, rid) == "cancelled"
+
+
+@pytest.mark.slow
+def test_a_form_run_is_the_run_the_cli_makes_from_the_same_settings(tmp_path, monkeypatch):
+    """The Train form and ``python -m medtl train`` with the equivalent flags queue one config (one key)."""
+    from medtl.cli.runs import run_config_from_args, train_configure
+
+    monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
+    settings = {
+        "n_images": ("number_input", 120, "--n-images"),
+        "prevalence": ("number_input", 0.3, "--prevalence"),
+        "difficulty": ("number_input", 0.2, "--difficulty"),
+        "image_size": ("number_input", 32, "--image-size"),
+        "train_size": ("text_input", "50%", "--train-size"),
+        "strategy": ("selectbox", "freeze", "--strategy"),
+        "cut": ("selectbox", "layer1", "--cut"),
+        "epochs": ("number_input", 1, "--epochs"),
+        "batch_size": ("number_input", 16, "--batch-size"),
+        "lr": ("number_input", 0.002, "--lr"),
+        "seeds": ("text_input", "3", "--seed"),
+    }
+    at = AppTest.from_file(TRAIN, default_timeout=240).run()
+    for key, (widget, value, _) in settings.items():
+        getattr(at, widget)(key=key).set_value(value).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button(key="queue_btn").click().run()
+    store = RunStore(tmp_path / "runs")
+    (rid,) = store.ids()
+    p = argparse.ArgumentParser()
+    train_configure(p)
+    cli = run_config_from_args(p.parse_args([a for _, v, flag in settings.values() for a in (flag, str(v))]))
+    form = store.config(rid)
+    assert form == cli and form.key() == cli.key()
+    assert (form.data.n_images, form.data.train_size, form.model.cut, form.train.seed) == (120, 0.5, "layer1", 3)
     assert _cancel(at, store, rid) == "cancelled"
