@@ -89,7 +89,7 @@ def home() -> None:
         st.dataframe(pd.Series(system.status(), name="value"), width="stretch")
 
 
-# One navigation for the whole app, so the sidebar says "Home" (not the entry file's name) and every
-# page keeps its file in pages/ and its URL (/ROC_vs_PRC, /Train, /Compare, /Grad-CAM).
+# One navigation for the whole app (ui/nav.PAGES), so the sidebar says "Home" (not the entry file's name) and
+# every page keeps its file in pages/ and its URL (the file name without its number: /ROC_vs_PRC, /Grad-CAM).
 st.set_page_config(page_title="MedTL Studio", page_icon=":material/radiology:", layout="wide")
 navigation(home).run()

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 from medtl import datasets, initialisations
-from medtl.datasets import option_default, parse_spec, parse_train_size, train_size_label
-from medtl.fields import Rule, bad, between, check_fields, one_of, setting
+from medtl.datasets import Uncertainty, option_default, parse_spec, parse_train_size, train_size_label
+from medtl.fields import Rule, bad, between, check, check_fields, one_of, setting
 from medtl.strategies import STRATEGIES as _STRATEGY_RECORDS
 from medtl.strategies import get_strategy
 
@@ -28,7 +28,6 @@ Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["cosine", "plateau", "constant"]
 SelectBy = Literal["val_auprc", "val_auroc", "val_loss"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
-Uncertainty = Literal["ones", "zeros", "ignore"]
 
 STRATEGIES = tuple(_STRATEGY_RECORDS)
 HEADS = get_args(Head)
@@ -202,10 +201,8 @@ class DataConfig(_Config):
         kind.check_finding(self.finding)
         if kind.max_image_size is not None and self.image_size > kind.max_image_size:
             raise bad("image_size", self.image_size, f"at most {kind.max_image_size} px for {kind.title}")
-        for option in kind.options:
-            value = getattr(self, option.name)
-            if option.rule is not None and not option.rule.ok(value):
-                raise bad(option.name, value, option.rule.allowed)
+        for option in kind.options:  # the kind's own rules (None passes them: an optional option left empty)
+            check(option.name, getattr(self, option.name), option.annotation, option.rule)
 
     def with_dataset(self, dataset: str) -> DataConfig:
         """This config on another dataset: the same sizes and splits rule, and that dataset's own default

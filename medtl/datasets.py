@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from medtl.fields import Rule, between
 
@@ -21,11 +21,16 @@ from medtl.fields import Rule, between
 SYNTH_FINDINGS = ("nodule", "opacity", "effusion", "cardiomegaly")
 # class names taken as the negative class of a two-class set (compared after normalising case)
 NEGATIVE_NAMES = ("normal", "negative", "healthy", "no_finding", "no finding", "0")
+# CheXpert's policies for label -1 (uncertain)
+Uncertainty = Literal["ones", "zeros", "ignore"]
 
 
 @dataclass(frozen=True)
 class Option:
     """A setting that belongs to one dataset kind; stored as the ``DataConfig`` field ``name``.
+
+    The form builds its widget from this record alone; the DataConfig field (which keeps every
+    config.json's keys) has the same type and default, as a test checks for every option.
 
     Attributes:
         name: the DataConfig field (and the CLI flag ``--name``, the form widget key).
@@ -36,6 +41,9 @@ class Option:
         step: the form's step for numbers.
         switch: for a bool, the CLI switch that sets the non-default value when it is not ``--name``
             (``all_views`` sets ``frontal_only`` to False).
+        type: the value's type as annotated (``bool``, ``int``, ``float``, ``str``, a ``Literal``, any of
+            them ``| None``); None = the default's type. Text (a path too) is stored as ``str``.
+        hint: what to type in an empty text box (a path: ``<folder>``).
     """
 
     name: str
@@ -45,6 +53,13 @@ class Option:
     rule: Rule | None = None
     step: float | None = None
     switch: str | None = None
+    type: Any = None
+    hint: str = ""
+
+    @property
+    def annotation(self) -> Any:
+        """The value's type: :attr:`type`, else the default's."""
+        return type(self.default) if self.type is None else self.type
 
 
 @dataclass(frozen=True)
@@ -193,6 +208,7 @@ KINDS: dict[str, DatasetKind] = {
                     "ones",
                     "Uncertain labels (-1)",
                     "CheXpert: label -1 as ones | zeros | ignore",
+                    type=Uncertainty,
                 ),
                 Option(
                     "frontal_only",

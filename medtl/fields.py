@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -116,6 +117,22 @@ def _allowed(tp: Any, rule: Rule | None) -> str:
     return text + (" or None" if len(some) < len(args) else "")
 
 
+def optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> ``(X, True)``; any other annotation -> ``(tp, False)``."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        some = tuple(a for a in args if a is not type(None))
+        if len(some) < len(args):
+            return functools.reduce(operator.or_, some), True
+    return tp, False
+
+
+def literal_choices(tp: Any) -> tuple:
+    """The choices of a ``Literal`` annotation (also inside ``X | None``); ``()`` for any other."""
+    base, _ = optional(tp)
+    return typing.get_args(base) if typing.get_origin(base) is Literal else ()
+
+
 def flag_type(cls: type, name: str) -> type:
     """The type a command-line value of a field is parsed as (``Literal`` and ``X | None``: its base type)."""
     tp = _hints(cls)[name]
@@ -125,8 +142,8 @@ def flag_type(cls: type, name: str) -> type:
 
 
 def choices(cls: type, name: str) -> tuple:
-    """The ``Literal`` choices of a field (for forms and flags)."""
-    return typing.get_args(_hints(cls)[name])
+    """The ``Literal`` choices of a field (for forms and flags); ``()`` for a field that is not one."""
+    return literal_choices(_hints(cls)[name])
 
 
 def check_value(cls: type, name: str, value: Any) -> None:
@@ -134,7 +151,12 @@ def check_value(cls: type, name: str, value: Any) -> None:
     f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
     if f is None:
         raise ValueError(f"{cls.__name__} has no field {name!r}")
-    tp, rule = _hints(cls)[name], f.metadata.get("rule")
+    check(name, value, _hints(cls)[name], f.metadata.get("rule"))
+
+
+def check(name: str, value: Any, tp: Any, rule: Rule | None = None) -> None:
+    """Raise the one-line ValueError when ``value`` is not of annotation ``tp`` or breaks ``rule``
+    (None passes the rule: whether None is allowed is the annotation's business)."""
     if not _is(value, tp):
         raise bad(name, value, _allowed(tp, rule))
     if rule is not None and value is not None and not rule.ok(value):
@@ -145,8 +167,4 @@ def check_fields(obj: Any) -> None:
     """Check every field of a dataclass instance against its annotation and declared rule."""
     hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
-        value, tp, rule = getattr(obj, f.name), hints[f.name], f.metadata.get("rule")
-        if not _is(value, tp):
-            raise bad(f.name, value, _allowed(tp, rule))
-        if rule is not None and value is not None and not rule.ok(value):
-            raise bad(f.name, value, rule.allowed)
+        check(f.name, getattr(obj, f.name), hints[f.name], f.metadata.get("rule"))

@@ -14,11 +14,22 @@ from math import ceil, comb
 
 import numpy as np
 
-from medtl.metrics import Curves, check_prevalence, confusion_rates, weighted_curves
+from medtl.metrics import (
+    Curves,
+    auroc,
+    average_precision,
+    check_prevalence,
+    confusion_rates,
+    pr_points,
+    roc_points,
+    weighted_curves,
+)
 
 DEFAULTS = {"n_pos": 10, "n_neg": 990, "k_a": 12, "k_b": 30, "draws": 200, "seed": 0}
 DEFAULT_THRESHOLD = DEFAULTS["k_a"]  # predict the top k_a positive: where A has found every positive
 METRICS = ("auroc", "auprc", "auprc_trapezoid")
+METRIC_NAMES = {"auroc": "AUROC", "auprc": "AUPRC (average precision)", "auprc_trapezoid": "AUPRC (trapezoid)"}
+CONFUSION = ("tp", "fp", "fn", "tn", "sensitivity", "specificity", "precision", "f1")  # at_cut's keys, table order
 MAX_CELLS = 20_000_000  # draws x examples; each (draws, N) float64 array is 8 bytes a cell
 
 
@@ -198,6 +209,7 @@ class ToyResult:
     curves: Curves  # thresholds at ranks 0..k-1, then one group for the all-negative tail
     metrics: dict[str, np.ndarray]  # metric name -> (draws,)
     neg_weight: float = 1.0  # how much each negative counts (:meth:`at_prevalence`)
+    prevalence: float | None = None  # the deployment prevalence it is at (None: the set's own)
 
     @property
     def n_pos(self) -> int:
@@ -217,7 +229,7 @@ class ToyResult:
             "auprc": curves.average_precision(),
             "auprc_trapezoid": curves.auprc_trapezoid(),
         }
-        return replace(self, curves=curves, metrics=metrics, neg_weight=w)
+        return replace(self, curves=curves, metrics=metrics, neg_weight=w, prevalence=prevalence)
 
     def at_sensitivity(self, sensitivity: float, prevalence: float | None = None) -> dict[str, float]:
         """Per draw, flag images down the ranking until ``sensitivity`` is reached; the means over draws
@@ -346,3 +358,64 @@ def compare(
         "A": simulate(n_pos, n_neg, k_a, draws, seed, stream=0),
         "B": simulate(n_pos, n_neg, k_b, draws, seed, stream=1),
     }
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The ROC and PR curves of some classifiers as plotted: each keyed by its legend line, with its 95% band
+    over the draws (``x``, ``lo``, ``hi``) in the formats of :mod:`medtl.plots`."""
+
+    roc: dict[str, dict[str, np.ndarray]]
+    pr: dict[str, dict[str, np.ndarray]]
+    roc_bands: dict[str, dict[str, np.ndarray]]
+    pr_bands: dict[str, dict[str, np.ndarray]]
+
+    def marks(self, cut: int) -> tuple[dict[str, int], dict[str, int]]:
+        """The index of the point of each ROC and PR curve where the top ``cut`` are predicted positive
+        (ROC points start at the top 0, PR points end there)."""
+        return {k: cut for k in self.roc}, {k: v["recall"].size - 1 - cut for k, v in self.pr.items()}
+
+
+def drawn(res: dict[str, ToyResult], one_draw: bool = False, short: bool = False) -> Drawn:
+    """The curves of ``res`` (classifier name -> result, at the prevalence it was set to): the threshold-averaged
+    mean over the draws (:meth:`ToyResult.mean_points`), or the first draw's own curves (``one_draw``).
+
+    Each legend line says the classifier, its top k and its AUROC and AP (means over the draws, or draw 1's);
+    ``short`` leaves out the top k and the word "mean", a line that fits beside the other plot at projector sizes.
+    """
+    out = Drawn({}, {}, {}, {})
+    for name, r in res.items():
+        if one_draw:
+            y = r.labels[0]
+            a, ap = auroc(y, r.scores), average_precision(y, r.scores, r.prevalence)
+            label = f"{name}{'' if short else f' (top {r.k})'}, draw 1 · AUROC {a:.3f} · AP {ap:.3f}"
+            roc, pr = roc_points(y, r.scores), pr_points(y, r.scores, r.prevalence)
+        else:
+            s, mean = r.summary(), "" if short else "mean "
+            head = name if short else f"{name} (top {r.k})"
+            label = f"{head} · {mean}AUROC {s['auroc']['mean']:.3f} · {mean}AP {s['auprc']['mean']:.3f}"
+            roc, pr = r.mean_points()
+        cc = r.cut_curves()
+        out.roc[label], out.pr[label] = roc, pr
+        out.roc_bands[label] = {"x": cc["fpr"], "lo": cc["tpr_lo"], "hi": cc["tpr_hi"]}
+        out.pr_bands[label] = {"x": cc["tpr"][::-1], "lo": cc["precision_lo"][::-1], "hi": cc["precision_hi"][::-1]}
+    return out
+
+
+def confusion(res: dict[str, ToyResult], cut: int, draw: int | None = None) -> dict[str, dict[str, float]]:
+    """Per classifier, :data:`CONFUSION` when the top ``cut`` are predicted positive (:meth:`ToyResult.at_cut`:
+    of draw ``draw``, or the means over the draws)."""
+    return {name: {k: c[k] for k in CONFUSION} for name, c in ((n, r.at_cut(cut, draw)) for n, r in res.items())}
+
+
+def summary_table(res: dict[str, ToyResult]) -> dict[str, dict[str, str]]:
+    """Per classifier (``A (top 12)``), each metric's "mean ± std" over the draws, by :data:`METRIC_NAMES`."""
+    return {
+        f"{name} (top {r.k})": {METRIC_NAMES[m]: f"{s['mean']:.4f} ± {s['std']:.4f}" for m, s in r.summary().items()}
+        for name, r in res.items()
+    }
+
+
+def gaps(res: dict[str, ToyResult], better: str = "A", worse: str = "B") -> dict[str, float]:
+    """How much higher ``better``'s mean AUROC and mean AP over the draws are than ``worse``'s."""
+    return {m: float(np.mean(res[better].metrics[m]) - np.mean(res[worse].metrics[m])) for m in ("auroc", "auprc")}

@@ -1,10 +1,9 @@
 """ROC vs PRC: the ranked-classifier imbalance example as a teaching page."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from medtl import metrics, plots, toy
+from medtl import plots, toy
 from ui import toy_view
 from ui.nav import page_setup
 
@@ -106,32 +105,15 @@ one_draw = (
     == "one draw"
 )
 
-roc, pr, marks_roc, marks_pr, bands_roc, bands_pr = {}, {}, {}, {}, {}, {}
-for name, r in res.items():
-    if one_draw:
-        y = r.labels[0]
-        ap = metrics.average_precision(y, r.scores, prevalence)
-        label = f"{name} (top {r.k}), draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {ap:.3f}"
-        if present:
-            label = f"{name}, draw 1 · AUROC {metrics.auroc(y, r.scores):.3f} · AP {ap:.3f}"
-        roc[label], pr[label] = metrics.roc_points(y, r.scores), metrics.pr_points(y, r.scores, prevalence)
-    else:
-        s = r.summary()
-        label = f"{name} (top {r.k}) · mean AUROC {s['auroc']['mean']:.3f} · mean AP {s['auprc']['mean']:.3f}"
-        if present:  # a legend line that fits beside the other plot at projector font sizes
-            label = f"{name} · AUROC {s['auroc']['mean']:.3f} · AP {s['auprc']['mean']:.3f}"
-        roc[label], pr[label] = r.mean_points()
-    marks_roc[label], marks_pr[label] = cut, n - cut  # one point per cut in both kinds of curve
-    cc = r.cut_curves()
-    bands_roc[label] = {"x": cc["fpr"], "lo": cc["tpr_lo"], "hi": cc["tpr_hi"]}
-    bands_pr[label] = {"x": cc["tpr"][::-1], "lo": cc["precision_lo"][::-1], "hi": cc["precision_hi"][::-1]}
+curves = toy.drawn(res, one_draw, short=present)  # short legend lines fit beside the other plot at projector sizes
+marks_roc, marks_pr = curves.marks(cut)
 
 show_bands = st.toggle(f"Show the 95% band over all {draws} draws (threshold-averaged)", key="bands")
 chance = own if prevalence is None else prevalence
 area = figures if present else st.container()
 c1, c2 = area.columns(2)
-toy_view.chart(c1, plots.roc_figure(roc, marks_roc, bands_roc if show_bands else None), present, "roc")
-toy_view.chart(c2, plots.pr_figure(pr, chance, marks_pr, bands_pr if show_bands else None), present, "pr")
+toy_view.chart(c1, plots.roc_figure(curves.roc, marks_roc, curves.roc_bands if show_bands else None), present, "roc")
+toy_view.chart(c2, plots.pr_figure(curves.pr, chance, marks_pr, curves.pr_bands if show_bands else None), present, "pr")
 area.caption(f"Precision, AP and the PR curve {toy_view.words(prevalence, own)}; ROC does not depend on it.")
 
 st.subheader(f"At the threshold: top {cut} predicted positive")
@@ -141,8 +123,7 @@ st.caption(
     + f" (images of this set); precision and F1 {toy_view.words(prevalence, own)}."
 )
 columns = {"tp": "TP", "fp": "FP", "fn": "FN", "tn": "TN", "f1": "F1"}
-rows = pd.DataFrame({name: r.at_cut(cut, 0 if one_draw else None) for name, r in res.items()}).T
-rows = rows[["tp", "fp", "fn", "tn", "sensitivity", "specificity", "precision", "f1"]].rename(columns=columns)
+rows = pd.DataFrame(toy.confusion(res, cut, 0 if one_draw else None)).T.rename(columns=columns)
 rates = ["sensitivity", "specificity", "precision", "F1"]
 counts_fmt = "{:.0f}" if one_draw else "{:.2f}"
 st.dataframe(
@@ -157,13 +138,8 @@ st.subheader("At a chosen sensitivity: patients flagged per true positive")
 toy_view.operating_section(p, res, prevalence, own)
 
 st.subheader(f"Over {draws} draws")
-summary = pd.DataFrame(
-    {
-        f"{name} (top {r.k})": {m: f"{s['mean']:.4f} ± {s['std']:.4f}" for m, s in r.summary().items()}
-        for name, r in res.items()
-    }
-).rename(index={"auroc": "AUROC", "auprc": "AUPRC (average precision)", "auprc_trapezoid": "AUPRC (trapezoid)"})
-st.dataframe(summary, key="summary")  # full width: beside the plot its second column was cut off at 1280 px
+# full width: beside the plot its second column was cut off at 1280 px
+st.dataframe(pd.DataFrame(toy.summary_table(res)), key="summary")
 st.caption(f"AP {toy_view.words(prevalence, own)}.")
 names = {"auroc": "AUROC", "auprc": "AUPRC (AP)", "auprc_trapezoid": "AUPRC (trapz)"}
 st.plotly_chart(
@@ -171,15 +147,14 @@ st.plotly_chart(
 )
 
 exp_a, exp_b = toy.expected(n_pos, n_neg, k_a, prevalence), toy.expected(n_pos, n_neg, k_b, prevalence)
-gap_roc = np.mean(res["A"].metrics["auroc"]) - np.mean(res["B"].metrics["auroc"])
-gap_pr = np.mean(res["A"].metrics["auprc"]) - np.mean(res["B"].metrics["auprc"])
+gap = toy.gaps(res)
 st.markdown(
     f"""
 ### Why the curves disagree
 - **ROC's false-positive rate divides by the negatives** ({n_neg:,} here). B's extra false positives near the top are a
-  few out of {n_neg:,}: FPR barely moves, so AUROC differs by only {gap_roc:.4f}.
+  few out of {n_neg:,}: FPR barely moves, so AUROC differs by only {gap["auroc"]:.4f}.
 - **Precision divides by what you flagged.** Every false positive among the top-ranked images costs precision directly,
-  so average precision differs by {gap_pr:.3f}. This is the error a clinician sees: how many flagged images are real.
+  so average precision differs by {gap["auprc"]:.3f}. This is the error a clinician sees: how many flagged images are real.
 - **The chance level differs.** A random classifier has AUROC 0.5 whatever the imbalance, but its precision equals the
   prevalence ({chance:.3%} here) — the dashed line on the PR plot. A PR curve near that line is no better than chance.
   The prevalence control moves that line, the PR curves and AP, never AUROC: the rarer the positives, the more each

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from medtl.cli import main
 
 
@@ -27,14 +29,36 @@ def test_bad_input_is_a_clear_error_not_a_traceback():
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_page_and_cli_agree(capsys):
-    """The page calls toy.compare with the same defaults; the CLI's JSON means are those numbers."""
-    from medtl import toy
+    """The ROC page and ``medtl toy`` given the same settings (typed into the page's inputs, passed as flags)
+    show the same means: every metric of both classifiers, and the page's legends and top k."""
+    from pathlib import Path
 
-    main(["toy", "--json"])
-    out = json.loads(capsys.readouterr().out)
-    res = toy.compare(**{k: v for k, v in toy.DEFAULTS.items()})
-    assert out["B"]["auprc"] == float(res["B"].metrics["auprc"].mean())
+    from streamlit.testing.v1 import AppTest
+
+    from medtl.toy import DEFAULTS
+
+    settings = {"n_pos": 8, "n_neg": 600, "k_a": 15, "k_b": 45, "draws": 40, "seed": 5}
+    # every setting, none at its default: a page or a CLI that dropped one would disagree
+    assert settings.keys() == DEFAULTS.keys() and all(v != DEFAULTS[k] for k, v in settings.items())
+    flags = [a for k, v in settings.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+    assert main(["toy", "--json", *flags]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "pages" / "1_ROC_vs_PRC.py"), default_timeout=60).run()
+    for key, value in settings.items():
+        at.number_input(key=key).set_value(value)
+    at.run()  # all typed, then one rerun
+    assert not at.exception and not at.error
+    summary = at.dataframe[-1].value  # "Over N draws": mean ± std of each metric
+    names = {"auroc": "AUROC", "auprc": "AUPRC (average precision)", "auprc_trapezoid": "AUPRC (trapezoid)"}
+    assert list(summary.columns) == ["A (top 15)", "B (top 45)"]
+    for column, name in zip(summary.columns, ("A", "B"), strict=True):
+        page = {m: summary.loc[row, column].split(" ± ")[0] for m, row in names.items()}
+        assert page == {m: f"{cli[name][m]:.4f}" for m in names}, name
+    legends = [t.get("name", "") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert f"A (top 15) · mean AUROC {cli['A']['auroc']:.3f} · mean AP {cli['A']['auprc']:.3f}" in legends
+    assert f"B (top 45) · mean AUROC {cli['B']['auroc']:.3f} · mean AP {cli['B']['auprc']:.3f}" in legends
 
 
 def test_building_the_parser_does_not_import_torch():

@@ -4,11 +4,12 @@ import dataclasses
 import json
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 
-from medtl import datasets
+from medtl import datasets, fields
 from medtl.cli import main
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.runs import RunStore
@@ -154,10 +155,71 @@ def test_old_run_folders_are_found_under_the_new_key_and_rekeyed_once(tmp_path, 
     assert "1 run(s)" in out and "0 to train" in out, out  # 0.5 and 50% are one experiment, already done
 
 
+# DataConfig's fields that every dataset kind has; any other field is one kind's option, declared in its record
+GENERAL_FIELDS = {
+    "dataset",
+    "finding",
+    "image_size",
+    "train_size",
+    "seed",
+    "split_seed",
+    "skip_bad",
+    "val_fraction",
+    "test_fraction",
+}
+
+
+def _option_field_problems(kinds, cls=DataConfig) -> list[str]:
+    """What keeps the records' options and ``cls``'s fields from being one declaration: an option without a
+    field of its type and default, an option with two owners, a kind-specific field no record owns."""
+    hints, defaults = typing.get_type_hints(cls), {f.name: f.default for f in dataclasses.fields(cls)}
+    found, owner = [], {}
+    for kind in kinds:
+        for o in kind.options:
+            where = f"{kind.name} option {o.name!r}"
+            if o.name in owner:
+                found.append(f"{where} is also an option of {owner[o.name]}")
+            owner[o.name] = kind.name
+            if o.name not in hints:
+                found.append(f"{where} has no {cls.__name__} field")
+                continue
+            if hints[o.name] != o.annotation:
+                found.append(f"{where} is {o.annotation}, its field {hints[o.name]}")
+            if defaults[o.name] != o.default:
+                found.append(f"{where} defaults to {o.default!r}, its field to {defaults[o.name]!r}")
+            try:
+                fields.check(o.name, o.default, o.annotation, o.rule)
+            except ValueError as e:
+                found.append(f"{where}: its default is not a valid value ({e})")
+    found += [
+        f"{cls.__name__}.{f} belongs to no dataset kind" for f in sorted(set(hints) - GENERAL_FIELDS - set(owner))
+    ]
+    return found
+
+
+def test_every_kind_option_is_one_dataconfig_field_of_the_records_type_and_default():
+    """A kind option is declared once, in its record (the form's widget, the CLI's help and the config's
+    check read it); DataConfig's flat field of that name, which keeps every config.json's keys, matches it."""
+    assert _option_field_problems(datasets.KINDS.values()) == []
+    synth = datasets.KINDS["synthetic"]
+    n_images = synth.options[0]
+    wrong = [
+        dataclasses.replace(synth, options=(dataclasses.replace(n_images, type=float), *synth.options[1:])),
+        dataclasses.replace(datasets.KINDS["csv"], options=(datasets.Option("label_column", "label", "Label", "CSV"),)),
+    ]
+    others = [k for k in datasets.KINDS.values() if k.name not in ("synthetic", "csv")]
+    assert _option_field_problems([*wrong, *others]) == [
+        "synthetic option 'n_images' is <class 'float'>, its field <class 'int'>",
+        "csv option 'label_column' has no DataConfig field",
+    ]
+    assert _option_field_problems([k for k in datasets.KINDS.values() if k.name != "chexpert"]) == [
+        "DataConfig.frontal_only belongs to no dataset kind",
+        "DataConfig.uncertainty belongs to no dataset kind",
+    ]
+
+
 def test_dataset_records_own_the_options_and_defaults():
-    defaults = {f.name: f.default for f in dataclasses.fields(DataConfig)}
     for name, (kind, option) in datasets.options().items():
-        assert defaults[name] == option.default, name
         assert option.help.startswith(kind.title), name
     assert set(datasets.KINDS) == {"synthetic", "medmnist", "chexpert", "folder", "csv"}
     kind, source = datasets.parse_spec("medmnist:pneumoniamnist@64")

@@ -81,23 +81,66 @@ def test_roc_page_defaults():
     assert {"A (top 12) · mean AUROC 0.999 · mean AP 0.856", "chance"} <= set(_legends(at))
 
 
+@pytest.fixture(scope="module")
+def default_summary() -> pd.DataFrame:
+    """The ROC page's "Over N draws" table at the defaults."""
+    return _roc().dataframe[SUMMARY].value
+
+
+def _means(cell: str) -> float:
+    """The mean of a "mean ± std" cell."""
+    return float(cell.split(" ± ")[0])
+
+
+def _rank_metrics(labels: np.ndarray) -> dict[str, float]:
+    """Mean AUROC and AP over draws of labels by rank (scores falling with rank, no ties), from the ranks of the
+    positives alone: the i-th positive (1-based) at rank r has r + 1 - i negatives above it and precision i / (r + 1)."""
+    n_pos, n = int(labels[0].sum()), labels.shape[1]
+    ranks = np.flatnonzero(labels).reshape(len(labels), n_pos) % n
+    i = np.arange(1, n_pos + 1)
+    auroc = 1 - (ranks + 1 - i).sum(axis=1) / (n_pos * (n - n_pos))
+    return {"auroc": float(auroc.mean()), "auprc": float((i / (ranks + 1)).mean(axis=1).mean())}
+
+
 @pytest.mark.parametrize(
-    "key, value",
-    [("n_pos", 11), ("n_neg", 500), ("k_a", 25), ("k_b", 60), ("draws", 30), ("seed", 7)],
+    "key, value, moves",
+    [
+        ("n_pos", 11, {"A", "B"}),
+        ("n_neg", 500, {"A", "B"}),
+        ("k_a", 25, {"A"}),  # A and B draw from their own random streams: one k moves one classifier
+        ("k_b", 60, {"B"}),
+        ("draws", 30, {"A", "B"}),
+        ("seed", 7, {"A", "B"}),
+    ],
 )
-def test_roc_page_every_number_input(key, value):
-    """Each setting reaches the library: the page's numbers are toy.compare's for it, the threshold stays."""
+def test_roc_page_every_number_input(key, value, moves, default_summary):
+    """Each number input changes what it should and only that: the classifiers it concerns get the AUROC and AP
+    of toy's draws for the new settings (in the summary, the legends and the gaps; counted from the positives'
+    ranks here, test_toy checks them against scikit-learn), the others keep theirs; the counts in the confusion
+    table add up to the new positives and negatives; the threshold stays."""
     at = _roc(**{key: value})
     assert not at.error
     params = {**toy.DEFAULTS, key: value}
-    assert at.dataframe[SUMMARY].value.equals(_summary(params))
-    conf = at.dataframe[0].value
+    summary, old = at.dataframe[SUMMARY].value, default_summary
+    legends = [x for x in _legends(at) if "AUROC" in x]
+    want = {}
+    for i, (name, r) in enumerate(toy.compare(**params).items()):
+        column = summary.iloc[:, i]
+        assert column.name == f"{name} (top {r.k})"
+        assert column.equals(old.iloc[:, i].rename(column.name)) == (name not in moves), name
+        want[name] = _rank_metrics(r.labels)
+        assert _means(column["AUROC"]) == pytest.approx(want[name]["auroc"], abs=6e-5)
+        assert _means(column["AUPRC (average precision)"]) == pytest.approx(want[name]["auprc"], abs=6e-5)
+        mean_auroc, mean_ap = (float(legends[i].split(f"mean {m} ")[1].split(" ")[0]) for m in ("AUROC", "AP"))
+        assert legends[i].startswith(f"{name} (top {r.k}) · ")
+        assert (mean_auroc, mean_ap) == pytest.approx((want[name]["auroc"], want[name]["auprc"]), abs=6e-4)
+    gap = want["A"]["auprc"] - want["B"]["auprc"]
+    assert any(f"average precision differs by {gap:.3f}" in m.value for m in at.markdown)
+    conf = at.dataframe[CONFUSION].value
     assert list(conf["TP"] + conf["FN"]) == pytest.approx([params["n_pos"]] * 2)
     assert list(conf["FP"] + conf["TN"]) == pytest.approx([params["n_neg"]] * 2)
     assert _threshold(at) == 12 and at.slider(key="threshold").max == params["n_pos"] + params["n_neg"]
     assert any(f"Over {params['draws']} draws" == h.value for h in at.subheader)
-    legends = " ".join(_legends(at))
-    assert f"A (top {params['k_a']})" in legends and f"B (top {params['k_b']})" in legends
 
 
 def test_roc_page_slider_and_toggle():

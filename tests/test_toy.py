@@ -186,3 +186,68 @@ def test_the_same_draws_at_another_prevalence():
         r.at_sensitivity(0.0)
     with pytest.raises(ValueError, match="prevalence must be"):
         r.at_prevalence(1.5)
+
+
+def _sk_weight(y: np.ndarray, prevalence: float | None) -> np.ndarray:
+    """scikit-learn's sample weights for a deployment prevalence: each negative counts w times."""
+    n_pos = y.sum()
+    w = 1.0 if prevalence is None else n_pos / (y.size - n_pos) * (1 - prevalence) / prevalence
+    return np.where(y == 1, 1.0, w)
+
+
+@pytest.mark.parametrize("prevalence", [None, 0.2])
+def test_drawn_curves_and_legends_are_scikit_learns(prevalence):
+    """The page's curves: draw 1's own ROC and PR points and its AUROC/AP in the legend, or the means over draws;
+    the marks sit where the top ``cut`` are predicted positive; the legend lines shorten for presentation."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    res = {n: r.at_prevalence(prevalence) for n, r in toy.compare(5, 60, 9, 20, draws=30, seed=4).items()}
+    one = toy.drawn(res, one_draw=True)
+    for (name, r), (label, roc) in zip(res.items(), one.roc.items(), strict=True):
+        y, sw = r.labels[0], _sk_weight(r.labels[0], prevalence)
+        auroc, ap = roc_auc_score(y, r.scores), average_precision_score(y, r.scores, sample_weight=sw)
+        assert label == f"{name} (top {r.k}), draw 1 · AUROC {auroc:.3f} · AP {ap:.3f}"
+        fpr, tpr, _ = roc_curve(y, r.scores, drop_intermediate=False)
+        assert np.allclose(roc["fpr"], fpr) and np.allclose(roc["tpr"], tpr)
+        precision, recall, _ = precision_recall_curve(y, r.scores, sample_weight=sw, drop_intermediate=False)
+        assert np.allclose(one.pr[label]["precision"], precision) and np.allclose(one.pr[label]["recall"], recall)
+    mean = toy.drawn(res)
+    for (name, r), label in zip(res.items(), mean.roc, strict=True):
+        sk = [
+            (roc_auc_score(y, r.scores), average_precision_score(y, r.scores, sample_weight=_sk_weight(y, prevalence)))
+            for y in r.labels
+        ]
+        auroc, ap = np.mean(sk, axis=0)
+        assert label == f"{name} (top {r.k}) · mean AUROC {auroc:.3f} · mean AP {ap:.3f}"
+        assert mean.roc_bands[label]["x"].shape == mean.roc_bands[label]["lo"].shape
+    marks_roc, marks_pr = mean.marks(7)
+    for label, roc in mean.roc.items():
+        tp = roc["tp"][marks_roc[label]]
+        assert roc["tp"][marks_roc[label]] + roc["fp"][marks_roc[label]] == pytest.approx(7)
+        assert mean.pr[label]["tp"][marks_pr[label]] == pytest.approx(tp)  # one point, both curves
+    short = toy.drawn(res, short=True)
+    assert [x.split(" · ")[0] for x in short.roc] == ["A", "B"] and "mean" not in " ".join(short.roc)
+    assert [x.split(" · ")[0] for x in toy.drawn(res, True, short=True).roc] == ["A, draw 1", "B, draw 1"]
+
+
+def test_confusion_summary_and_gaps_tables():
+    from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+    res = toy.compare(5, 60, 9, 20, draws=30, seed=4)
+    one = toy.confusion(res, 12, draw=0)
+    for name, r in res.items():
+        tn, fp, fn, tp = confusion_matrix(r.labels[0], np.arange(r.scores.size) < 12).ravel()
+        assert list(one[name]) == list(toy.CONFUSION)
+        assert (one[name]["tp"], one[name]["fp"], one[name]["fn"], one[name]["tn"]) == (tp, fp, fn, tn)
+        assert one[name]["precision"] == pytest.approx(tp / 12)
+    means = toy.confusion(res, 12)
+    assert means["A"]["tp"] == 5 and means["B"]["tp"] == pytest.approx(res["B"].labels[:, :12].sum(1).mean())
+    table = toy.summary_table(res)
+    assert list(table) == ["A (top 9)", "B (top 20)"] and list(table["A (top 9)"]) == list(toy.METRIC_NAMES.values())
+    aps = {n: [average_precision_score(y, r.scores) for y in r.labels] for n, r in res.items()}
+    aurocs = {n: [roc_auc_score(y, r.scores) for y in r.labels] for n, r in res.items()}
+    ap_b = table["B (top 20)"]["AUPRC (average precision)"]
+    assert ap_b == f"{np.mean(aps['B']):.4f} ± {np.std(aps['B']):.4f}"
+    gap = toy.gaps(res)
+    assert gap["auprc"] == pytest.approx(np.mean(aps["A"]) - np.mean(aps["B"]))
+    assert gap["auroc"] == pytest.approx(np.mean(aurocs["A"]) - np.mean(aurocs["B"])) and gap["auroc"] > 0

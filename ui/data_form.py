@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from medtl import datasets
+from medtl import datasets, fields
 from medtl.config import DataConfig
-from medtl.fields import bad, check_value, choices, flag_type
+from medtl.fields import check_value
 from ui.state import data_summary, data_targets, preview_png
 from ui.text import plain
-
-KINDS = {k.name: k.label for k in datasets.KINDS.values()}
 
 
 @dataclass
@@ -50,26 +48,43 @@ def problem(where, res: FormResult, key: str, message: str) -> None:
 
 
 def _option_widget(prefix: str, option: datasets.Option, initial: DataConfig, res: FormResult, where):
-    """One widget for a dataset-kind option, read off its record and its DataConfig field type; the
-    value is checked by the option's rule (an out-of-range number is said, never clamped)."""
-    typ, listed, key = flag_type(DataConfig, option.name), choices(DataConfig, option.name), prefix + option.name
-    init(key, getattr(initial, option.name))
+    """One widget for a dataset-kind option, read off its record (type, default, rule, step, hint): a
+    checkbox for a bool, a select for a ``Literal``, a number box for a number, a text box for text (a
+    path among it). An optional one (``X | None``) can be left empty: a blank box or the select's "none"
+    is None. The value is checked by the option's rule (an out-of-range number is said, never clamped)."""
+    typ, optional = fields.optional(option.annotation)
+    listed, key = fields.literal_choices(typ), prefix + option.name
+    start = getattr(initial, option.name, option.default)
     kw = {"key": key, "help": option.help}
-    if typ is bool:
+    if listed or (typ is bool and optional):
+        init(key, start)
+        value = where.selectbox(
+            option.label, ([None] if optional else []) + list(listed or (True, False)), format_func=_choice, **kw
+        )
+    elif typ is bool:
+        init(key, start)
         value = where.checkbox(option.label, **kw)
-    elif listed:
-        value = where.selectbox(option.label, listed, **kw)
-    elif typ is str:
-        value = where.text_input(option.label, **kw).strip()
-    else:
-        step = option.step or 1
-        value = where.number_input(option.label, step=typ(step), **kw)
-        value = typ(value) if typ is int and float(value).is_integer() else value
-    rule = option.rule
-    if rule is not None and not rule.ok(value):
-        problem(where, res, option.name, str(bad(option.name, value, rule.allowed)))
+    elif typ in (int, float):
+        init(key, start)
+        # value=None lets an optional number be cleared (Streamlit keeps a box made with a number filled)
+        value = where.number_input(
+            option.label, step=typ(option.step or 1), **({"value": None} if optional else {}), **kw
+        )
+        value = int(value) if typ is int and value is not None and float(value).is_integer() else value
+    else:  # text, and anything else a form can only take as typed text (the config's check says what it must be)
+        init(key, "" if start is None else str(start))
+        value = where.text_input(option.label, placeholder=option.hint or None, **kw).strip()
+        value = None if optional and not value else value
+    try:
+        fields.check(option.name, value, option.annotation, option.rule)
+    except ValueError as e:
+        problem(where, res, option.name, str(e))
     keep(key)
     return value
+
+
+def _choice(value) -> str:
+    return "none" if value is None else "yes" if value is True else "no" if value is False else str(value)
 
 
 def _target(prefix: str, kind: datasets.DatasetKind, probe: DataConfig, initial: DataConfig, res: FormResult):
@@ -123,7 +138,8 @@ def data_section(
     initial = initial or DataConfig()
     k_kind = prefix + "ds_kind"
     init(k_kind, initial.kind)
-    kind = datasets.get_kind(st.selectbox("Dataset", list(KINDS), format_func=KINDS.get, key=k_kind))
+    kinds = datasets.KINDS
+    kind = datasets.get_kind(st.selectbox("Dataset", list(kinds), format_func=lambda k: kinds[k].label, key=k_kind))
     keep(k_kind)
     d: dict = {}
     if kind.source is None:
