@@ -6,7 +6,8 @@ leaves them (``model.pt`` left out: nothing measured here reads it). Measured in
 to the 100-run folder and in seconds:
 
 - ``python -m medtl runs --json`` as a new process, first with no index (``.index.json``) and then with it;
-- the Compare page (AppTest): its first load and a rerun (a widget change).
+- in a new process per folder, the Home page (AppTest: imports and the folder's index read), then the Compare
+  page: its first load, a new metric and a rerun (a widget change).
 
     python benchmarks/bench_store.py                   # 100, 1000, 10000
     python benchmarks/bench_store.py --sizes 100,1000
@@ -102,12 +103,18 @@ def time_cli(runs: Path) -> float:
     return took
 
 
-def time_compare(runs: Path) -> tuple[float, float, float]:
+def time_compare(runs: Path) -> tuple[float, float, float, float]:
     """The Compare page (AppTest): first load, a rerun that switches the metric (a figure not seen yet: its
     summary computed), and a rerun back to the first metric (seen before: from the page's caches)."""
     from streamlit.testing.v1 import AppTest
 
     os.environ["MEDTL_RUNS"] = str(runs)
+    # the app's Home page first, as a user opens it: the process's imports and the folder's index read once
+    home = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    t = time.perf_counter()
+    home.run()
+    opened = time.perf_counter() - t
+    assert not home.exception, home.exception
     at = AppTest.from_file(str(ROOT / "pages" / "3_Compare.py"), default_timeout=600)
     t = time.perf_counter()
     at.run()
@@ -123,13 +130,17 @@ def time_compare(runs: Path) -> tuple[float, float, float]:
     at.selectbox(key="metric").set_value(was).run()
     back = time.perf_counter() - t
     assert not at.exception, at.exception
-    return first, switch, back
+    return opened, first, switch, back
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,1000,10000")
+    ap.add_argument("--pages", metavar="RUNS", help="time the pages on this runs folder (a JSON line; internal)")
     a = ap.parse_args()
+    if a.pages:
+        print(json.dumps(time_compare(Path(a.pages))))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench_store_"))
     os.environ.setdefault("MEDTL_CACHE", str(tmp / "cache"))
     seeds = seed_runs(tmp)
@@ -139,18 +150,25 @@ def main() -> None:
         fill(store, seeds, n)
         cold = time_cli(store.root)
         warm = time_cli(store.root)
-        first, switch, rerun = time_compare(store.root)
+        # each folder's pages in a process of their own: the Home page's figure is a new process's
+        out = subprocess.run(
+            [sys.executable, __file__, "--pages", str(store.root)], check=True, capture_output=True, env=_env()
+        )
+        home, first, switch, rerun = json.loads(out.stdout.decode().strip().splitlines()[-1])
         raw.append(
             {
                 "runs": n,
                 "cli_cold_s": cold,
                 "cli_warm_s": warm,
+                "home_s": home,
                 "compare_first_s": first,
                 "compare_switch_s": switch,
                 "compare_rerun_s": rerun,
             }
         )
-        rows.append([f"{n:,}", f"{cold:.2f}", f"{warm:.2f}", f"{first:.2f}", f"{switch:.2f}", f"{rerun:.2f}"])
+        rows.append(
+            [f"{n:,}", f"{cold:.2f}", f"{warm:.2f}", f"{home:.2f}", f"{first:.2f}", f"{switch:.2f}", f"{rerun:.2f}"]
+        )
         print(rows[-1], flush=True)
         shutil.rmtree(store.root)
     base = raw[0]
@@ -163,13 +181,15 @@ def main() -> None:
                 "runs",
                 "`runs --json`, no index (s)",
                 "`runs --json`, indexed (s)",
+                "Home page, new process (s)",
                 "Compare first load (s)",
                 "Compare, a new metric (s)",
                 "Compare rerun (s)",
             ],
             rows,
         )
-        + "\n\nA new metric: the figures of a metric not shown yet (summaries and pooled intervals computed); "
+        + "\n\nHome page: the app opened in a new process (Python's imports, torch's among them, and the folder's "
+        "index read); Compare first load: the page opened next, as a user clicks it. A new metric: the figures of a metric not shown yet (summaries and pooled intervals computed); "
         "rerun: back to a metric seen before (the page's caches). "
         "Ratios to the 100-run folder (indexed CLI, Compare rerun): "
         + ", ".join(

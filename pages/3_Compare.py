@@ -6,7 +6,7 @@ import streamlit as st
 from medtl import compare, metrics, plots
 from ui import damaged, metrics_view, study_view
 from ui.nav import link, page_setup
-from ui.state import get_store, runs_table, truncation_summary
+from ui.state import figure, get_store, predictions_stamps, runs_table, truncation_summary
 from ui.text import plain
 
 page_setup("pages/3_Compare.py")
@@ -118,25 +118,36 @@ if len(picked) > 1:
         st.dataframe(compare.differences(picked))
 
 st.subheader("ROC and precision–recall on the test split")
-roc, pr, prevalences = {}, {}, []
 picked = picked.assign(legend=compare.short_labels(picked))
-unreadable = []
-for _, r in picked.iterrows():
-    try:
-        p = store.predictions(r["id"])
-    except ValueError as e:  # damaged since the folder was last looked at: left out, said below
-        unreadable.append(str(e))
-        continue
-    if p is None or p["y_true"].ndim != 1:
-        continue
-    label = f"{compare.wrap(r['legend'], 48)}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
-    roc[label] = metrics.roc_points(p["y_true"], p["y_score"])
-    pr[label] = metrics.pr_points(p["y_true"], p["y_score"], prevalence)
-    prevalences.append(float(p["y_true"].mean()) if prevalence is None else prevalence)
-if roc:
+
+
+def curves() -> tuple:
+    """(ROC figure, PR figure, unreadable runs): None figures when no run is binary."""
+    roc, pr, prevalences, unreadable = {}, {}, [], []
+    for _, r in picked.iterrows():
+        try:
+            p = store.predictions(r["id"])
+        except ValueError as e:  # damaged since the folder was last looked at: left out, said below
+            unreadable.append(str(e))
+            continue
+        if p is None or p["y_true"].ndim != 1:
+            continue
+        label = f"{compare.wrap(r['legend'], 48)}<br>AUROC {r['test.auroc']:.3f} · AP {r['test.auprc']:.3f}"
+        roc[label] = metrics.roc_points(p["y_true"], p["y_score"])
+        pr[label] = metrics.pr_points(p["y_true"], p["y_score"], prevalence)
+        prevalences.append(float(p["y_true"].mean()) if prevalence is None else prevalence)
+    if not roc:
+        return None, None, unreadable
+    return plots.roc_figure(roc, title=None), plots.pr_figure(pr, prevalences, title=None), unreadable
+
+
+ids = tuple(picked["id"])
+shown_values = tuple(picked["legend"]), tuple(picked["test.auroc"]), tuple(picked["test.auprc"])
+roc, pr, unreadable = figure(("curves", ids, predictions_stamps(store, ids), shown_values, prevalence), curves)
+if roc is not None:
     c1, c2 = st.columns(2)
-    c1.plotly_chart(plots.roc_figure(roc, title=None), key="roc")
-    c2.plotly_chart(plots.pr_figure(pr, prevalences, title=None), key="pr")
+    c1.plotly_chart(roc, key="roc")
+    c2.plotly_chart(pr, key="pr")
     st.caption(
         "Dashed lines: chance — the diagonal for ROC, the prevalence for precision–recall. "
         + metrics_view.prevalence_caption(prevalence)
@@ -180,7 +191,11 @@ if to_read and (
 ):
     summary = truncation_summary(*args, intervals=True, rule=rule, prevalence=prevalence)
 st.plotly_chart(
-    plots.truncation_figure(summary, record.label, compare.SECONDARY.get(secondary), record.value_range), key="trunc"
+    figure(
+        ("trunc", summary.attrs.get("key"), record.label, secondary),
+        lambda: plots.truncation_figure(summary, record.label, compare.SECONDARY.get(secondary), record.value_range),
+    ),
+    key="trunc",
 )
 hidden = summary.attrs.get("hidden_lines", 0)
 st.caption(
@@ -211,9 +226,9 @@ boxed = done[done["experiment"].isin(values.index)]
 # labels from the experiments drawn: the name without its seed plus whatever tells them apart
 seed_label = compare.short_labels(boxed, seed=False)
 label_of = {k: compare.wrap(seed_label[idx[0]], 70) for k, idx in boxed.groupby("experiment").groups.items()}
+boxes = {f"{label_of[k]} (n={len(v)})": v for k, v in values.items()}
 st.plotly_chart(
-    plots.seed_figure({f"{label_of[k]} (n={len(v)})": v for k, v in values.items()}, record.label),
-    key="seeds",
+    figure(("seeds", repr(boxes), record.label), lambda: plots.seed_figure(boxes, record.label)), key="seeds"
 )
 st.caption(
     "One box per experiment (runs that differ only by seed); n is the number of points."

@@ -11,6 +11,7 @@ import streamlit as st
 from medtl import compare, metrics, plots
 from medtl.metrics import operating
 from medtl.runs import RunStore
+from ui import state
 from ui.text import plain
 
 
@@ -120,19 +121,26 @@ def table_columns(done: pd.DataFrame, prevalence: float | None) -> tuple[pd.Data
 def operating_table(picked: pd.DataFrame, rule: str, prevalence: float | None) -> None:
     """Sensitivity, specificity, PPV, NPV, F1 and flagged per 1,000 at the threshold chosen on validation."""
     label = operating.parse_rule(rule).label
+    cols = {  # each column's text for every run at once (formatting row by row was a third of a rerun)
+        m.short + (f" at {prevalence:.1%}" if prevalence is not None and m.prevalence else ""): _ci(picked, key, m.fmt)
+        for key, m in compare.METRICS.items()
+        if m.needs == "threshold"
+    }
+    sens = compare.METRICS["test.sens_at_spec"].short
+    cols[sens] = _ci(picked, "test.sens_at_spec")
+    notes = picked.get("op_note", pd.Series(None, index=picked.index))
+    thresholds = picked.get("test.op.threshold", pd.Series(np.nan, index=picked.index))
     rows = []
-    for _, r in picked.iterrows():
-        row = {"run": r["legend"]}
-        note = r.get("op_note")
+    for i, (run_id, legend, note, threshold) in enumerate(
+        zip(picked["id"], picked["legend"], notes, thresholds, strict=True)
+    ):
+        row = {"run": legend}
         if isinstance(note, str) and note:
-            row["threshold (validation)"] = note.replace("ID", r["id"])
+            row["threshold (validation)"] = note.replace("ID", run_id)
         else:
-            row["threshold (validation)"] = f"{r.get('test.op.threshold', np.nan):.4g}"
-            for key, m in compare.METRICS.items():
-                if m.needs == "threshold":
-                    at = f" at {prevalence:.1%}" if prevalence is not None and m.prevalence else ""
-                    row[m.short + at] = _ci(picked.loc[[r.name]], key, m.fmt)[0]
-        row[compare.METRICS["test.sens_at_spec"].short] = _ci(picked.loc[[r.name]], "test.sens_at_spec")[0]
+            row["threshold (validation)"] = f"{threshold:.4g}"
+            row.update({c: v[i] for c, v in cols.items() if c != sens})
+        row[sens] = cols[sens][i]
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="op_table")
     st.caption(
@@ -171,12 +179,19 @@ def calibration(picked: pd.DataFrame, store: RunStore, prevalence: float | None)
         for k, v in views.items()
     }
     c1, c2 = st.columns(2)
-    c1.plotly_chart(plots.reliability_figure(curves), key="reliability")
+    ids = tuple(picked["id"])
+    key = (ids, state.predictions_stamps(store, ids), tuple(views), prevalence)
+    c1.plotly_chart(
+        state.figure(("reliability", scaled, *key), lambda: plots.reliability_figure(curves)), key="reliability"
+    )
     prev = next(iter(views.values()))["prevalence"]
     first = next(iter(views.values()))["decision"]
     c2.plotly_chart(
-        plots.decision_figure(
-            first["threshold"], {k: v["decision"]["model"] for k, v in views.items()}, first["treat_all"], prev
+        state.figure(
+            ("decision", *key),
+            lambda: plots.decision_figure(
+                first["threshold"], {k: v["decision"]["model"] for k, v in views.items()}, first["treat_all"], prev
+            ),
         ),
         key="decision",
     )

@@ -149,7 +149,9 @@ def truncation_summary(
     (which fix those rows), with the pooled intervals cached per experiment; ``intervals=False``: no pooled
     intervals for repeated experiments (no prediction file read)."""
     key = _digest(store.signature(), tuple(runs["id"]), rule, prevalence)
-    return _summary(key, runs, str(store.root), metric, secondary, max_lines, intervals, rule, prevalence)
+    out = _summary(key, runs, str(store.root), metric, secondary, max_lines, intervals, rule, prevalence)
+    out.attrs["key"] = (key, metric, secondary, max_lines, intervals)  # what it shows: a figure's cache key
+    return out
 
 
 @st.cache_data(max_entries=64, show_spinner="Summarising the runs by truncation depth…")
@@ -162,3 +164,20 @@ def _summary(
     return compare.truncation_summary(
         _runs, metric, secondary, max_lines=max_lines, pooled=pooled, rule=rule, prevalence=prevalence
     )
+
+
+def figure(key: tuple, build):
+    """The figure ``build()`` makes, built once per ``key`` (everything it shows: ids, file times, settings) and
+    shared between reruns and sessions. Building a Plotly figure validates every property it is given — on the
+    Compare page of 10,000 runs the six figures were half of a rerun. Never change the figure returned."""
+    return _figure(_digest(key), build)
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _figure(key: str, _build):
+    return _build()
+
+
+def predictions_stamps(store: RunStore, ids) -> tuple:
+    """The predictions files' times of runs ``ids`` (``runs reevaluate`` rewrites them): part of a figure's key."""
+    return tuple(_mtime(store.path(i) / "predictions.npz") for i in ids)
