@@ -208,6 +208,13 @@ def run_columns(
     return out
 
 
+def recomputed(done: pd.DataFrame, rule: str = DEFAULT_RULE, prevalence: float | None = None) -> pd.Series:
+    """Which runs of ``done`` need their metric columns recomputed from their predictions for ``rule`` and
+    ``prevalence`` (:func:`with_columns`): another rule than the one recorded, or a deployment prevalence."""
+    recorded = done["test.op.rule"] if "test.op.rule" in done else pd.Series(None, index=done.index, dtype=object)
+    return (recorded != rule) | (prevalence is not None)
+
+
 def with_columns(
     done: pd.DataFrame, columns: Callable[[str], dict], rule: str = DEFAULT_RULE, prevalence: float | None = None
 ) -> pd.DataFrame:
@@ -216,8 +223,7 @@ def with_columns(
     (:func:`run_columns`, cached by the caller): what the table, the truncation figure and the seeds read."""
     if done.empty:
         return done
-    recorded = done["test.op.rule"] if "test.op.rule" in done else pd.Series(None, index=done.index, dtype=object)
-    stale = (recorded != rule) | (prevalence is not None)
+    stale = recomputed(done, rule, prevalence)
     out = done.copy()
     if "op_note" not in out:
         out["op_note"] = out.get("test.op.reason")

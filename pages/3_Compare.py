@@ -51,7 +51,7 @@ if done.empty:
 
 TABLE_ROWS, TRUNCATION_LINES, SEED_BOXES = 500, 12, 30  # what stays readable (and fast) with 10,000 runs
 POOLED_FILES = 150  # prediction files read for the truncation figure's intervals without asking
-done = metrics_view.evaluated(done, store, rule, prevalence)
+done, rule, prevalence = metrics_view.evaluated(done, store, rule, prevalence)
 record = compare.METRICS[metric]
 done = done.sort_values(metric, ascending=not record.higher_is_better, na_position="last")
 # names from the runs listed (the best TABLE_ROWS): they show every setting in which those differ

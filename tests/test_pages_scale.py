@@ -86,6 +86,52 @@ def test_compare_page_draws_what_stays_readable_and_says_what_it_left_out(many_r
     assert "630 rows" in at.get("download_button")[0].proto.label
 
 
+def test_recomputing_thousands_of_runs_for_a_prevalence_is_asked_for_first(many_runs, monkeypatch):
+    """630 runs recorded without an operating point: each needs its metrics recomputed from its predictions
+    (about 35 ms a run); above 300 the page asks, and shows the recorded values until then, saying so."""
+    monkeypatch.setenv("MEDTL_RUNS", str(many_runs))
+    at = AppTest.from_file("../pages/3_Compare.py", default_timeout=300).run()
+    assert not at.exception
+    warned = " ".join(w.value for w in at.warning)
+    assert "630 runs" in warned and "recorded values" in warned
+    assert at.button(key="recompute").label == "Recompute 630 runs"
+    at.number_input(key="cmp_prevalence").set_value(5.0).run()  # a prevalence: still asked, not applied yet
+    assert not at.exception
+    assert "A deployment prevalence needs each run's metrics recomputed" in " ".join(w.value for w in at.warning)
+    captions = " ".join(c.value for c in at.caption)
+    assert "at each test set's prevalence" in captions and "deployment prevalence of 5.0%" not in captions
+
+
+def test_recomputed_runs_at_a_prevalence_once_asked(tmp_path, monkeypatch):
+    from ui import metrics_view
+
+    monkeypatch.setattr(metrics_view, "ASK_ABOVE", 5)
+    store = RunStore(tmp_path / "runs")
+    rng = np.random.default_rng(1)
+    y = (rng.random(40) < 0.3).astype(int)
+    y[:2] = 1, 0
+    for seed in range(8):
+        cfg = RunConfig(DataConfig(n_images=200, image_size=32, seed=seed), ModelConfig(), TrainConfig(seed=seed))
+        _write(store, cfg, y, rng)
+        run_id = store.ids()[-1]
+        p = dict(store.predictions(run_id))
+        store.write_predictions(run_id, **p, val_index=p["index"], val_y_true=y, val_y_score=p["y_score"])
+    monkeypatch.setenv("MEDTL_RUNS", str(store.root))
+    at = AppTest.from_file("../pages/3_Compare.py", default_timeout=300)
+    at.session_state["cmp_prevalence"] = 5.0
+    at.run()
+    assert not at.exception
+    assert at.button(key="recompute").label == "Recompute 8 runs"
+    at.button(key="recompute").click().run()
+    assert not at.exception
+    assert not [b for b in at.button if b.key == "recompute"]
+    assert "recomputed" not in " ".join(w.value for w in at.warning)
+    assert "deployment prevalence of 5.0%" in " ".join(c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert any("PPV at 5.0%" in c for c in table.columns)  # the operating-point columns at that prevalence
+    assert table[[c for c in table.columns if "PPV at 5.0%" in c][0]].notna().all()
+
+
 def test_a_finished_run_is_looked_at_again_after_the_recheck_window(tmp_path, monkeypatch):
     monkeypatch.setattr(R, "RECHECK_S", 3600.0)
     monkeypatch.setattr(R, "FRESH_S", 0.0)

@@ -4,6 +4,9 @@ records (:data:`medtl.metrics.METRICS`) and computed in :mod:`medtl.compare`."""
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -78,20 +81,75 @@ def prevalence_caption(prevalence: float | None) -> str:
     )
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+ASK_ABOVE = 300  # runs recomputed from their predictions without asking (about 10 s on a 2-core CPU)
+SECONDS_PER_RUN = 0.035  # a run's metrics with bootstrap intervals, measured on a 2-core CPU (the estimate said)
+
+
+@st.cache_data(max_entries=50_000, show_spinner=False)
 def _columns(run_id: str, root: str, mtime: float, rule: str, prevalence: float | None) -> dict:
     return compare.run_columns(RunStore(root).predictions(run_id), rule, prevalence, run=run_id)
 
 
-def evaluated(done: pd.DataFrame, store: RunStore, rule: str, prevalence: float | None) -> pd.DataFrame:
-    """``done`` with metric columns at ``rule`` and ``prevalence`` (recomputed from predictions where needed, cached)."""
+@st.cache_resource(show_spinner=False)
+def _evaluated_views() -> dict[str, pd.DataFrame]:
+    """The Compare page's evaluated runs, per view (its runs, the folder's state, rule, prevalence): a rerun of a
+    page of 10,000 runs does not look up 10,000 cached runs. Shared between sessions: handed out as copies."""
+    return {}
+
+
+def _evaluate(done: pd.DataFrame, root: str, rule: str, prevalence: float | None) -> pd.DataFrame:
+    ids = done.loc[compare.recomputed(done, rule, prevalence), "id"]
+    bar = st.progress(0.0, "Operating points and prevalence from the runs' predictions…") if len(ids) > 20 else None
+    count = [0]
 
     def columns(run_id: str) -> dict:
-        p = store.path(run_id) / "predictions.npz"
-        return _columns(run_id, str(store.root), p.stat().st_mtime if p.is_file() else 0.0, rule, prevalence)
+        p = Path(root) / run_id / "predictions.npz"
+        out = _columns(run_id, root, p.stat().st_mtime if p.is_file() else 0.0, rule, prevalence)
+        count[0] += 1
+        if bar is not None and count[0] % 20 == 0:
+            bar.progress(count[0] / len(ids), f"Operating points and prevalence: {count[0]:,} of {len(ids):,} runs")
+        return out
 
-    with st.spinner("Operating points and prevalence from the runs' predictions…"):
-        return compare.with_columns(done, columns, rule, prevalence)
+    out = compare.with_columns(done, columns, rule, prevalence)
+    if bar is not None:
+        bar.empty()
+    return out
+
+
+def evaluated(
+    done: pd.DataFrame, store: RunStore, rule: str, prevalence: float | None
+) -> tuple[pd.DataFrame, str, float | None]:
+    """``done`` with metric columns at ``rule`` and ``prevalence`` (recomputed from predictions where needed, cached
+    per run and per view), and the rule and prevalence they are at. Above :data:`ASK_ABOVE` runs to recompute the
+    page asks first; until then the columns are the recorded ones (the rule each run recorded, each test set's
+    prevalence), and the rule and prevalence returned say so."""
+    n = int(compare.recomputed(done, rule, prevalence).sum())
+    asked = f"recompute_{rule}_{prevalence}"
+    if n > ASK_ABOVE and not st.session_state.get(asked):
+        minutes = n * SECONDS_PER_RUN / 60
+        st.warning(
+            f"{'A deployment prevalence' if prevalence is not None else 'This operating-point rule'} needs each run's "
+            f"metrics recomputed from its predictions: {n:,} runs, about {minutes:.0f} min on this machine (then "
+            f"cached). Until then this page shows the recorded values — each run's own operating point at its test "
+            f"set's prevalence. Narrow the filters to {ASK_ABOVE} runs or fewer to see them at once.",
+            icon=":material/hourglass:",
+        )
+        if st.button(f"Recompute {n:,} runs", key="recompute"):
+            st.session_state[asked] = True
+            st.rerun()
+        recorded = done.get("test.op.rule", pd.Series(dtype=object)).dropna()
+        rule = recorded.mode().iloc[0] if not recorded.empty else operating.DEFAULT_RULE
+        return compare.with_columns(done, lambda _id: {}, rule, None), rule, None
+    key = state.digest(store.signature(), tuple(done["id"]), rule, prevalence)
+    memo = _evaluated_views()
+    found = memo.get(key)
+    if found is None:
+        found = _evaluate(done, str(store.root), rule, prevalence)
+        with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another session trimmed it first
+            while len(memo) >= 16:
+                memo.pop(next(iter(memo)))  # the oldest view
+        memo[key] = found
+    return found.copy(), rule, prevalence
 
 
 def _ci(done: pd.DataFrame, col: str, fmt: str = ".3f") -> list[str]:

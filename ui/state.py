@@ -110,7 +110,7 @@ def pooled_interval(ids: tuple[str, ...], root: str, metric: str, rule: str | No
     times (``runs reevaluate`` rewrites them), the metric, the rule and the prevalence."""
     store = RunStore(root)
     stamps = tuple(_mtime(store.path(i) / "predictions.npz") for i in ids)
-    return _pooled(_digest(ids, stamps, metric, rule, prevalence), ids, root, metric, rule, prevalence)
+    return _pooled(digest(ids, stamps, metric, rule, prevalence), ids, root, metric, rule, prevalence)
 
 
 def _mtime(p) -> float:
@@ -120,7 +120,7 @@ def _mtime(p) -> float:
         return -1
 
 
-def _digest(*parts) -> str:
+def digest(*parts) -> str:
     """A short key for long tuples (Streamlit's cache hashes every element of an argument; this is one string)."""
     import hashlib
 
@@ -148,7 +148,7 @@ def truncation_summary(
     ``rule`` and ``prevalence``), cached by the runs' ids, the folder's signature, the rule and the prevalence
     (which fix those rows), with the pooled intervals cached per experiment; ``intervals=False``: no pooled
     intervals for repeated experiments (no prediction file read)."""
-    key = _digest(store.signature(), tuple(runs["id"]), rule, prevalence)
+    key = digest(store.signature(), tuple(runs["id"]), rule, prevalence)
     out = _summary(key, runs, str(store.root), metric, secondary, max_lines, intervals, rule, prevalence)
     out.attrs["key"] = (key, metric, secondary, max_lines, intervals)  # what it shows: a figure's cache key
     return out
@@ -170,7 +170,7 @@ def figure(key: tuple, build):
     """The figure ``build()`` makes, built once per ``key`` (everything it shows: ids, file times, settings) and
     shared between reruns and sessions. Building a Plotly figure validates every property it is given — on the
     Compare page of 10,000 runs the six figures were half of a rerun. Never change the figure returned."""
-    return _figure(_digest(key), build)
+    return _figure(digest(key), build)
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
