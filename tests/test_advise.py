@@ -138,6 +138,7 @@ def _random_source(tmp_path, backbone):
         ("vit_b_16", 32, ["encoder.layers.encoder_layer_0", "full"]),  # the class token after each block
     ],
 )
+@pytest.mark.slow
 def test_hooked_features_equal_the_truncated_networks(tmp_path, backbone, size, cuts):
     init = _random_source(tmp_path, backbone)
     images = np.random.default_rng(0).integers(0, 256, (6, 1, size, size), dtype=np.uint8)
@@ -167,6 +168,7 @@ def test_select_cuts_one_per_stage():
 # --- command line --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_json(tmp_path, capsys):
     init = _random_source(tmp_path, "resnet18")
     args = ["advise", "--init", init, "--n-images", "160", "--image-size", "32", "--n", "80", "--folds", "3"]

@@ -10,7 +10,7 @@ from conftest import choose, fill, screenshot
 
 from medtl.runs import RunStore
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser: seconds to minutes each
 
 
 def test_sweep_watch_cancel_compare(server, page, tmp_path):

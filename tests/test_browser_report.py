@@ -3,7 +3,7 @@
 import pytest
 from conftest import screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser: seconds to minutes each
 
 
 def test_report_opens_offline_and_draws_every_figure(browser, tmp_path):

@@ -5,7 +5,7 @@ import re
 import pytest
 from conftest import fill, screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser: seconds to minutes each
 
 
 def _legend_text(page) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser: seconds to minutes each
 
 
 def test_quick_study_from_the_empty_compare_page_to_its_report(server, page):

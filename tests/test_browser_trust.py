@@ -9,7 +9,7 @@ from conftest import choose, fill, idle, screenshot
 
 from medtl.runs import RunStore
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser: seconds to minutes each
 
 
 def test_page_url_first_keeps_the_app_navigation(server, page):

@@ -30,6 +30,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone, strategy, cut, size", CASES)
 def test_shapes_every_backbone_and_cut_kind(backbone, strategy, cut, size):
     m = _eval_copy(ModelConfig(backbone, strategy, cut, "random"), size)

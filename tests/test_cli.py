@@ -94,6 +94,7 @@ def test_data_folder_without_finding_takes_the_abnormal_class(tmp_path, capsys):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing recorded
 
 
+@pytest.mark.slow
 def test_train_a_binary_medmnist_file_without_finding_trains_class_1(tmp_path, capsys):
     from data_fixtures import make_medmnist
 

@@ -31,6 +31,7 @@ def test_parse_slurm():
         parse_slurm("partition")
 
 
+@pytest.mark.slow
 def test_local_sweep_runs_in_parallel_then_resubmit_does_nothing(tmp_path):
     store = RunStore(tmp_path / "runs")
     configs = [tiny(0), tiny(1)]
@@ -57,6 +58,7 @@ def test_local_sweep_runs_in_parallel_then_resubmit_does_nothing(tmp_path):
     assert len(store.ids()) == 2
 
 
+@pytest.mark.slow
 def test_preempted_task_marks_interrupted_and_requeue_resumes(tmp_path):
     store = RunStore(tmp_path)
     cfg = tiny(2)
@@ -76,6 +78,7 @@ def test_preempted_task_marks_interrupted_and_requeue_resumes(tmp_path):
     assert RunTask(str(store.root))(tiny(3).to_dict())["run_id"] == other
 
 
+@pytest.mark.slow
 def test_local_task_preempted_by_signal_is_requeued_and_resumes(tmp_path):
     """SIGUSR2 (SLURM's warning before preemption or time-out) to a training task: submitit calls
     RunTask.checkpoint, requeues the task, and the requeued task resumes the same run from last.pt."""

@@ -84,6 +84,7 @@ def test_differences_are_rounded_text():
     assert list(d.index) == ["train.lr"] and d.loc["train.lr", "a"] == "0.3"
 
 
+@pytest.mark.slow
 def test_compare_page_truncation_figure_shows_true_repeats(store, monkeypatch):
     """AppTest: the page's truncation figure has one point per experiment, labelled with its n."""
     import json
@@ -174,6 +175,7 @@ def test_one_experiment_however_its_size_and_options_were_spelled(store):
     assert sorted(s["count"]) == [1, 1, 2]  # the two spellings of 10% are one point with n = 2
 
 
+@pytest.mark.slow
 def test_compare_page_prevalence_operating_point_and_old_runs(store, monkeypatch):
     """AppTest: runs recorded before validation predictions say how to get an operating point; the one
     prevalence control moves the table's AUPRC to scikit-learn's weighted AP and the PR chance line; a

@@ -14,6 +14,7 @@ from medtl.datasets import pick_positive
 # --- SynthCXR ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [28, 64, 128, 256])
 def test_synthetic_every_size_offline(size):
     ds = load(DataConfig(image_size=size, n_images=40))
@@ -45,6 +46,7 @@ def test_masks_lie_on_the_lesions(k, finding):
     assert np.mean(diffs) > 5  # grey levels
 
 
+@pytest.mark.slow
 def test_prevalence_and_multilabel():
     ds = load(DataConfig(finding="effusion", prevalence=0.4, n_images=600))
     assert ds.target_name == "effusion"
@@ -65,6 +67,7 @@ def test_cache_is_reused(tmp_path, monkeypatch):
 # --- splits and regimes --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_regime_nested_stratified_and_test_fixed():
     base = DataConfig(n_images=1000, prevalence=0.3)
     full = load(base)

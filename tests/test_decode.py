@@ -131,6 +131,7 @@ def test_clipped_images_warn_with_the_share_per_split(tmp_path, capsys):
     assert f"warning: folder:{root}: {warning}" in err
 
 
+@pytest.mark.slow
 def test_train_and_sweep_print_the_data_warning_after_preflight(tmp_path, capsys):
     root = make_clipped_folder(tmp_path / "clipped")
     flags = ["--dataset", f"folder:{root}", "--finding", "abnormal", "--image-size", "28", "--epochs", "1"]

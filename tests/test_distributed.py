@@ -157,6 +157,7 @@ def test_cancelled_run_leaves_no_producer_thread(tmp_path):
     assert not producer_threads()
 
 
+@pytest.mark.slow
 def test_history_records_data_wait(tmp_path):
     store = RunStore(tmp_path)
     cfg = RunConfig(
@@ -181,6 +182,7 @@ def _only_run(store: RunStore) -> str:
     return rid
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_one_run_like_one_process(tmp_path):
     """2 ranks x 8 images = the global batch of 16: the run finishes, metrics cover the whole split and
     the losses match a one-process run with batch 16 closely."""
@@ -236,6 +238,7 @@ with distributed.session("cpu") as dist:
 """
 
 
+@pytest.mark.slow
 def test_torchrun_run_killed_after_an_epoch_resumes_on_every_rank(tmp_path):
     store = RunStore(tmp_path / "runs")
     cfg = RunConfig(

@@ -12,6 +12,7 @@ from medtl.models import build
 from medtl.runs import RunStore
 
 
+@pytest.mark.slow
 def test_training_model_untouched(tmp_path):
     """Handed the training model itself (train mode), explain works on an eval copy: the maps are
     those of the fresh copy loaded from model.pt, and the training model's mode, BatchNorm
@@ -70,6 +71,7 @@ def test_scores_point_on_the_native_maps_over_images_with_a_lesion():
     assert explain.scores(e) == {"n": 0}
 
 
+@pytest.mark.slow
 def test_overlay_png_and_cli(tmp_path, capsys):
     store = RunStore(tmp_path / "runs")
     cfg = RunConfig(

@@ -23,6 +23,7 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", CASES)
 def test_trains_explains_compares_and_advises(tmp_path, backbone):
     store = RunStore(tmp_path / "runs")
@@ -52,6 +53,7 @@ def test_trains_explains_compares_and_advises(tmp_path, backbone):
     assert set(scored) == {p.name for p in registry.distinct_cuts(backbone)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", CASES)
 def test_enters_a_study(tmp_path, backbone):
     base = RunConfig(

@@ -37,6 +37,7 @@ def test_workers_from_devices(monkeypatch):
         make_workers("")
 
 
+@pytest.mark.slow
 def test_two_workers_train_two_runs_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTL_DEVICES", "cpu,cpu")
     store = RunStore(tmp_path)
@@ -64,6 +65,7 @@ def test_two_workers_train_two_runs_at_once(tmp_path, monkeypatch):
     assert store.metrics(third)["train"]["device"] == "cpu"
 
 
+@pytest.mark.slow
 def test_process_exit_mid_run_leaves_it_interrupted_without_an_abort(tmp_path):
     """Stopping the app mid-run (the interpreter exits while a worker trains) must not abort the
     process ("terminate called without an active exception"); the run is left interrupted, resumable."""

@@ -12,6 +12,7 @@ import pytest
 from medtl import localisation as L
 
 
+@pytest.mark.slow
 def test_the_module_imports_no_torch_and_no_run_store():
     code = "import sys, medtl.localisation; print([m for m in ('torch', 'captum', 'medtl.runs') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

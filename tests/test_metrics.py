@@ -83,6 +83,7 @@ def test_bootstrap_interval_contains_estimate():
     assert ci == M.bootstrap_ci(y, s, n_boot=400, seed=3)  # deterministic per seed
 
 
+@pytest.mark.slow
 def test_label_bootstrap_matches_sklearn_loop():
     """Mean over labels per resample (images resampled together) equals scikit-learn with
     sample weights on the same resamples; a rare label missing from a resample is left out."""
@@ -266,6 +267,7 @@ def test_metrics_at_a_deployment_prevalence_are_sklearns_weighted_ones(prevalenc
         M.average_precision(y, s, 1.0)
 
 
+@pytest.mark.slow
 def test_net_benefit_is_the_closed_form_and_dcurves():
     y, p = _probs(2, 500, prevalence=0.2, dtype=np.float64)
     t = np.array([0.05, 0.1, 0.2, 0.35, 0.5, 0.8])
@@ -327,6 +329,7 @@ def test_every_record_is_complete_and_named_for_its_reference():
         R.get("test.accuracy")
 
 
+@pytest.mark.slow
 def test_a_new_record_reaches_every_reader(tmp_path, monkeypatch, capsys):
     """Adding a metric is one record (README, Extending): registered here at run time, it reaches
     metrics.json's test section, the runs table, ``runs show`` (text and --json), the Compare page's

@@ -72,6 +72,7 @@ def _representative_cuts(backbone):
     return sorted(chosen, key=[p.name for p in pts].index)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_every_published_cut_matches_one_forward_pass(backbone):
     """Channels and reduction of every cut point against one hooked forward pass; a few
@@ -117,6 +118,7 @@ def test_build_rules_cover_every_strategy():
     assert set(BUILD_RULES) == set(STRATEGIES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("backbone", PER_FAMILY)
 def test_every_strategy_builds_as_its_record_says(backbone, strategy):
@@ -174,6 +176,7 @@ def test_grad_cam_layer_at_earlier_cuts():
     assert e.last_conv_layer is e.backbone.features[8]
 
 
+@pytest.mark.slow
 def test_resnet50_published_ttl_sizes():
     bb = lambda cut: sum(
         p.numel() for p in build(ModelConfig("resnet50", "truncate", cut, "random")).backbone.parameters()
@@ -192,6 +195,7 @@ def test_resnet50_published_ttl_sizes():
         ("vit_b_16", ("encoder.layers.encoder_layer_2", "full")),
     ],
 )
+@pytest.mark.slow
 def test_cut_table_agrees_with_built_models(backbone, cuts):
     rows = {r["name"]: r for r in cut_table(backbone, 64)}
     for cut in cuts:
@@ -201,6 +205,7 @@ def test_cut_table_agrees_with_built_models(backbone, cuts):
         assert rows[cut]["macs"] == macs(m, 64, 3)
 
 
+@pytest.mark.slow
 def test_truncated_models_are_smaller_and_cheaper():
     small = profile(build(ModelConfig("resnet50", "truncate", "layer2", "random"), 64), 64, batches=(8,), min_time=0.2)
     big = profile(build(ModelConfig("resnet50", "finetune", "full", "random"), 64), 64, batches=(8,), min_time=0.2)
@@ -329,6 +334,7 @@ def test_imagenet_absent_offline_fails_fast_with_the_way_forward():
     assert "resnet50-" in msg and "checkpoints" in msg and "--download resnet50" in msg and "random" in msg
 
 
+@pytest.mark.slow
 def test_file_init_and_mismatch_listing(tmp_path):
     src = build(ModelConfig("resnet18", "truncate", "layer3", "random"), 64)
     path = tmp_path / "src.pt"
@@ -380,6 +386,7 @@ def test_transfusion_keeps_below_and_reinitialises_above(tmp_path, monkeypatch):
     assert not torch.equal(own["layer4.1.conv2.weight"], sd["layer4.1.conv2.weight"])
 
 
+@pytest.mark.slow
 def test_slim_transfusion_halves_the_top():
     full = build(ModelConfig("resnet50", "transfusion", "layer3", "random"), 64)
     slim = build(ModelConfig("resnet50", "transfusion", "layer3", "random", slim=True), 64)
@@ -396,6 +403,7 @@ def test_grayscale_fold_and_flatten_head():
     assert flat.head[-1].in_features == 128 * 8 * 8  # the map is flattened, not pooled
 
 
+@pytest.mark.slow
 def test_models_cli_json(capsys):
     assert main(["models", "resnet50", "--image-size", "64", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -417,6 +425,7 @@ def test_models_cli_json(capsys):
 TORCHVISION_FAMILIES = [b for b in PER_FAMILY if registry.get_spec(b).family.classifier is not None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", TORCHVISION_FAMILIES)
 def test_full_network_is_torchvisions_forward(backbone):
     """``full`` keeps what follows the features in the reference network (pooling, DenseNet's ReLU,
@@ -439,6 +448,7 @@ def test_full_network_is_torchvisions_forward(backbone):
         torch.testing.assert_close(model.head(model.backbone(x)), ref(x), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_convnext_cuts_and_its_layernorm_after_pooling(tmp_path, monkeypatch):
     blocks = [(p.name, p.channels, p.reduction) for p in registry.distinct_cuts("convnext_tiny")]
     assert blocks == [
@@ -459,6 +469,7 @@ def test_convnext_cuts_and_its_layernorm_after_pooling(tmp_path, monkeypatch):
     assert cut(torch.rand(2, 1, 32, 32)).shape == (2, 1)
 
 
+@pytest.mark.slow
 def test_vit_cuts_sizes_tokens_and_weights(tmp_path, monkeypatch):
     """Cuts after each encoder block; any multiple of the 16 px patch (position embeddings
     interpolated), other sizes refused; ImageNet weights through the same API, the class token and

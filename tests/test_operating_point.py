@@ -49,6 +49,7 @@ def _ece(y: np.ndarray, p: np.ndarray, n_bins: int = 15) -> float:
     return total
 
 
+@pytest.mark.slow
 def test_operating_point_and_calibration_equal_an_independent_computation(trained):
     store, rid = trained
     p, m = store.predictions(rid), store.metrics(rid)["test"]
@@ -74,6 +75,7 @@ def test_operating_point_and_calibration_equal_an_independent_computation(traine
         assert lo <= op[key] <= hi
 
 
+@pytest.mark.slow
 def test_temperature_scaling_keeps_auroc_and_lowers_validation_log_loss(trained):
     store, rid = trained
     p, cal = store.predictions(rid), store.metrics(rid)["test"]["calibration"]
@@ -89,6 +91,7 @@ def test_temperature_scaling_keeps_auroc_and_lowers_validation_log_loss(trained)
     assert cal["ece_scaled"] == pytest.approx(_ece(p["y_true"].astype(np.float64), scaled), abs=1e-9)
 
 
+@pytest.mark.slow
 def test_runs_show_at_a_deployment_prevalence_is_sklearns_weighted_ap(trained, capsys):
     store, rid = trained
     assert main(["runs", "show", rid, "--json", "--prevalence", "0.05", "--runs-dir", str(store.root)]) == 0
@@ -113,6 +116,7 @@ def test_runs_show_at_a_deployment_prevalence_is_sklearns_weighted_ap(trained, c
     assert "prevalence must be a number in (0, 1)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_run_recorded_before_validation_predictions_says_so_until_reevaluated(trained, tmp_path, capsys):
     store, rid = trained
     old = RunStore(tmp_path / "runs")

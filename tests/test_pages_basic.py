@@ -17,6 +17,7 @@ ROC_PAGE = str(ROOT / "pages" / "1_ROC_vs_PRC.py")
 CONFUSION, AT_PREVALENCE, AT_SENSITIVITY, SUMMARY = range(4)  # the ROC page's tables, in page order
 
 
+@pytest.mark.slow
 def test_home_renders():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not at.exception
@@ -30,6 +31,7 @@ def test_home_renders():
     assert len(at.get("image")) == 1  # the SynthCXR gallery
 
 
+@pytest.mark.slow
 def test_home_links_every_page_of_the_navigation():
     """The Pages column is ui/nav.PAGES: one link per page, titled as in the sidebar, its description below."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
@@ -113,6 +115,7 @@ def _rank_metrics(labels: np.ndarray) -> dict[str, float]:
         ("seed", 7, {"A", "B"}),
     ],
 )
+@pytest.mark.slow
 def test_roc_page_every_number_input(key, value, moves, default_summary):
     """Each number input changes what it should and only that: the classifiers it concerns get the AUROC and AP
     of toy's draws for the new settings (in the summary, the legends and the gaps; counted from the positives'
@@ -143,6 +146,7 @@ def test_roc_page_every_number_input(key, value, moves, default_summary):
     assert any(f"Over {params['draws']} draws" == h.value for h in at.subheader)
 
 
+@pytest.mark.slow
 def test_roc_page_slider_and_toggle():
     at = _roc()
     at.slider(key="threshold").set_value(30).run()
@@ -156,6 +160,7 @@ def test_roc_page_slider_and_toggle():
     assert bands == 2 and not any("95% band" in n for n in _legends(at))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key, value", [("n_neg", 500), ("k_b", 60), ("draws", 30), ("n_pos", 11), ("seed", 3)])
 def test_roc_page_keeps_the_threshold(key, value):
     at = _roc()
@@ -168,6 +173,7 @@ def test_roc_page_keeps_the_threshold(key, value):
     assert list(conf["TP"] + conf["FP"]) == pytest.approx([40, 40])
 
 
+@pytest.mark.slow
 def test_roc_page_clamps_the_threshold_and_says_so():
     at = _roc()
     at.slider(key="threshold").set_value(40).run()
@@ -183,6 +189,7 @@ def test_roc_page_clamps_the_threshold_and_says_so():
     assert _threshold(at) == 30 and not at.info and not at.exception
 
 
+@pytest.mark.slow
 def test_roc_page_reset_restores_every_default():
     at = _roc(n_pos=11, n_neg=500, k_a=25, k_b=60, draws=30, seed=7)
     at.slider(key="threshold").set_value(40).run()
@@ -210,6 +217,7 @@ def test_roc_page_reset_restores_every_default():
         ({"n_neg": 0, "k_a": 5000}, ["Negatives: must be at least 1. Got 0"]),  # not A: its range needs the counts
     ],
 )
+@pytest.mark.slow
 def test_roc_page_bad_setting_blames_its_field(settings, errors):
     at = _roc(**settings)
     got = [e.value for e in at.error]
@@ -239,6 +247,7 @@ def _chart(at: AppTest, name: str) -> dict:
     return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{name}"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pct", [None, 1, 5, 20, 50])
 def test_roc_page_prevalence_moves_ap_as_the_closed_form_says(pct):
     """The one prevalence control: AUROC stays, AP, precision, the PR chance line and flagged per true
@@ -273,6 +282,7 @@ def test_roc_page_prevalence_moves_ap_as_the_closed_form_says(pct):
     assert sum(words in c.value for c in at.caption) >= 4  # every PR figure and table says which prevalence
 
 
+@pytest.mark.slow
 def test_roc_page_prevalence_falls_ap_falls():
     at = _roc()
     ap = []
@@ -285,6 +295,7 @@ def test_roc_page_prevalence_falls_ap_falls():
     assert np.ptp(lines["B (top 30): AUROC (exact)"]) < 1e-12 and np.all(np.diff(lines["B (top 30): AP (exact)"]) > 0)
 
 
+@pytest.mark.slow
 def test_roc_page_operating_point_and_presentation_mode():
     at = _roc()
     at.slider(key="toy_sensitivity").set_value(50).run()

@@ -59,6 +59,7 @@ def _app(path: str) -> AppTest:
     return AppTest.from_file(path, default_timeout=180)
 
 
+@pytest.mark.slow
 def test_train_page_empty_state_and_defaults():
     at = _app(TRAIN).run()
     assert not at.exception
@@ -78,6 +79,7 @@ def test_train_page_empty_state_and_defaults():
         ({"epochs": 0}, "epochs must be at least 1. Got 0"),
     ],
 )
+@pytest.mark.slow
 def test_train_page_bad_input_is_shown_and_blocks_queueing(setup, message):
     at = _app(TRAIN).run()
     for key, value in setup.items():
@@ -111,6 +113,7 @@ def test_train_page_upload_gives_the_cli_message_for_a_wrong_type(tmp_path, caps
     assert good == RunConfig() and not message
 
 
+@pytest.mark.slow
 def test_train_page_shows_the_positive_class_it_chose(tmp_path):
     from data_fixtures import make_class_folders
 
@@ -122,6 +125,7 @@ def test_train_page_shows_the_positive_class_it_chose(tmp_path):
     assert any("'abnormal'" in i.value and "negative class" in i.value for i in at.info), [i.value for i in at.info]
 
 
+@pytest.mark.slow
 def test_train_page_flags_a_config_already_done(finished_runs, monkeypatch):
     """Issue 12: the same config as a finished run is flagged; Queue takes only new runs unless the
     user asks for a repeat on purpose."""
@@ -146,6 +150,7 @@ def test_train_page_flags_a_config_already_done(finished_runs, monkeypatch):
     assert at.button(key="queue_btn").label == "Queue 1 run" and not at.button(key="queue_btn").disabled
 
 
+@pytest.mark.slow
 def test_train_page_imagenet_offline_message():
     at = _app(TRAIN).run()
     at.selectbox(key="init").set_value("imagenet").run()
@@ -153,6 +158,7 @@ def test_train_page_imagenet_offline_message():
     assert at.button(key="queue_btn").disabled
 
 
+@pytest.mark.slow
 def test_train_page_vit_image_size_is_a_multiple_of_its_patches():
     """The added families are on the form; a ViT at 40 px is refused with the reason (its cost table at 48 px)."""
     at = _app(TRAIN).run()
@@ -172,6 +178,7 @@ def _tiny_form(at: AppTest, epochs: int) -> AppTest:
     return at
 
 
+@pytest.mark.slow
 def test_train_page_queue_watch_and_cancel(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
     at = _tiny_form(_app(TRAIN).run(), epochs=200)
@@ -194,6 +201,7 @@ def test_train_page_queue_watch_and_cancel(tmp_path, monkeypatch):
     assert any(b.key == f"resume_{rid}" for b in at.button)
 
 
+@pytest.mark.slow
 def test_train_page_compile_option_reaches_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
     at = _tiny_form(_app(TRAIN).run(), epochs=1)
@@ -209,6 +217,7 @@ def test_train_page_compile_option_reaches_the_run(tmp_path, monkeypatch):
     assert store.metrics(rid)["train"]["compiled"] is True
 
 
+@pytest.mark.slow
 def test_train_page_sweep_counts_runs():
     at = _app(TRAIN).run()
     at.toggle(key="sweep").set_value(True).run()
@@ -217,6 +226,7 @@ def test_train_page_sweep_counts_runs():
     assert at.button(key="queue_btn").label == "Queue 6 runs"
 
 
+@pytest.mark.slow
 def test_train_page_shows_failed_runs_message(finished_runs, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(finished_runs))
     at = _app(TRAIN).run()
@@ -229,6 +239,7 @@ def test_compare_page_empty_state():
     assert any("No runs yet" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 def test_compare_page_with_runs(finished_runs, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(finished_runs))
     at = _app(COMPARE).run()
@@ -250,6 +261,7 @@ def test_compare_page_with_runs(finished_runs, monkeypatch):
     assert any("No run matches" in w.value for w in at.warning)
 
 
+@pytest.mark.slow
 def test_gradcam_page(finished_runs, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(finished_runs))
     empty = _app(GRADCAM)
@@ -267,6 +279,7 @@ def test_gradcam_page(finished_runs, monkeypatch):
     assert any("not in the test split" in e.value for e in at.error)
 
 
+@pytest.mark.slow
 def test_every_page_opens_with_damaged_runs(finished_runs, tmp_path, monkeypatch):
     """Random bytes in one run's metrics.json, a truncated predictions.npz and model.pt in two others: every page
     opens, the pages that list runs say which are damaged, and the good run is still there."""

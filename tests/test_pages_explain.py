@@ -32,6 +32,7 @@ def _image_urls(at: AppTest) -> list[str]:
     return [u.url for img in at.get("image") for u in img.proto.imgs]
 
 
+@pytest.mark.slow
 def test_explain_page_layers_contrast_and_scores(runs, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(runs))
     at = _app(EXPLAIN).run()
@@ -68,6 +69,7 @@ def test_explain_page_layers_contrast_and_scores(runs, monkeypatch):
     assert len(plain) == len(contrastive) and plain != contrastive  # the reference map changes the overlays
 
 
+@pytest.mark.slow
 def test_explain_page_runs_change_keeps_a_valid_layer(runs, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(runs))
     at = _app(EXPLAIN).run()
@@ -80,6 +82,7 @@ def test_explain_page_runs_change_keeps_a_valid_layer(runs, monkeypatch):
     assert not at.exception and at.selectbox(key="layer").value == "at each run's cut"
 
 
+@pytest.mark.slow
 def test_explain_page_cka_on_demand(runs, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(runs))
     at = _app(EXPLAIN).run()
@@ -111,6 +114,7 @@ def _tiny_data(at: AppTest) -> AppTest:
     return at.number_input(key="image_size").set_value(32).run()
 
 
+@pytest.mark.slow
 def test_suggest_cuts_random_init_says_why_not():
     at = _app(TRAIN).run()
     assert not at.exception
@@ -118,6 +122,7 @@ def test_suggest_cuts_random_init_says_why_not():
     assert not any(b.key == "train_suggest" for b in at.button)
 
 
+@pytest.mark.slow
 def test_suggest_cuts_imagenet_offline():
     at = _app(TRAIN).run()
     at.selectbox(key="init").set_value("imagenet").run()
@@ -125,6 +130,7 @@ def test_suggest_cuts_imagenet_offline():
     assert any("needs the ImageNet weights of resnet18" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_suggest_cuts_file_init_single_and_sweep(state_dict, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
     at = _tiny_data(_app(TRAIN).run())

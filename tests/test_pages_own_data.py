@@ -41,6 +41,7 @@ def own(tmp_path_factory) -> dict[str, str]:
         ("chexpert", "/no/chexpert", "CheXpert folder /no/chexpert does not exist"),
     ],
 )
+@pytest.mark.slow
 def test_train_page_bad_dataset_of_every_kind(kind, path, says):
     at = _app(TRAIN).run()
     at.selectbox(key="ds_kind").set_value(kind).run()
@@ -50,6 +51,7 @@ def test_train_page_bad_dataset_of_every_kind(kind, path, says):
     assert at.button(key="queue_btn").disabled
 
 
+@pytest.mark.slow
 def test_train_page_number_out_of_range_is_said_not_clamped():
     at = _app(TRAIN).run()
     at.number_input(key="image_size").set_value(5000).run()
@@ -62,6 +64,7 @@ def test_train_page_number_out_of_range_is_said_not_clamped():
     assert at.button(key="queue_btn").disabled
 
 
+@pytest.mark.slow
 def test_study_from_a_preset_on_own_data_takes_its_default_target(own):
     npz = next(s for s, k in own.items() if k == "medmnist").split(":", 1)[1]
     at = _app(STUDY).run()
@@ -80,6 +83,7 @@ def test_study_from_a_preset_on_own_data_takes_its_default_target(own):
     assert at.selectbox(key="study_pick").value == "quick"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["missing", "empty_test", "one_percent"])
 def test_study_page_bad_data_is_said_beside_the_form_and_saved_studies_stay(tmp_path, bad):
     store = RunStore()
@@ -101,6 +105,7 @@ def test_study_page_bad_data_is_said_beside_the_form_and_saved_studies_stay(tmp_
     assert not RunStore().ids()
 
 
+@pytest.mark.slow
 def test_study_page_names_failed_runs_and_retries_them():
     store = RunStore()
     s = study.preset("quick").replace(name="failing", cuts=("layer1",))
@@ -127,6 +132,7 @@ def test_study_page_names_failed_runs_and_retries_them():
     assert len(store.ids()) == 2
 
 
+@pytest.mark.slow
 def test_a_damaged_study_json_is_said_and_the_others_stay(tmp_path):
     store = RunStore()
     study.save(study.preset("quick").replace(name="good"), store)
@@ -141,6 +147,7 @@ def test_a_damaged_study_json_is_said_and_the_others_stay(tmp_path):
     assert not at.exception and not _errors(at)
 
 
+@pytest.mark.slow
 def test_explain_page_run_whose_data_is_gone(tmp_path, own):
     import shutil
 
@@ -161,6 +168,7 @@ def test_explain_page_run_whose_data_is_gone(tmp_path, own):
     assert any("cannot be loaded" in e and "does not exist" in e for e in _errors(at)), _errors(at)
 
 
+@pytest.mark.slow
 def test_run_card_shows_the_phase_after_training(tmp_path):
     from medtl.config import DataConfig, RunConfig
 

@@ -62,6 +62,7 @@ def _bars(at: AppTest) -> int:
     return sum(int(np.sum(_array(t["error_y"].get("array")) > 0)) for t in data if t.get("error_y"))
 
 
+@pytest.mark.slow
 def test_compare_page_draws_what_stays_readable_and_says_what_it_left_out(many_runs, monkeypatch):
     monkeypatch.setenv("MEDTL_RUNS", str(many_runs))
     at = AppTest.from_file("../pages/3_Compare.py", default_timeout=300).run()
@@ -86,6 +87,7 @@ def test_compare_page_draws_what_stays_readable_and_says_what_it_left_out(many_r
     assert "630 rows" in at.get("download_button")[0].proto.label
 
 
+@pytest.mark.slow
 def test_recomputing_thousands_of_runs_for_a_prevalence_is_asked_for_first(many_runs, monkeypatch):
     """630 runs recorded without an operating point: each needs its metrics recomputed from its predictions
     (about 35 ms a run); above 300 the page asks, and shows the recorded values until then, saying so."""
@@ -102,6 +104,7 @@ def test_recomputing_thousands_of_runs_for_a_prevalence_is_asked_for_first(many_
     assert "at each test set's prevalence" in captions and "deployment prevalence of 5.0%" not in captions
 
 
+@pytest.mark.slow
 def test_recomputed_runs_at_a_prevalence_once_asked(tmp_path, monkeypatch):
     from ui import metrics_view
 

@@ -40,6 +40,7 @@ def test_empty_compare_offers_the_demo_study_first():
     assert [b.label for b in at.button][:2] == ["Run the demo study", "Quick look (about 1 min)"]
 
 
+@pytest.mark.slow
 def test_study_page_shows_runs_and_a_measured_estimate_before_queueing():
     at = _app(STUDY).run()
     assert not at.exception
@@ -56,6 +57,7 @@ def test_study_page_shows_runs_and_a_measured_estimate_before_queueing():
     assert any("Seeds are whole numbers" in e.value for e in at.error)
 
 
+@pytest.mark.slow
 def test_queue_a_tiny_study_and_read_its_conclusions():
     at = _app(STUDY).run()
     at.selectbox(key="study_start").set_value("quick").run()
@@ -99,6 +101,7 @@ def test_queue_a_tiny_study_and_read_its_conclusions():
     )
 
 
+@pytest.mark.slow
 def test_the_queue_itself_queues_stage_2_when_stage_1_finishes(tmp_path):
     store = RunStore(tmp_path / "runs")
     s = tiny("hooked")
@@ -144,6 +147,7 @@ def _fake_weights(tmp_path, monkeypatch) -> tuple[bytes, str]:
     return raw, f"resnet18-{digest}.pth"
 
 
+@pytest.mark.slow
 def test_train_page_imagenet_weights_upload_is_hash_checked(tmp_path, monkeypatch):
     raw, name = _fake_weights(tmp_path, monkeypatch)
     at = _app(TRAIN).run()
@@ -162,6 +166,7 @@ def test_train_page_imagenet_weights_upload_is_hash_checked(tmp_path, monkeypatc
     assert not at.button(key="queue_btn").disabled
 
 
+@pytest.mark.slow
 def test_train_page_download_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
     _, name = _fake_weights(tmp_path, monkeypatch)
     at = _app(TRAIN).run()
@@ -173,6 +178,7 @@ def test_train_page_download_offline_says_where_to_put_the_file(tmp_path, monkey
     assert not weights.cached_file("resnet18").exists()
 
 
+@pytest.mark.slow
 def test_study_page_needing_imagenet_offers_the_weights():
     at = _app(STUDY).run()
     at.selectbox(key="study_start").set_value("quick").run()
@@ -198,6 +204,7 @@ def test_estimate_is_the_work_over_the_measured_speed():
     assert estimate.duration(75) == "1 min 15 s" and estimate.duration(7300) == "2 h 01 min"
 
 
+@pytest.mark.slow
 def test_study_page_suggest_cuts_starts_the_search(tmp_path):
     source = tmp_path / "resnet18.pt"
     torch.manual_seed(0)

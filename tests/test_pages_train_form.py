@@ -17,6 +17,8 @@ from medtl.fields import between, setting
 from medtl.runs import RunStore
 from ui import data_form, forms
 
+pytestmark = pytest.mark.slow  # every test here takes seconds (the fast subset: -m "not slow")
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "pages" / "2_Train.py")
 

@@ -65,6 +65,7 @@ def linear_run(tmp_path_factory):
     return store, rid
 
 
+@pytest.mark.slow
 def test_initial_model_is_the_trainers_initialisation(linear_run):
     store, rid = linear_run
     init, trained = similarity.initial_model(store, rid), load_model(store, rid)
@@ -74,6 +75,7 @@ def test_initial_model_is_the_trainers_initialisation(linear_run):
     assert not torch.equal(other.backbone.conv1.weight, init.backbone.conv1.weight)
 
 
+@pytest.mark.slow
 def test_similarity_cli_and_figure(linear_run, capsys):
     store, rid = linear_run
     assert main(["similarity", rid, "--n", "12", "--features", "gap", "--json", "--runs-dir", str(store.root)]) == 0

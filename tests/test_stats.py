@@ -55,6 +55,7 @@ def test_delong_identical_scores_and_mean_over_seeds():
     assert one["p"] == pytest.approx(stats.delong(y, a, b)["p"])
 
 
+@pytest.mark.slow
 def test_paired_bootstrap_matches_a_plain_sklearn_loop_on_the_same_resamples():
     y, a, b = _pair(n=50, seed=3)
     n_boot, chunk, seed = 120, 50, 7
@@ -88,6 +89,7 @@ def test_paired_bootstrap_mean_over_seeds():
     assert lo <= r["auprc"]["delta"]["value"] <= hi
 
 
+@pytest.mark.slow
 def test_bootstrap_mean_over_seeds_matches_a_plain_loop():
     """The interval of the mean over seeds (the Compare page's truncation figure): the same resamples
     for every seed, against scikit-learn image by image."""
@@ -123,6 +125,7 @@ def test_bad_input_names_the_problem():
         stats.delong(np.zeros(20), a, b)
 
 
+@pytest.mark.slow
 def test_paired_records_match_a_plain_sklearn_loop_on_the_same_resamples():
     """Operating-point metrics of two runs, each at its own threshold, paired on shared resamples; PPV at a
     deployment prevalence is scikit-learn's with the negatives weighted."""

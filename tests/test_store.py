@@ -86,6 +86,7 @@ def test_damaged_runs_are_listed_and_never_break_the_others(tmp_path, capsys):
     assert not set(store.experiments().values()) & damaged
 
 
+@pytest.mark.slow
 def test_runs_check_finds_a_truncated_checkpoint(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["train", *TINY, "--runs-dir", str(runs)]) == 0
@@ -103,6 +104,7 @@ def test_runs_check_finds_a_truncated_checkpoint(tmp_path, capsys):
 # --- claims: each run once ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_sweeps_started_together_train_each_run_once(tmp_path):
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "medtl", "sweep", "--cut", "layer1,layer2", *TINY, "--runs-dir", str(runs)]
@@ -117,6 +119,7 @@ def test_two_sweeps_started_together_train_each_run_once(tmp_path):
     assert not list((runs / ".claims").glob("*.json"))  # finished runs hold no claim
 
 
+@pytest.mark.slow
 def test_a_killed_study_run_is_resumed_in_place(tmp_path):
     runs = tmp_path / "runs"
     args = ["study", "run", "--name", "k", "--n-images", "120", "--image-size", "32", "--epochs", "3"]
@@ -165,6 +168,7 @@ def test_claims_live_dead_and_taken_over(tmp_path):
 # --- faults ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_run_is_failed_with_it(tmp_path, monkeypatch):
     from medtl import train
 

@@ -36,6 +36,7 @@ def searched(tmp_path_factory):
     return s, store, result, stage1_names
 
 
+@pytest.mark.slow
 def test_stage2_runs_inside_the_stage1_winner_on_validation(searched):
     s, store, result, order = searched
     assert result["failed"] == 0 and result["missing"] == 0
@@ -60,6 +61,7 @@ def test_stage2_runs_inside_the_stage1_winner_on_validation(searched):
     assert study.run_study(s, store, lambda cfg: pytest.fail("nothing should train"))["trained"] == 0
 
 
+@pytest.mark.slow
 def test_summary_reports_the_choice_with_paired_statistics(searched):
     s, store, _, _ = searched
     out = conclusions.summarize(s, store, n_boot=100)
@@ -74,6 +76,7 @@ def test_summary_reports_the_choice_with_paired_statistics(searched):
     json.dumps(out)  # JSON-ready for `study show --json`
 
 
+@pytest.mark.slow
 def test_the_test_split_is_never_used_for_a_choice(searched, tmp_path):
     """Shuffle every run's test labels and scores and scramble its test metrics: the choices stay."""
     import shutil
@@ -149,6 +152,7 @@ def _cli(capsys, *argv):
     return rc, out, err
 
 
+@pytest.mark.slow
 def test_cli_study_show_json_and_rerun_trains_nothing(searched, capsys):
     s, store, _, _ = searched
     rc, out, _ = _cli(capsys, "study", "show", "tiny", "--json", "--runs-dir", str(store.root))
@@ -163,6 +167,7 @@ def test_cli_study_show_json_and_rerun_trains_nothing(searched, capsys):
     assert len(store.ids()) == n
 
 
+@pytest.mark.slow
 def test_cli_compare_matches_sklearn(searched, capsys):
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -183,6 +188,7 @@ def test_cli_compare_matches_sklearn(searched, capsys):
     assert r["n"] == len(y) and r["n_pos"] == int(y.sum())
 
 
+@pytest.mark.slow
 def test_cli_compare_refuses_different_test_sets(searched, capsys, tmp_path):
     import shutil
 
@@ -218,6 +224,7 @@ def test_cli_bad_input_is_one_line_exit_2(argv, match, capsys, tmp_path):
     assert rc == 2 and match in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cli_dry_run_lists_the_demo(capsys, tmp_path):
     rc, out, _ = _cli(
         capsys, "study", "run", "--preset", "demo", "--train-size", "10%", "--dry-run", "--runs-dir", str(tmp_path)
@@ -226,6 +233,7 @@ def test_cli_dry_run_lists_the_demo(capsys, tmp_path):
     assert not (tmp_path / "studies").exists()  # a dry run saves nothing
 
 
+@pytest.mark.slow
 def test_report_is_self_contained(searched, tmp_path, capsys):
     _, store, _, _ = searched
     out = tmp_path / "report.html"

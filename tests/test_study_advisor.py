@@ -66,6 +66,7 @@ def test_advisor_refuses_what_it_cannot_advise(tmp_path):
         study.advise_start(tiny(cuts="blocks"), store)
 
 
+@pytest.mark.slow
 def test_search_from_the_advisors_top_blocks(advised, source):
     s, store, advice, result = advised
     assert result["failed"] == 0 and result["missing"] == 0
@@ -88,6 +89,7 @@ def test_search_from_the_advisors_top_blocks(advised, source):
     assert f"stage 1 started from the advisor's {', '.join(s.start['resnet18'])}" in words
 
 
+@pytest.mark.slow
 def test_report_has_the_advice_and_feature_reuse_per_study(advised, tmp_path):
     s, store, _, _ = advised
     summary = conclusions.summarize(s, store, n_boot=50)
@@ -110,6 +112,7 @@ def test_report_has_the_advice_and_feature_reuse_per_study(advised, tmp_path):
     assert "Where the search started" not in report.build_report(study.load(store, s.name), store)
 
 
+@pytest.mark.slow
 def test_cli_study_advise(source, tmp_path, capsys):
     runs = tmp_path / "runs"
     argv = ["study", "run", "--preset", "quick", "--name", "adv", "--cuts", "search", "--image-size", "32"]

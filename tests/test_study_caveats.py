@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from medtl import metrics as M
 from medtl import study
@@ -67,6 +68,7 @@ def _study(name: str, seeds=(0,)) -> study.StudyConfig:
     )
 
 
+@pytest.mark.slow
 def test_one_seed_a_tie_and_models_that_did_not_learn_are_said(tmp_path, capsys):
     store = RunStore(tmp_path / "runs")
     s = _study("caveats")
@@ -167,6 +169,7 @@ def test_a_study_whose_runs_fail_says_which_and_why_and_exits_1(tmp_path, capsys
     assert not any("waiting" in c for c in out["conclusions"])
 
 
+@pytest.mark.slow
 def test_quick_preset_on_a_binary_medmnist_file_trains_class_1(tmp_path, capsys):
     """Issue 19, done when: the preset's SynthCXR target does not follow it onto the user's file."""
     from data_fixtures import make_own_data
@@ -197,6 +200,7 @@ def test_a_study_on_a_folder_with_an_empty_test_split_records_nothing(tmp_path, 
     assert not runs.exists() or not RunStore(runs).ids() and not study.saved(RunStore(runs))
 
 
+@pytest.mark.slow
 def test_a_sweep_asked_as_10_percent_then_as_0_1_trains_once(tmp_path, capsys):
     runs = str(tmp_path / "runs")
     tiny = ["--n-images", "600", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--runs-dir", runs]

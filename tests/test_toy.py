@@ -132,6 +132,7 @@ def test_mean_points_are_the_threshold_average_of_the_draws():
     assert np.allclose(pr["precision"], np.mean([p["precision"] for p in prs], axis=0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prevalence", [None, 0.01, 0.05, 0.2, 0.5])
 @pytest.mark.parametrize(("n_pos", "n_neg", "k"), [(3, 20, 7), (4, 30, 9), (2, 5, 7)])
 def test_expected_values_at_a_deployment_prevalence_are_exact(n_pos, n_neg, k, prevalence):

@@ -34,6 +34,7 @@ def wait_for(pred, timeout=120):
     return False
 
 
+@pytest.mark.slow
 def test_tiny_run_end_to_end(tmp_path):
     store = RunStore(tmp_path)
     cfg = tiny()
@@ -62,6 +63,7 @@ def test_tiny_run_end_to_end(tmp_path):
     assert table.loc[0, "test.auroc"] == m["test"]["auroc"] and table.loc[0, "model.backbone"] == "resnet18"
 
 
+@pytest.mark.slow
 def test_same_seed_same_first_epoch_loss(tmp_path):
     store = RunStore(tmp_path)
     losses = []
@@ -75,6 +77,7 @@ def test_same_seed_same_first_epoch_loss(tmp_path):
     assert store.history(rid)[0]["train_loss"] != losses[0]
 
 
+@pytest.mark.slow
 def test_queue_cancel_mid_epoch_and_failure_isolation(tmp_path):
     store = RunStore(tmp_path)
     q = JobQueue(store)
@@ -100,6 +103,7 @@ def test_queue_cancel_mid_epoch_and_failure_isolation(tmp_path):
         q.shutdown()
 
 
+@pytest.mark.slow
 def test_killed_process_is_interrupted_then_resumed(tmp_path):
     """A real training process is killed after its first epoch; recovery marks the run interrupted
     and resume continues from the epoch checkpoint."""
@@ -169,6 +173,7 @@ def test_train_config_validation(kwargs, match):
         TrainConfig(**kwargs)
 
 
+@pytest.mark.slow
 def test_compiled_run_trains_and_saves_plain_checkpoints(tmp_path):
     """--compile: the training step goes through torch.compile (inductor, a real C++ build on CPU);
     evaluation and checkpoints use the eager module, so model.pt loads into a plain model."""
@@ -194,6 +199,7 @@ def test_compiled_run_trains_and_saves_plain_checkpoints(tmp_path):
     assert store.history(rid)[0]["train_loss"] == pytest.approx(store.history(eager)[0]["train_loss"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_compile_failure_is_a_readable_failure(tmp_path, monkeypatch):
     """A machine without a working C++ compiler: the run fails with one line saying what to do."""
     import torch
@@ -213,6 +219,7 @@ def test_compile_failure_is_a_readable_failure(tmp_path, monkeypatch):
     assert "Train without compile" in status["error"] and "\n" not in status["error"]
 
 
+@pytest.mark.slow
 def test_multiclass_dataset_trains_with_weighted_cross_entropy(tmp_path):
     """A MedMNIST class-id file with 3 classes and finding=all: one softmax over the classes."""
     import numpy as np
@@ -266,6 +273,7 @@ TINY_FLAGS = ["--n-images", "120", "--image-size", "32", "--epochs", "1", "--bat
 FOLDER_FLAGS = TINY_FLAGS[2:]  # --n-images is SynthCXR's: refused for a folder
 
 
+@pytest.mark.slow
 def test_cli_train_summary_and_bad_input(tmp_path, capsys):
     rc = main(
         [
@@ -317,6 +325,7 @@ def test_cli_train_summary_and_bad_input(tmp_path, capsys):
     assert [r["state"] for r in rows] == ["done"]  # the same config once, however often asked
 
 
+@pytest.mark.slow
 def test_cli_sweep_runs_once_then_skips(tmp_path, capsys):
     args = [
         "sweep",
@@ -389,6 +398,7 @@ train.run(s.config(sys.argv[2]), s, sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_kill_during_checkpoint_save_then_resume_and_explain(tmp_path):
     """A process killed while writing a checkpoint leaves the previous model.pt and last.pt whole
     (they are written atomically): the run resumes to the end, and Grad-CAM loads its model."""
@@ -424,6 +434,7 @@ def test_kill_during_checkpoint_save_then_resume_and_explain(tmp_path):
     assert result["run"] == rid and 0 < result["n"] <= 2 and 0 <= result["pointing_game"] <= 1
 
 
+@pytest.mark.slow
 def test_model_pt_records_the_network_as_built(tmp_path):
     """model.pt says what was built (outputs, channels, normalisation, size): a multi-label run has
     num_outputs = its labels although the config asked for 1; a file without the record (written
@@ -501,6 +512,7 @@ def test_divergence_rules_on_histories():
     assert divergence_warning([], 0.69) is None
 
 
+@pytest.mark.slow
 def test_diverged_run_is_done_with_a_warning(tmp_path, capsys):
     """lr=1 (issue 12): the run ends done, with a warning in status, metrics and the CLI summary."""
     from medtl.cli.runs import _summary

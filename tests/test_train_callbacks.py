@@ -44,6 +44,7 @@ def cancel_after_epoch(epoch: int, cancel: threading.Event):
 # --- early stopping -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path, monkeypatch):
     # improved: yes, no, yes, no, no -> the second epoch in a row without improvement (5) stops; the
     # improvement at epoch 3 reset the count (else epoch 4 would have stopped the run)
@@ -62,6 +63,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path
     assert checkpoint.read(store.path(rid) / "model.pt")["epoch"] == 3
 
 
+@pytest.mark.slow
 def test_patience_zero_never_stops(tmp_path, monkeypatch):
     scripted_scores(monkeypatch, [1, 1, 1, 1])
     store = RunStore(tmp_path)
@@ -71,6 +73,7 @@ def test_patience_zero_never_stops(tmp_path, monkeypatch):
     assert len(store.history(rid)) == 4 and store.metrics(rid)["val"]["best_epoch"] == 1
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_its_early_stopping_count(tmp_path, monkeypatch):
     """Cancelled after epoch 4 (one epoch since the best, epoch 3), the resumed run stops after epoch 5
     as the uninterrupted one does, not after 6 (a count restarted at 0)."""
@@ -162,6 +165,7 @@ class Recorder(Callback):
         self.calls.append(("end", fit.warning))
 
 
+@pytest.mark.slow
 def test_a_trainer_callback_sees_every_epoch_in_order_after_the_runs_own(tmp_path):
     store = RunStore(tmp_path)
     cfg = tiny(epochs=3, patience=0)
@@ -183,6 +187,7 @@ def test_a_trainer_callback_sees_every_epoch_in_order_after_the_runs_own(tmp_pat
     assert per_epoch > 0 and [s["seen"] for s in rec.at_epoch_end] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
 
 
+@pytest.mark.slow
 def test_a_trainer_callback_can_stop_the_run(tmp_path):
     store = RunStore(tmp_path)
     cfg = tiny(epochs=5, patience=0)
@@ -204,6 +209,7 @@ def test_a_trainer_callback_can_stop_the_run(tmp_path):
     assert not (store.path(rid) / "last.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_resumed_fit_starts_its_callbacks_after_the_saved_epoch(tmp_path):
     store = RunStore(tmp_path)
     cfg = tiny(epochs=3, patience=0)
