@@ -134,6 +134,18 @@ def test_medmnist_binary_and_multilabel(tmp_path):
     assert rgb.channels == 3
 
 
+def test_medmnist_resized_keeps_each_targets_labels(tmp_path, monkeypatch):
+    """The resized images are cached; the labels are the config's own: class 0 after class 1 at the same size
+    is class 0 (the cache once handed the first target's labels to the second)."""
+    monkeypatch.setenv("MEDTL_CACHE", str(tmp_path / "cache"))
+    f = make_medmnist(tmp_path / "pneumoniamnist.npz")
+    one = load(DataConfig(dataset=f"medmnist:{f}", finding=None, image_size=32))
+    zero = load(DataConfig(dataset=f"medmnist:{f}", finding="0", image_size=32))
+    assert one.label_names == ("1",) and zero.label_names == ("0",)
+    assert np.array_equal(one.images, zero.images)
+    assert np.array_equal(one.y(one.splits["test"]), 1 - zero.y(zero.splits["test"]))
+
+
 def test_medmnist_missing_keys_and_offline_name(tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, images=np.zeros((2, 28, 28)))

@@ -63,10 +63,12 @@ def _arrays(cfg: DataConfig, progress: Progress | None) -> tuple[Arrays, Callabl
     if got.images.shape[-1] != cfg.image_size:  # arrays at their own size (MedMNIST)
         key = {"kind": cfg.kind, "source": cfg.source, "size": cfg.image_size, "n": len(got.images)}
         raw = got
-        got = load_or_build(
+        cached = load_or_build(
             key, lambda: Arrays(**{**raw.__dict__, "images": _resize(raw.images, cfg.image_size), "pixel_counts": None})
         )
-        got.info["target_note"] = raw.info.get("target_note", "")
+        # only the resized images come from the cache: the labels, names and splits are the loader's of this
+        # config (another target of the same file at the same size once got the first target's labels)
+        got = Arrays(**{**raw.__dict__, "images": cached.images, "pixel_counts": None})
     return got, None
 
 
