@@ -20,7 +20,7 @@ from medtl.run_files import DamagedRun, atomic_write, check_metrics, check_statu
 
 FINISHED = ("done", "failed", "cancelled", "interrupted")
 INDEX = ".index.json"
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 FILES = ("config.json", "status.json", "metrics.json", "predictions.npz")
 
 
@@ -80,13 +80,19 @@ class Entry:
         }
 
 
-def flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
+_NUMBER = (int, float)
+
+
+def flatten(d: dict, prefix: str = "", out: dict | None = None) -> dict:
+    """Nested sections as dotted columns; a pair of numbers (an interval) as ``_lo``/``_hi`` (run for every
+    run of a 10,000-run table: kept to plain loops and type checks)."""
+    out = {} if out is None else out
     for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        elif isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(x, int | float) for x in v):
+        key = prefix + k
+        t = type(v)
+        if t is dict:
+            flatten(v, key + ".", out)
+        elif (t is list or t is tuple) and len(v) == 2 and type(v[0]) in _NUMBER and type(v[1]) in _NUMBER:
             out[key + "_lo"], out[key + "_hi"] = v
         else:
             out[key] = v
@@ -142,6 +148,7 @@ def read_entry(p: Path, run_id: str, sig: list) -> Entry:
         t = (m or {}).get("test", {})
         e.brief = {
             "name": st.get("name") or cfg.name,
+            "created": st.get("created"),
             "error": st.get("error"),
             "warning": st.get("warning"),
             # where it trained: the queue's worker, else the trainer's record
