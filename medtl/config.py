@@ -132,6 +132,12 @@ class ModelConfig(_Config):
             )
 
     @property
+    def kept_cut(self) -> str:
+        """The deepest point of the backbone that stays in the network (what sets the minimum input size
+        and the deepest Grad-CAM layer): the cut for a strategy that discards the top, else ``full``."""
+        return get_strategy(self.strategy).kept_cut(self.cut)
+
+    @property
     def label(self) -> str:
         return f"{self.backbone} {get_strategy(self.strategy).short(self.cut)}"
 
@@ -311,9 +317,7 @@ class RunConfig(_Config):
         from medtl.models.registry import check_input_size
 
         self.model.check()
-        check_input_size(
-            self.model.backbone, get_strategy(self.model.strategy).kept_cut(self.model.cut), self.data.image_size
-        )
+        check_input_size(self.model.backbone, self.model.kept_cut, self.data.image_size)
         return self
 
     @property

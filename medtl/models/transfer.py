@@ -225,7 +225,7 @@ def build(
     strategy = get_strategy(cfg.strategy)
     strategy.check_cut(cfg.cut)
     point = registry.get_cut(cfg.backbone, cfg.cut)
-    kept = registry.get_cut(cfg.backbone, strategy.kept_cut(cfg.cut))
+    kept = registry.get_cut(cfg.backbone, cfg.kept_cut)
     registry.check_input_size(cfg.backbone, kept.name, image_size)
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB). Got {in_channels}")
