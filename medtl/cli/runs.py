@@ -143,8 +143,10 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
         d[part][field] = _coerce(v, typ) if isinstance(v, str) else v
     if "seed" in values:  # one seed: training and the data-poor subset
         d["data"]["seed"] = d["train"]["seed"]
+    # a cut the strategy ignores (finetune: the whole network) becomes full where nobody asked for it: the
+    # default cut, or a sweep's cut axis (an override); a --cut given to train is the config's to refuse
     strategy = strategies.STRATEGIES.get(values.get("strategy"))  # unknown names: the config says so
-    if strategy is not None and "cut" not in values:  # finetune: the default cut does not apply
+    if strategy is not None and ("cut" not in values or "cut" in (overrides or {})):
         d["model"]["cut"] = strategy.effective_cut(d["model"].get("cut", ModelConfig.cut))
     if d["data"].get("train_size") is not None:
         d["data"]["train_size"] = datasets.parse_train_size(d["data"]["train_size"])
@@ -299,9 +301,6 @@ def expand_sweep(a: argparse.Namespace) -> list:
     configs, errors, seen = [], [], set()
     for combo in itertools.product(*axes.values()) if axes else [()]:
         over = dict(zip(axes, combo, strict=True))
-        strategy = strategies.STRATEGIES.get(over.get("strategy"))
-        if strategy is not None and "cut" in over:
-            over["cut"] = strategy.effective_cut(over["cut"])  # finetune: the cut axis does not apply
         try:
             cfg = run_config_from_args(a, over)
         except ValueError as e:
