@@ -205,9 +205,9 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
 
 
 def _size_text(sizes) -> str:
-    from medtl.compare import size_label
+    from medtl.datasets import train_size_label
 
-    return ", ".join(size_label(z) for z in sizes)
+    return ", ".join(train_size_label(z) for z in sizes)
 
 
 def _advisor_start(s: study.StudyConfig, k: str, saved: dict) -> study.StudyConfig:

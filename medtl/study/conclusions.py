@@ -7,12 +7,13 @@ seed on the shared test images. A difference whose 95% interval contains 0 is ca
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from medtl import stats
-from medtl.compare import size_label
+from medtl.datasets import parse_train_size, train_size_label, train_size_words
 from medtl.runs import STATES, DamagedRun, RunStore
 from medtl.strategies import FULL
 from medtl.study import operating
@@ -141,7 +142,7 @@ def summarize(
     groups = []
     for g in search_state(study, store, done, latest):
         b, s, i, z = g["backbone"], g["strategy"], g["init"], g["size"]
-        row = {**g, "size": size_label(z), "train_size": z}
+        row = {**g, "size": train_size_label(z), "train_size": z}
         sel = g["selected"]
         if sel is not None:
             cut_runs = _runs(study, done, b, s, sel, i, z)
@@ -225,7 +226,14 @@ def _tl_vs_ri(study, store, done, groups, n_boot, prevalence=None) -> list[dict]
                         continue
                     r["caveats"] = comparison_caveats(r, "ImageNet init", "random init")
                     out.append(
-                        {"backbone": b, "strategy": s, "size": size_label(z), "cut_tl": cut_tl, "cut_ri": cut_ri, **r}
+                        {
+                            "backbone": b,
+                            "strategy": s,
+                            "size": train_size_label(z),
+                            "cut_tl": cut_tl,
+                            "cut_ri": cut_ri,
+                            **r,
+                        }
                     )
     return out
 
@@ -263,7 +271,7 @@ def _backbones(study, store, done, n_boot, prevalence=None) -> list[dict]:
                     continue
                 model = {x: _model(store, list(runs[x].values())) for x in (best, b)}
                 r["caveats"] = comparison_caveats(r, best, b)
-                out.append({"init": i, "size": size_label(z), "best": best, "other": b, "model": model, **r})
+                out.append({"init": i, "size": train_size_label(z), "best": best, "other": b, "model": model, **r})
     return out
 
 
@@ -408,16 +416,6 @@ def _where(s: str, cut: str, backbone: str) -> str:
     return verbs.get(s, f"{backbone} {s}@{cut}")
 
 
-def _size_words(size: str) -> str:
-    return (
-        "all the training data"
-        if size == "100%"
-        else f"{size} of the training data"
-        if size.endswith("%")
-        else f"{size} training images"
-    )
-
-
 def _seed_words(n: int) -> str:
     return f"mean over {n} seed{'s' if n != 1 else ''}"
 
@@ -466,7 +464,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
             text = next(c["text"] for c in decided[0]["caveats"] if c["code"] == code)
             out.append(f"Every comparison below uses {text}.")
     for g in summary["groups"]:
-        head = f"With {_size_words(g['size'])} ({g['init']} init, {g['backbone']})"
+        head = f"With {train_size_words(g['size'])} ({g['init']} init, {g['backbone']})"
         if g["selected"] is None or not g.get("vs_full") and g.get("blocked"):
             out.append(f"{head}: {g['strategy']} {_blocked_words(g)}.")
             continue
@@ -514,7 +512,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
             else f"{r['strategy']} at the selected cuts ({r['cut_tl']} vs {r['cut_ri']})"
         )
         out.append(
-            f"ImageNet vs random init, {r['backbone']} {what}, with {_size_words(r['size'])}: {_both(r, 'random init')}."
+            f"ImageNet vs random init, {r['backbone']} {what}, with {train_size_words(r['size'])}: {_both(r, 'random init')}."
         )
         out += [f"  Caveat: {c['text']}." for c in r.get("caveats", []) if c["code"] not in common]
     for r in summary.get("backbones", []):
@@ -526,7 +524,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
                 f"latency {mb.get('latency_ms', float('nan')):.2f} vs {mo.get('latency_ms', float('nan')):.2f} ms/image."
             )
         out.append(
-            f"With {_size_words(r['size'])} ({r['init']} init), full fine-tuning of {r['best']} (best on validation) vs "
+            f"With {train_size_words(r['size'])} ({r['init']} init), full fine-tuning of {r['best']} (best on validation) vs "
             f"{r['other']}: {_both(r, r['other'])}.{size}"
         )
         out += [f"  Caveat: {c['text']}." for c in r.get("caveats", []) if c["code"] not in common]
@@ -561,4 +559,6 @@ def _data_poor(summary: dict) -> list[str]:
 
 
 def _size_key(label: str) -> float:
-    return float(label[:-1]) / 100 if label.endswith("%") else float("inf") if label == "100%" else float(label)
+    """Order of training sizes (from their labels): fractions, counts, then all the data."""
+    size = parse_train_size(label)
+    return math.inf if size is None else size
