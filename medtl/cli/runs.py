@@ -148,8 +148,6 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
     strategy = strategies.STRATEGIES.get(values.get("strategy"))  # unknown names: the config says so
     if strategy is not None and ("cut" not in values or "cut" in (overrides or {})):
         d["model"]["cut"] = strategy.effective_cut(d["model"].get("cut", ModelConfig.cut))
-    if d["data"].get("train_size") is not None:
-        d["data"]["train_size"] = datasets.parse_train_size(d["data"]["train_size"])
     return RunConfig.from_dict(d).check()
 
 
