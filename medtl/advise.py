@@ -37,6 +37,7 @@ from medtl import metrics as M
 from medtl.config import DataConfig, ModelConfig
 from medtl.models import registry
 from medtl.runs import RunStore
+from medtl.strategies import FULL, reference
 
 LEVELS = registry.LEVELS
 SCORE = "mean percentile rank of LogME and probe AUPRC among the cuts (ties: probe AUPRC)"
@@ -301,7 +302,7 @@ def advise(
         raise ValueError(f"n must be at least 20 images. Got {n}")
     if folds < 2:
         raise ValueError(f"folds must be at least 2. Got {folds}")
-    cfg = ModelConfig(backbone, "finetune", "full", init, weights)  # validates backbone and init
+    cfg = ModelConfig(backbone, reference().name, FULL, init, weights)  # validates backbone and init
     # an absent source (ImageNet weights offline, a wrong path) fails before any data work
     source = initialisations.state_dict(init, backbone, weights, RunStore(runs_dir))
     points = select_cuts(backbone, level)

@@ -8,6 +8,7 @@ import sys
 
 from medtl import initialisations
 from medtl.datasets import KINDS
+from medtl.strategies import reference
 from medtl.study.presets import PRESETS
 
 STUDY_LISTS = {  # flag -> StudyConfig axis (comma-separated values)
@@ -47,7 +48,9 @@ def study_configure(p: argparse.ArgumentParser) -> None:
     add_flags(p, {**_option_flags(), "skip_bad": RUN_FLAGS["skip_bad"]})  # the dataset kinds' own options
     p.add_argument("--epochs", type=int, help="training epochs of every run")
     p.add_argument("--backbone", help="comma-separated backbones")
-    p.add_argument("--strategy", help="comma-separated strategies (finetune is always trained as the reference)")
+    p.add_argument(
+        "--strategy", help=f"comma-separated strategies ({reference().name} is always trained as the reference)"
+    )
     p.add_argument("--cuts", help="blocks, layers, search or a comma-separated list of cut names")
     p.add_argument("--init", help="comma-separated: " + initialisations.allowed().replace("'", ""))
     p.add_argument("--train-size", help="comma-separated training sizes: 10%%, 0.1, 500 or all")

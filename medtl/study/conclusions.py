@@ -15,7 +15,7 @@ import numpy as np
 from medtl import stats
 from medtl.datasets import parse_train_size, train_size_label, train_size_words
 from medtl.runs import STATES, DamagedRun, RunStore
-from medtl.strategies import FULL
+from medtl.strategies import FULL, get_strategy, reference
 from medtl.study import operating
 from medtl.study.config import StudyConfig
 from medtl.study.criteria import CRITERIA
@@ -146,7 +146,7 @@ def summarize(
         sel = g["selected"]
         if sel is not None:
             cut_runs = _runs(study, done, b, s, sel, i, z)
-            full_runs = _runs(study, done, b, "finetune", FULL, i, z)
+            full_runs = _runs(study, done, b, reference().name, FULL, i, z)
             seeds = [k for k in study.seeds if k in cut_runs and k in full_runs]
             row["seeds"] = seeds
             row["runs"] = {"selected": [cut_runs[k] for k in seeds], "full": [full_runs[k] for k in seeds]}
@@ -170,7 +170,7 @@ def summarize(
                     "full": _model(store, row["runs"]["full"]),
                 }
             elif not row.get("blocked"):  # the reference (full fine-tuning) is what is missing
-                ref = _cells(study, store, done, b, "finetune", i, z, [FULL])
+                ref = _cells(study, store, done, b, reference().name, i, z, [FULL])
                 row["blocked"] = _blockers(store, list(ref.values()), latest)
         row["caveats"] = group_caveats(study, store, row)
         groups.append(row)
@@ -206,7 +206,7 @@ def _tl_vs_ri(study, store, done, groups, n_boot, prevalence=None) -> list[dict]
     out = []
     for b in study.backbones:
         for z in study.train_sizes:
-            pairs = [("finetune", FULL, FULL)]
+            pairs = [(reference().name, FULL, FULL)]
             for s in study.strategies:
                 sel = {
                     g["init"]: g["selected"]
@@ -246,7 +246,9 @@ def _backbones(study, store, done, n_boot, prevalence=None) -> list[dict]:
     for i in study.inits:
         for z in study.train_sizes:
             runs = {
-                b: _runs(study, done, b, "finetune", FULL, i, z) for b in study.backbones if i in study.inits_for(b)
+                b: _runs(study, done, b, reference().name, FULL, i, z)
+                for b in study.backbones
+                if i in study.inits_for(b)
             }
             runs = {b: r for b, r in runs.items() if r}
             if len(runs) < 2:
@@ -406,16 +408,6 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
-def _where(s: str, cut: str, backbone: str) -> str:
-    verbs = {
-        "truncate": f"truncating {backbone} at {cut}",
-        "freeze": f"freezing {backbone} up to {cut}",
-        "transfusion": f"keeping {backbone}'s pretrained layers up to {cut} (Transfusion)",
-        "linear": f"a linear probe on {backbone} at {cut}",
-    }
-    return verbs.get(s, f"{backbone} {s}@{cut}")
-
-
 def _seed_words(n: int) -> str:
     return f"mean over {n} seed{'s' if n != 1 else ''}"
 
@@ -490,7 +482,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
                 out += operating.words(g["operating"], "full fine-tuning", None)
         else:
             out.append(
-                f"{head}, {_where(g['strategy'], g['selected'], g['backbone'])} ({how}) gives "
+                f"{head}, {get_strategy(g['strategy']).at(g['backbone'], g['selected'])} ({how}) gives "
                 f"{_both(g['vs_full'], 'full fine-tuning')} ({_seed_words(n_seeds)}, n = {g['vs_full']['n']} test images)."
             )
             m = g.get("model", {})
@@ -508,7 +500,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
     for r in summary["tl_vs_ri"]:
         what = (
             "full fine-tuning"
-            if r["strategy"] == "finetune"
+            if get_strategy(r["strategy"]).reference
             else f"{r['strategy']} at the selected cuts ({r['cut_tl']} vs {r['cut_ri']})"
         )
         out.append(
