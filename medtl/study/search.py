@@ -20,7 +20,6 @@ from medtl import stats
 from medtl.config import RunConfig
 from medtl.metrics.operating import DEFAULT_RULE
 from medtl.runs import STATES, DamagedRun, RunStore
-from medtl.strategies import get_strategy
 from medtl.study import criteria
 from medtl.study.config import StudyConfig, cut_names
 
@@ -119,9 +118,8 @@ def _size(store: RunStore, cell: Cell) -> tuple[float, int]:
 
     params = [((store.metrics(r) or {}).get("model") or {}).get("params") for r in cell.runs.values()]
     params = [p for p in params if p is not None]
-    m = cell.cfg.model
-    cut = get_strategy(m.strategy).effective_cut(m.cut)
-    return (float(np.mean(params)) if params else float("inf"), cut_stages(m.backbone).get(cut, 0))
+    m = cell.cfg.model  # a ModelConfig's cut is the one its strategy uses (finetune's is full)
+    return (float(np.mean(params)) if params else float("inf"), cut_stages(m.backbone).get(m.cut, 0))
 
 
 def _best(study: StudyConfig, store: RunStore, cells: dict[str, Cell]) -> tuple[str, dict[str, float], dict]:
@@ -173,7 +171,7 @@ def _blockers(store: RunStore, cells: list[Cell], latest: dict[str, str]) -> dic
             st = store.status(run_id) if run_id else {}
             state = st.get("state")
             m = cell.cfg.model
-            where = {"cut": get_strategy(m.strategy).effective_cut(m.cut), "strategy": m.strategy, "seed": seed}
+            where = {"cut": m.cut, "strategy": m.strategy, "seed": seed}
             if state in ("failed", "cancelled", "interrupted"):
                 out["failed"].append({**where, "run": run_id, "state": state, "error": st.get("error") or state})
             elif state in ("queued", "running"):
