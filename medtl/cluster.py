@@ -19,6 +19,7 @@ import submitit
 
 from medtl.config import RunConfig
 from medtl.runs import RunStore, Start, now
+from medtl.states import State
 
 EXECUTORS = ("inline", "local", "slurm")
 SHARED_NOTE = (
@@ -92,7 +93,7 @@ class RunTask(submitit.helpers.Checkpointable):
             store.claim_for_resume(self.run_id)
             start = Start(self.run_id, "resume")
         else:  # the run's claim: done, trained by another live writer, a dead writer's to resume, or new
-            start = store.start(cfg, state="queued")
+            start = store.start(cfg, state=State.QUEUED)
         if start.action in ("done", "busy"):
             return {"run_id": start.run_id, "state": start.action, "skipped": True, "resumed": False}
         run_id, resumed = start.run_id, start.action == "resume"
@@ -111,7 +112,7 @@ class RunTask(submitit.helpers.Checkpointable):
             with contextlib.suppress(OSError, ValueError):
                 RunStore(self.runs_dir).write_status(
                     self.run_id,
-                    state="interrupted",
+                    state=State.INTERRUPTED,
                     finished=now(),
                     error="Preempted or timed out on the cluster; requeued to resume from its last epoch",
                 )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from medtl import datasets, initialisations, strategies
 from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, DataConfig, ModelConfig, TrainConfig
 from medtl.fields import flag_type
+from medtl.states import STOPPED, State
 
 if TYPE_CHECKING:
     from medtl.data import Preflight
@@ -186,7 +187,7 @@ def _progress_printer():
 
 
 def _summary(store, run_id: str, status: dict) -> str:
-    if status.get("state") != "done":
+    if status.get("state") != State.DONE:
         return f"{status.get('state')}: {status.get('error')}"
     t = store.metrics(run_id)["test"]
     labels = t.get("labels")
@@ -219,7 +220,7 @@ def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str | None, di
                 store.claim_for_resume(resume_id)
                 start = Start(resume_id, "resume")
             else:
-                start = store.start(cfg, state="queued")
+                start = store.start(cfg, state=State.QUEUED)
         run_id, action = dist.broadcast((start.run_id, start.action) if dist.main else None)
         dist.barrier()
         if action in ("done", "busy"):
@@ -268,7 +269,7 @@ def train_run(a: argparse.Namespace) -> int:
     if status.get("skipped"):
         print(f"note: run {run_id} has this exact config; for a repeat, give another --seed", file=sys.stderr)
         return 0
-    return 0 if status.get("state") == "done" else 1
+    return 0 if status.get("state") == State.DONE else 1
 
 
 def sweep_configure(p: argparse.ArgumentParser) -> None:
@@ -366,7 +367,7 @@ def sweep_run(a: argparse.Namespace) -> int:
             )
             skipped += 1
             continue
-        failed += status.get("state") != "done"
+        failed += status.get("state") != State.DONE
     print(f"sweep finished: {len(configs)} run(s), {skipped} skipped, {failed} failed")
     return 1 if failed else 0
 
@@ -402,7 +403,7 @@ def _sweep_submit(a: argparse.Namespace, configs: list) -> int:
             print(f"task {job.job_id} failed: {type(e).__name__}: {str(e).strip().splitlines()[-1:]}")
             failed += 1
             continue
-        failed += r["state"] != "done"
+        failed += r["state"] != State.DONE
         print(
             f"{r['run_id']}  {r['state']}{' (resumed)' if r['resumed'] else ''}  {store.status(r['run_id']).get('name')}"
         )
@@ -499,10 +500,10 @@ def runs_run(a: argparse.Namespace) -> int:
     if a.action == "resume":
         # "running" with its writer gone (killed; a torchrun group stopped) reads interrupted
         st = store.status(a.run_id)
-        if st.get("state") in ("done", "running", "queued", "damaged"):
+        if st.get("state") not in STOPPED:
             raise ValueError(f"Run {a.run_id} is {st.get('state')}; only interrupted, failed or cancelled runs resume")
         _, status = _train_one(store, store.config(a.run_id), resume_id=a.run_id)
-        return 0 if status.get("state") == "done" else 1
+        return 0 if status.get("state") == State.DONE else 1
     return _list(store, a.json)
 
 
@@ -543,7 +544,7 @@ def _list(store, as_json: bool) -> int:
     fmt = lambda v: f"{v:>7.3f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
     for r in rows:
         note = f"  [warning: {r['warning']}]" if r["warning"] else ""
-        note += f"  [{r['error']}]" if r["state"] == "damaged" else ""
+        note += f"  [{r['error']}]" if r["state"] == State.DAMAGED else ""
         note += f"  [a copy of {r['copy_of']}: python -m medtl runs dedupe]" if r["copy_of"] else ""
         print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}{note}")
     if copies:

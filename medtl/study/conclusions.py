@@ -14,7 +14,8 @@ import numpy as np
 
 from medtl import stats
 from medtl.datasets import parse_train_size, train_size_label, train_size_words
-from medtl.runs import STATES, DamagedRun, RunStore
+from medtl.runs import DamagedRun, RunStore
+from medtl.states import STATES
 from medtl.strategies import FULL, get_strategy, reference
 from medtl.study import operating
 from medtl.study.config import StudyConfig
