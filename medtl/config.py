@@ -29,15 +29,11 @@ Schedule = Literal["cosine", "plateau", "constant"]
 SelectBy = Literal["val_auprc", "val_auroc", "val_loss"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
-STRATEGIES = tuple(_STRATEGY_RECORDS)
+# the choices the command line lists in its help (the others are read from their records)
 HEADS = get_args(Head)
-GRAYSCALE = get_args(Grayscale)
 OPTIMIZERS = get_args(Optimizer)
 SCHEDULES = get_args(Schedule)
-SELECT_BY = get_args(SelectBy)
 DEVICES = get_args(Device)
-UNCERTAINTY = get_args(Uncertainty)
-DATASET_KINDS = tuple(datasets.KINDS)
 
 T = TypeVar("T", bound="_Config")
 
@@ -361,4 +357,4 @@ def load_json(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p} is not valid JSON: {e}") from None
 
 
-__all__ = ["DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "STRATEGIES", "load_json"]
+__all__ = ["DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "load_json"]

@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from medtl import datasets, initialisations, strategies
-from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, DataConfig, ModelConfig, TrainConfig
+from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, TrainConfig
 from medtl.fields import flag_type
 from medtl.states import STOPPED, State
 
@@ -45,7 +45,7 @@ RUN_FLAGS = {
     **_option_flags(),
     "skip_bad": ("data", "skip_bad", bool, "leave unreadable images out (counted) instead of failing"),
     "backbone": ("model", "backbone", str, "network (list: python -m medtl models)"),
-    "strategy": ("model", "strategy", str, "one of " + ", ".join(STRATEGIES)),
+    "strategy": ("model", "strategy", str, "one of " + ", ".join(strategies.STRATEGIES)),
     "cut": ("model", "cut", str, "where to cut: a layer or block name, or full (list: python -m medtl models NAME)"),
     "init": ("model", "init", str, initialisations.allowed().replace("'", "")),
     "weights": ("model", "weights", str, "torchvision weights name, for imagenet"),
