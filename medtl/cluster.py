@@ -21,7 +21,7 @@ from medtl.config import RunConfig
 from medtl.runs import RunStore, Start, now
 from medtl.states import State
 
-EXECUTORS = ("inline", "local", "slurm")
+EXECUTORS = ("local", "slurm")  # submitit's: a SLURM job array, or the same tasks as local processes
 SHARED_NOTE = (
     "must be on a filesystem that every node reads and writes (a shared one: NFS, Lustre, GPFS, ...); "
     "tasks write their run folders there and the dashboard reads them as they land"
@@ -139,8 +139,8 @@ def submit(
         The submitit jobs (one per run submitted; empty when all were done) and the runs skipped
         as done (experiment key -> run id).
     """
-    if executor not in ("local", "slurm"):
-        raise ValueError(f"executor must be 'local' or 'slurm'. Got {executor!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}. Got {executor!r}")
     store = RunStore(runs_dir)
     done = store.experiments()
     todo = [c for c in configs if c.key() not in done]

@@ -68,6 +68,9 @@ RUN_FLAGS = {
     ),
 }
 SWEEP_AXES = ("backbone", "strategy", "cut", "init", "train_size", "seed")
+# where a sweep's runs train: in this process, or through medtl.cluster.EXECUTORS — spelled out, as importing
+# medtl.cluster loads submitit (0.3 s at every start of the command line); tests/test_cluster.py keeps them equal
+EXECUTORS = ("inline", "local", "slurm")
 # a switch sets this value (every other switch sets True): --all-views keeps lateral views
 SWITCH_VALUES = {o.switch: not o.default for _, o in datasets.options().values() if o.switch}
 
@@ -280,7 +283,7 @@ def sweep_configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--executor",
-        choices=("inline", "local", "slurm"),
+        choices=EXECUTORS,
         default="inline",
         help="inline: one run after another in this process (default); slurm: one SLURM job array through "
         "submitit, one task per run; local: the same tasks as processes on this machine",
