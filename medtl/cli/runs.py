@@ -414,6 +414,11 @@ def _sweep_submit(a: argparse.Namespace, configs: list) -> int:
     return 1 if failed else 0
 
 
+def fmt_ci(d: dict, fmt: str = ".3f") -> str:
+    """``{"value": v, "ci": [lo, hi]}`` as ``v [lo, hi]`` (shared by compare and study show)."""
+    return f"{d['value']:{fmt}} [{d['ci'][0]:{fmt}}, {d['ci'][1]:{fmt}}]"
+
+
 def prevalence_arg(p: argparse.ArgumentParser) -> None:
     """``--prevalence P``: PR-side numbers at a deployment prevalence (shared by runs show, compare, study show, report)."""
     p.add_argument(
