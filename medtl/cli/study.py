@@ -7,7 +7,7 @@ import json
 import sys
 
 from medtl import initialisations
-from medtl.cli.runs import fmt_ci
+from medtl.cli.runs import _runs_dir_arg, fmt_ci
 from medtl.datasets import KINDS
 from medtl.strategies import reference
 from medtl.study.presets import PRESETS
@@ -19,10 +19,6 @@ STUDY_LISTS = {  # flag -> StudyConfig axis (comma-separated values)
     "train_size": "train_sizes",
     "seed": "seeds",
 }
-
-
-def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-dir", help="runs folder (default $MEDTL_RUNS or ./runs)")
 
 
 def study_configure(p: argparse.ArgumentParser) -> None:
