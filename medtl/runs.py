@@ -36,10 +36,12 @@ from medtl.run_files import (
     DamagedRun,
     StoreWriteError,
     atomic_write,
+    check_checkpoint,
     json_default,
     read_history,
     read_json,
     read_predictions,
+    write_error,
 )
 from medtl.run_index import CACHE_LOCK, CACHES, Entry, load_index, read_entry, save_index
 from medtl.run_index import signature as file_signature
@@ -156,8 +158,6 @@ class RunStore:
         try:
             p.mkdir(parents=True, exist_ok=False)
         except OSError as e:
-            from medtl.run_files import write_error
-
             raise write_error(p, e) from None
         atomic_write(p / "config.json", cfg.to_json())
         self._wrote(run_id)
@@ -275,8 +275,6 @@ class RunStore:
             with open(p, "a") as f:
                 f.write(json.dumps(record, default=json_default) + "\n")
         except OSError as e:
-            from medtl.run_files import write_error
-
             raise write_error(p, e) from None
 
     def truncate_history(self, run_id: str, epochs: int) -> None:
@@ -415,8 +413,6 @@ class RunStore:
     def check(self) -> list[tuple[str, str]]:
         """Read every file of every run — config, status, metrics, history, predictions and the checkpoint of
         a finished run — and return (run id, what is wrong) for each damaged one (``runs --check``)."""
-        from medtl.run_files import check_checkpoint
-
         out = []
         for run_id, e in self._entries().items():
             if e.problem is not None:

@@ -9,7 +9,17 @@ import sys
 from typing import TYPE_CHECKING
 
 from medtl import datasets, initialisations, strategies
-from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, TrainConfig
+from medtl.config import (
+    DEVICES,
+    HEADS,
+    OPTIMIZERS,
+    SCHEDULES,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    load_json,
+)
 from medtl.fields import flag_type
 from medtl.states import STOPPED, State
 
@@ -129,8 +139,6 @@ def refuse_foreign_options(values: dict, dataset: str) -> None:
 def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
     """The RunConfig of ``--config`` (or the defaults) with the flags applied, checked against the
     model registry; every problem is one ValueError line."""
-    from medtl.config import RunConfig, load_json
-
     d = load_json(a.config) if getattr(a, "config", None) else RunConfig().to_dict()
     if not isinstance(d, dict):
         raise ValueError(f"{a.config} must hold a JSON object with data, model and train. Got {type(d).__name__}")
