@@ -37,6 +37,7 @@ from medtl import metrics as M
 from medtl.config import DataConfig, ModelConfig
 from medtl.models import registry
 from medtl.runs import RunStore
+from medtl.strategies import FULL, reference
 
 LEVELS = registry.LEVELS
 SCORE = "mean percentile rank of LogME and probe AUPRC among the cuts (ties: probe AUPRC)"
@@ -61,18 +62,10 @@ def _evidence_terms(sigma: np.ndarray, x2: np.ndarray, rest: float, t: float) ->
 
 
 def _log_evidence(n: int, d: int, sigma: np.ndarray, alpha: float, beta: float, m2: float, res2: float) -> float:
+    """Log marginal evidence per sample of ``y ~ N(F w, 1/beta)``, ``w ~ N(0, 1/alpha)``."""
     logdet = np.sum(np.log(alpha + beta * sigma)) + (d - sigma.size) * np.log(alpha)
     ev = d / 2 * np.log(alpha) + n / 2 * np.log(beta) - n / 2 * np.log(2 * np.pi)
     return float((ev - beta / 2 * res2 - alpha / 2 * m2 - logdet / 2) / n)
-
-
-def logme_evidence(features: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
-    """Log marginal evidence per sample of ``y ~ N(F w, 1/beta)``, ``w ~ N(0, 1/alpha)``."""
-    f, y = np.asarray(features, np.float64), np.asarray(y, np.float64)
-    sigma, u = _spectrum(f)
-    x2 = (u.T @ y) ** 2
-    _, m2, res2 = _evidence_terms(sigma, x2, float(y @ y - x2.sum()), alpha / beta)
-    return _log_evidence(len(y), f.shape[1], sigma, alpha, beta, m2, res2)
 
 
 def logme_fit(
@@ -301,7 +294,7 @@ def advise(
         raise ValueError(f"n must be at least 20 images. Got {n}")
     if folds < 2:
         raise ValueError(f"folds must be at least 2. Got {folds}")
-    cfg = ModelConfig(backbone, "finetune", "full", init, weights)  # validates backbone and init
+    cfg = ModelConfig(backbone, reference().name, FULL, init, weights)  # validates backbone and init
     # an absent source (ImageNet weights offline, a wrong path) fails before any data work
     source = initialisations.state_dict(init, backbone, weights, RunStore(runs_dir))
     points = select_cuts(backbone, level)

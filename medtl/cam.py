@@ -30,7 +30,6 @@ from torch import nn
 from medtl.config import ModelConfig
 from medtl.models import registry
 from medtl.models.transfer import TransferNet
-from medtl.strategies import get_strategy
 
 
 def ready(model: TransferNet) -> TransferNet:
@@ -60,7 +59,7 @@ def feature_module(model: TransferNet, config: ModelConfig, cut: str | None = No
     """
     if cut is None:
         return model.last_conv_layer
-    kept = registry.get_cut(config.backbone, get_strategy(config.strategy).kept_cut(config.cut))
+    kept = registry.get_cut(config.backbone, config.kept_cut)
     if registry.get_cut(config.backbone, cut).stage > kept.stage:
         raise ValueError(
             f"layer {cut!r} lies above what this network keeps (up to {kept.name!r}). "
@@ -72,7 +71,7 @@ def feature_module(model: TransferNet, config: ModelConfig, cut: str | None = No
 def gradcam_layers(config: ModelConfig) -> list[str]:
     """The block-level cut points where Grad-CAM can be read for a network built for ``config``,
     bottom first, ending with the deepest kept point."""
-    kept = registry.get_cut(config.backbone, get_strategy(config.strategy).kept_cut(config.cut))
+    kept = registry.get_cut(config.backbone, config.kept_cut)
     points = registry.cut_points(config.backbone)
     names = [p.name for p in points if p.level in ("stem", "block") and p.stage < kept.stage]
     return names + [kept.name]

@@ -24,6 +24,7 @@ from torch import nn
 from medtl.config import ModelConfig
 from medtl.initialisations import Availability, Init
 from medtl.runs import RunStore
+from medtl.states import State
 
 MODEL_FILE = "model.pt"
 RESUME_FILE = "last.pt"
@@ -96,7 +97,7 @@ def run_status(init: Init, backbone: str, weights: str, store: RunStore) -> Avai
     if not folder.is_dir():
         return Availability(False, f"No run {ref} in {store.root}: a run: source is a finished run of this runs folder")
     state = store.status(ref).get("state", "?")
-    if state != "done":
+    if state != State.DONE:
         return Availability(False, f"Run {ref} has not finished (state: {state}): it cannot be a source yet")
     return Availability(True, file=str(folder / MODEL_FILE))
 

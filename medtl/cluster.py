@@ -19,8 +19,9 @@ import submitit
 
 from medtl.config import RunConfig
 from medtl.runs import RunStore, Start, now
+from medtl.states import State
 
-EXECUTORS = ("inline", "local", "slurm")
+EXECUTORS = ("local", "slurm")  # submitit's: a SLURM job array, or the same tasks as local processes
 SHARED_NOTE = (
     "must be on a filesystem that every node reads and writes (a shared one: NFS, Lustre, GPFS, ...); "
     "tasks write their run folders there and the dashboard reads them as they land"
@@ -92,7 +93,7 @@ class RunTask(submitit.helpers.Checkpointable):
             store.claim_for_resume(self.run_id)
             start = Start(self.run_id, "resume")
         else:  # the run's claim: done, trained by another live writer, a dead writer's to resume, or new
-            start = store.start(cfg, state="queued")
+            start = store.start(cfg, state=State.QUEUED)
         if start.action in ("done", "busy"):
             return {"run_id": start.run_id, "state": start.action, "skipped": True, "resumed": False}
         run_id, resumed = start.run_id, start.action == "resume"
@@ -111,7 +112,7 @@ class RunTask(submitit.helpers.Checkpointable):
             with contextlib.suppress(OSError, ValueError):
                 RunStore(self.runs_dir).write_status(
                     self.run_id,
-                    state="interrupted",
+                    state=State.INTERRUPTED,
                     finished=now(),
                     error="Preempted or timed out on the cluster; requeued to resume from its last epoch",
                 )
@@ -138,8 +139,8 @@ def submit(
         The submitit jobs (one per run submitted; empty when all were done) and the runs skipped
         as done (experiment key -> run id).
     """
-    if executor not in ("local", "slurm"):
-        raise ValueError(f"executor must be 'local' or 'slurm'. Got {executor!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}. Got {executor!r}")
     store = RunStore(runs_dir)
     done = store.experiments()
     todo = [c for c in configs if c.key() not in done]

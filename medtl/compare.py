@@ -141,7 +141,7 @@ def _name_parts(rows: pd.DataFrame, always: tuple[str, ...], seed: bool):
     """``rows`` with the name's parts as columns (initialisation, size and seed as labels), those
     columns, the ones :func:`short_labels` keeps, and the other config fields that differ."""
     d = rows.assign(
-        _size=rows["data.train_size"].map(size_label),
+        _size=rows["data.train_size"].map(train_size_label),
         _seed="seed " + rows["train.seed"].map(str),
         _init=rows["model.init"].map(init_label),
     )
@@ -169,9 +169,8 @@ def differences(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def size_label(value) -> str:
-    """A training size for labels (:func:`medtl.datasets.train_size_label`; a missing table cell is all)."""
-    return train_size_label(None if isinstance(value, float) and pd.isna(value) else value)
+# the training size's one formatter lives with the concept; this name stays for pages/3_Compare.py
+size_label = train_size_label
 
 
 def cut_depth(backbone: str, cut: str, strategy: str) -> int:
@@ -343,7 +342,7 @@ def truncation_summary(
     if done.empty:
         return pd.DataFrame()
     d = done.copy()
-    d["size"] = d["data.train_size"].map(size_label)
+    d["size"] = d["data.train_size"].map(train_size_label)
     cuts = {
         (s, c): get_strategy(s).effective_cut(c) for s, c in set(zip(d["model.strategy"], d["model.cut"], strict=True))
     }
@@ -407,7 +406,7 @@ def truncation_summary(
         parts = []
         for f in shown:
             if f == "data.train_size":
-                parts.append(size_label(r[f]))
+                parts.append(train_size_label(r[f]))
             elif f == "model.init":
                 parts.append(init_label(r[f]))
             elif f == "model.strategy":

@@ -29,15 +29,11 @@ Schedule = Literal["cosine", "plateau", "constant"]
 SelectBy = Literal["val_auprc", "val_auroc", "val_loss"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
-STRATEGIES = tuple(_STRATEGY_RECORDS)
+# the choices the command line lists in its help (the others are read from their records)
 HEADS = get_args(Head)
-GRAYSCALE = get_args(Grayscale)
 OPTIMIZERS = get_args(Optimizer)
 SCHEDULES = get_args(Schedule)
-SELECT_BY = get_args(SelectBy)
 DEVICES = get_args(Device)
-UNCERTAINTY = get_args(Uncertainty)
-DATASET_KINDS = tuple(datasets.KINDS)
 
 T = TypeVar("T", bound="_Config")
 
@@ -130,6 +126,12 @@ class ModelConfig(_Config):
             raise ValueError(
                 f"init {init.spec!r} is not available for {self.backbone}: it has no ImageNet weights (published ones)"
             )
+
+    @property
+    def kept_cut(self) -> str:
+        """The deepest point of the backbone that stays in the network (what sets the minimum input size
+        and the deepest Grad-CAM layer): the cut for a strategy that discards the top, else ``full``."""
+        return get_strategy(self.strategy).kept_cut(self.cut)
 
     @property
     def label(self) -> str:
@@ -311,9 +313,7 @@ class RunConfig(_Config):
         from medtl.models.registry import check_input_size
 
         self.model.check()
-        check_input_size(
-            self.model.backbone, get_strategy(self.model.strategy).kept_cut(self.model.cut), self.data.image_size
-        )
+        check_input_size(self.model.backbone, self.model.kept_cut, self.data.image_size)
         return self
 
     @property
@@ -357,4 +357,4 @@ def load_json(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p} is not valid JSON: {e}") from None
 
 
-__all__ = ["DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "STRATEGIES", "load_json"]
+__all__ = ["DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "load_json"]

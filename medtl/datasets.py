@@ -342,11 +342,29 @@ def parse_train_size(value: float | int | str | None) -> float | int | None:
     return int(value)
 
 
+def _table_size(value: float | int | str | None) -> float | int | None:
+    """:func:`parse_train_size`, NaN (a runs table's missing cell: the size was None) read as all."""
+    return None if isinstance(value, float) and math.isnan(value) else parse_train_size(value)
+
+
 def train_size_label(value: float | int | str | None) -> str:
-    """A training-set size for people: ``100%`` (all), ``10%``, ``12.5%`` (fractions), ``500`` (a count)."""
-    size = parse_train_size(value)
+    """A training-set size for people: ``100%`` (all), ``10%``, ``12.5%`` (fractions), ``500`` (a count).
+
+    The one formatter of run names, legends, tables and forms (NaN, a runs table's missing cell, is all).
+    """
+    size = _table_size(value)
     if size is None:
         return "100%"
     if isinstance(size, float):
         return f"{size * 100:.3g}%"
     return str(size)
+
+
+def train_size_words(value: float | int | str | None) -> str:
+    """A training-set size in a sentence: ``all the training data``, ``10% of the training data`` or
+    ``500 training images`` (of a value or its :func:`train_size_label`; NaN is all)."""
+    size = _table_size(value)
+    if size is None:
+        return "all the training data"
+    label = train_size_label(size)
+    return f"{label} of the training data" if isinstance(size, float) else f"{label} training images"

@@ -31,7 +31,6 @@ from medtl.models import rebuild
 from medtl.models.transfer import TransferNet
 from medtl.overlay import overlay, to_png
 from medtl.runs import RunStore
-from medtl.strategies import get_strategy
 
 
 def load_model(store: RunStore, run_id: str) -> TransferNet:
@@ -181,7 +180,7 @@ def run_explanation(
     model = load_model(store, run_id)
     module = feature_module(model, cfg.model, layer)
     data = D.load(cfg.data)
-    name = layer or get_strategy(cfg.model.strategy).kept_cut(cfg.model.cut)
+    name = layer or cfg.model.kept_cut
     reference = negatives_reference(model, data, module) if contrast else None
     return explain(model, data, np.asarray(indices), module, name, reference)
 

@@ -29,7 +29,8 @@ import torch
 from medtl import train
 from medtl.claims import Heartbeat
 from medtl.config import RunConfig
-from medtl.runs import DAMAGED, Busy, RunStore, now
+from medtl.runs import Busy, RunStore, now
+from medtl.states import STOPPED, State
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class JobQueue:
             Busy: another live writer (a sweep, a cluster task, another app) has this run.
             ValueError: it is done already, or a name the registry does not know.
         """
-        start = self.store.start(cfg, state="queued")
+        start = self.store.start(cfg, state=State.QUEUED)
         if start.action == "busy":
             raise Busy(start.holder or {})
         if start.action == "done":
@@ -148,12 +149,17 @@ class JobQueue:
     def resume(self, run_id: str) -> None:
         """Queue an interrupted (or failed, cancelled) run again, continuing from its last epoch checkpoint."""
         st = self.store.status(run_id)
-        if st.get("state") in ("running", "queued", "done", DAMAGED):
+        if st.get("state") not in STOPPED:
             raise ValueError(f"Run {run_id} is {st.get('state')}; only interrupted, failed or cancelled runs resume")
         self.store.claim_for_resume(run_id)
         # the old progress would show until the first new event: replace it now
         self.store.write_status(
-            run_id, state="queued", error=None, queued=now(), progress={"phase": "queued to resume"}, pid=os.getpid()
+            run_id,
+            state=State.QUEUED,
+            error=None,
+            queued=now(),
+            progress={"phase": "queued to resume"},
+            pid=os.getpid(),
         )
         self._enqueue(_Job(run_id, resume=True), st.get("key"))
 
@@ -166,7 +172,7 @@ class JobQueue:
             ev.set()
             running = run_id in self._running
         if not running:  # never started: record it now (its claim is released), the worker will skip it
-            self.store.write_status(run_id, state="cancelled", finished=now(), error="Cancelled before it started")
+            self.store.write_status(run_id, state=State.CANCELLED, finished=now(), error="Cancelled before it started")
         return True
 
     def snapshot(self) -> dict[str, dict]:
@@ -213,7 +219,7 @@ class JobQueue:
     def _enqueue(self, job: _Job, key: str | None = None) -> None:
         with self._lock:
             self._cancel[job.run_id] = threading.Event()
-            self._live[job.run_id] = {"state": "queued"}
+            self._live[job.run_id] = {"state": State.QUEUED}
             if key:
                 self._keys[job.run_id] = key
                 self._heartbeat.add(key)  # a queued run's claim stays alive while this app waits to train it
@@ -224,8 +230,8 @@ class JobQueue:
         claimed and queued here again. A run another live writer has taken meanwhile is left to it."""
         for run_id in self.store.orphans():
             st = self.store.status(run_id)
-            if st.get("written_state") == "running":
-                self.store.write_status(run_id, state="interrupted", finished=now(), error=st.get("error"))
+            if st.get("written_state") == State.RUNNING:
+                self.store.write_status(run_id, state=State.INTERRUPTED, finished=now(), error=st.get("error"))
                 self.interrupted.append(run_id)
                 continue
             try:
@@ -260,14 +266,14 @@ class JobQueue:
                     self._heartbeat.discard(self._keys.pop(job.run_id, ""))
                     continue
                 self._running[job.run_id] = worker.name
-                self._live[job.run_id] = {"state": "running", "device": worker.name}
+                self._live[job.run_id] = {"state": State.RUNNING, "device": worker.name}
             try:
                 self._train(worker, job, ev)
             except Exception as e:  # noqa: BLE001 - the worker must survive anything a run does
                 log.exception("run %s crashed", job.run_id)
                 with contextlib.suppress(OSError):
                     self.store.write_status(
-                        job.run_id, state="failed", finished=now(), error=f"{type(e).__name__}: {e}"
+                        job.run_id, state=State.FAILED, finished=now(), error=f"{type(e).__name__}: {e}"
                     )
             finally:
                 self._finished(job.run_id)
@@ -304,9 +310,9 @@ class JobQueue:
             status = train.run(
                 cfg, self.store, job.run_id, cancel, lambda e, r=job.run_id: self._on_event(r, e), job.resume
             )
-        if self._stopping and status.get("state") == "cancelled":  # stopped by the app's exit, not the user
+        if self._stopping and status.get("state") == State.CANCELLED:  # stopped by the app's exit, not the user
             self.store.write_status(
                 job.run_id,
-                state="interrupted",
+                state=State.INTERRUPTED,
                 error="The app stopped during this run; resume it to continue from its last epoch",
             )

@@ -259,7 +259,7 @@ BLOCK_STYLE = {
 def strategy_rows(blocks: int = 5, cut_after: int = 4) -> dict[str, list[str]]:
     """One diagram row per strategy record: its ``diagram`` states below and above a cut after ``cut_after`` blocks."""
     rows = {}
-    for s in sorted(STRATEGIES.values(), key=lambda s: s.cut_rule != "none"):  # finetune first, the reference
+    for s in sorted(STRATEGIES.values(), key=lambda s: not s.reference):  # the reference first
         below, above = s.diagram
         rows[f"{s.name} ({s.label})"] = [below] * cut_after + [above] * (blocks - cut_after)
     return rows

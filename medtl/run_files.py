@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+from medtl.states import STATES
 
 
 class DamagedRun(ValueError):

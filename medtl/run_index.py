@@ -17,8 +17,8 @@ from pathlib import Path
 
 from medtl.config import RunConfig
 from medtl.run_files import DamagedRun, atomic_write, check_metrics, check_status, json_default, read_json
+from medtl.states import FINISHED
 
-FINISHED = ("done", "failed", "cancelled", "interrupted")
 INDEX = ".index.json"
 INDEX_VERSION = 5
 FILES = ("config.json", "status.json", "metrics.json", "predictions.npz")

@@ -33,20 +33,21 @@ import numpy as np
 from medtl.claims import Claims, pid_alive
 from medtl.config import RunConfig
 from medtl.run_files import (
-    STATES,
     DamagedRun,
     StoreWriteError,
     atomic_write,
+    check_checkpoint,
     json_default,
     read_history,
     read_json,
     read_predictions,
+    write_error,
 )
-from medtl.run_index import CACHE_LOCK, CACHES, FINISHED, Entry, load_index, read_entry, save_index
+from medtl.run_index import CACHE_LOCK, CACHES, Entry, load_index, read_entry, save_index
 from medtl.run_index import signature as file_signature
+from medtl.states import ACTIVE, FINISHED, STATES, STOPPED, State
 
-ACTIVE = ("queued", "running")
-DAMAGED = "damaged"  # a state readers report, never written
+DAMAGED = State.DAMAGED  # a state readers report, never written
 FRESH_S = 1.0  # how long one look at the folder serves further questions (see RunStore._entries)
 # how often a finished (or damaged) run's files are looked at again: active runs and new or removed folders are
 # seen at every look, a finished run changes only by ``runs reevaluate``/``--rekey`` or a hand edit
@@ -63,10 +64,12 @@ __all__ = [
     "DAMAGED",
     "FINISHED",
     "STATES",
+    "STOPPED",
     "Busy",
     "DamagedRun",
     "RunStore",
     "Start",
+    "State",
     "StoreWriteError",
     "atomic_write",
     "now",
@@ -130,7 +133,7 @@ class RunStore:
 
     # --- claiming and creating --------------------------------------------------------------------
 
-    def create(self, cfg: RunConfig, state: str = "queued", run_id: str | None = None) -> str:
+    def create(self, cfg: RunConfig, state: str = State.QUEUED, run_id: str | None = None) -> str:
         """A new run folder with ``config.json`` and ``status.json``, its key claimed; returns its id.
 
         Raises:
@@ -155,8 +158,6 @@ class RunStore:
         try:
             p.mkdir(parents=True, exist_ok=False)
         except OSError as e:
-            from medtl.run_files import write_error
-
             raise write_error(p, e) from None
         atomic_write(p / "config.json", cfg.to_json())
         self._wrote(run_id)
@@ -164,7 +165,7 @@ class RunStore:
             run_id, state=state, name=cfg.name, key=cfg.key(), created=now(), pid=os.getpid(), host=socket.gethostname()
         )
 
-    def start(self, cfg: RunConfig, state: str = "queued", done: dict[str, str] | None = None) -> Start:
+    def start(self, cfg: RunConfig, state: str = State.QUEUED, done: dict[str, str] | None = None) -> Start:
         """Claim ``cfg``'s run and say what to do with it — the one entry for every writer (sweeps, studies,
         the job queue, cluster tasks): skip it when it is done or a live writer has it; resume a folder
         whose writer died (its claim dead, or an unfinished run of this key); else create a folder.
@@ -208,7 +209,7 @@ class RunStore:
             if e is not None and e.key is not None and e.key != key:
                 continue  # a run's key does not change
             e = self._entry(run_id) if (self.root / run_id / "config.json").is_file() else None
-            if e is not None and e.key == key and self._state(run_id, e) == "done":
+            if e is not None and e.key == key and self._state(run_id, e) == State.DONE:
                 found = run_id
         return found
 
@@ -218,14 +219,14 @@ class RunStore:
 
     def _unfinished(self, run_id: str) -> bool:
         try:
-            return self.exists(run_id) and self.status(run_id).get("state") not in ("done", DAMAGED)
+            return self.exists(run_id) and self.status(run_id).get("state") not in (State.DONE, DAMAGED)
         except ValueError:
             return False
 
     def _resumable(self, key: str) -> str | None:
         """The newest folder of ``key`` left unfinished (interrupted, a dead writer's, failed or cancelled)."""
         for run_id, e in reversed(self._entries().items()):
-            if e.key == key and self._state(run_id, e) in FINISHED[1:]:
+            if e.key == key and self._state(run_id, e) in STOPPED:
                 return run_id
         return None
 
@@ -253,7 +254,7 @@ class RunStore:
         """Merge ``updates`` into ``status.json`` (atomically) and return the result; a finished state
         releases the run's claim."""
         if "state" in updates and updates["state"] not in STATES:
-            raise ValueError(f"state must be one of {STATES}. Got {updates['state']!r}")
+            raise ValueError(f"state must be one of {', '.join(STATES)}. Got {updates['state']!r}")
         p = self.path(run_id) / "status.json"
         try:
             status = read_json(p, run_id) or {}
@@ -274,8 +275,6 @@ class RunStore:
             with open(p, "a") as f:
                 f.write(json.dumps(record, default=json_default) + "\n")
         except OSError as e:
-            from medtl.run_files import write_error
-
             raise write_error(p, e) from None
 
     def truncate_history(self, run_id: str, epochs: int) -> None:
@@ -343,7 +342,7 @@ class RunStore:
             where = f"{st.get('host', '?')}, pid {st.get('pid', '?')}"
             return {
                 **st,
-                "state": "interrupted",
+                "state": State.INTERRUPTED,
                 "written_state": st["state"],
                 "error": f"The process training this run stopped ({where}); resume it to continue from its last epoch",
             }
@@ -396,7 +395,7 @@ class RunStore:
             out.append(row)
         return out
 
-    def experiments(self, states: tuple[str, ...] = ("done",)) -> dict[str, str]:
+    def experiments(self, states: tuple[str, ...] = (State.DONE,)) -> dict[str, str]:
         """Run key (:meth:`RunConfig.key`) -> the newest run in one of ``states`` (damaged runs never count).
 
         Keys are recomputed from each run's ``config.json``, so runs recorded before a change to
@@ -414,8 +413,6 @@ class RunStore:
     def check(self) -> list[tuple[str, str]]:
         """Read every file of every run — config, status, metrics, history, predictions and the checkpoint of
         a finished run — and return (run id, what is wrong) for each damaged one (``runs --check``)."""
-        from medtl.run_files import check_checkpoint
-
         out = []
         for run_id, e in self._entries().items():
             if e.problem is not None:
@@ -423,7 +420,7 @@ class RunStore:
                 continue
             try:
                 self.history(run_id)
-                if e.state == "done":
+                if e.state == State.DONE:
                     self.predictions(run_id)
                     check_checkpoint(self.path(run_id) / "model.pt", run_id)
             except DamagedRun as err:
@@ -437,7 +434,7 @@ class RunStore:
         def find(entries: dict[str, Entry]) -> dict[str, list[str]]:
             by: dict[str, list[str]] = {}
             for run_id, e in entries.items():
-                if e.key is not None and e.problem is None and e.state == "done":
+                if e.key is not None and e.problem is None and e.state == State.DONE:
                     by.setdefault(e.key, []).append(run_id)
             return {ids[-1]: ids[:-1] for ids in by.values() if len(ids) > 1}
 
@@ -459,7 +456,7 @@ class RunStore:
         """Runs written as running or queued whose writer is gone (readers report them interrupted)."""
         out = []
         for run_id, e in self._entries().items():
-            if e.problem is None and e.state in ACTIVE and self._state(run_id, e) == "interrupted":
+            if e.problem is None and e.state in ACTIVE and self._state(run_id, e) == State.INTERRUPTED:
                 out.append(run_id)
         return out
 

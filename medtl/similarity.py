@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from medtl.config import RunConfig
+from medtl.datasets import train_size_label
 from medtl.initialisations import RANDOM, is_pretrained, state_dict
 from medtl.models import build
 from medtl.models.transfer import TransferNet
@@ -200,12 +201,10 @@ def mean_similarity(store: RunStore, run_ids: list[str], n: int = 64, features: 
 def study_similarity(summary: dict, store: RunStore, n: int = 64, progress=None) -> dict[str, dict]:
     """Per decided group of a study summary (:func:`medtl.study.conclusions.summarize`): CKA per stage
     of its selected cut and of full fine-tuning, each the mean over seeds; label -> result."""
-    from medtl.compare import size_label
-
     todo: dict[str, list[str]] = {}
     for g in summary["groups"]:
         runs = g.get("runs") or {}
-        size = g.get("size") if isinstance(g.get("size"), str) else size_label(g.get("train_size"))
+        size = g.get("size") if isinstance(g.get("size"), str) else train_size_label(g.get("train_size"))
         if runs.get("selected") and g["selected"] != "full":
             todo.setdefault(f"{g['backbone']} {g['strategy']}@{g['selected']} · {g['init']} · {size}", runs["selected"])
         if runs.get("full"):

@@ -30,6 +30,9 @@ class Strategy:
         backbone_lr_mult: the default learning-rate multiplier of the backbone relative to the head.
         diagram: per region (below the cut, above the cut) what happens to it: ``"fine-tuned"``,
             ``"frozen"``, ``"random"`` or ``"discarded"``.
+        words: how a sentence names it at a cut, with ``{backbone}`` and ``{cut}`` (``truncating {backbone} at {cut}``).
+        reference: the strategy every other one is compared with (full fine-tuning: the whole network
+            trained, the usual TL); one record is (:func:`reference`).
     """
 
     name: str
@@ -41,6 +44,8 @@ class Strategy:
     reinit_above: bool = False
     backbone_lr_mult: float = 1.0
     diagram: tuple[str, str] = ("fine-tuned", "fine-tuned")
+    words: str = "{backbone} at {cut}"
+    reference: bool = False
 
     def effective_cut(self, cut: str) -> str:
         """The cut this strategy really uses (``finetune`` trains the whole network: ``full``)."""
@@ -67,6 +72,10 @@ class Strategy:
         """``truncate@layer2``, or just ``finetune`` for a strategy without a cut."""
         return self.name if self.cut_rule == "none" else f"{self.name}@{cut}"
 
+    def at(self, backbone: str, cut: str) -> str:
+        """This strategy at ``cut`` in a sentence: ``truncating resnet18 at layer2``."""
+        return self.words.format(backbone=backbone, cut=cut)
+
 
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
@@ -78,6 +87,7 @@ STRATEGIES: dict[str, Strategy] = {
             "optional",
             keeps_top=False,
             diagram=("fine-tuned", "discarded"),
+            words="truncating {backbone} at {cut}",
         ),
         Strategy(
             "finetune",
@@ -85,6 +95,8 @@ STRATEGIES: dict[str, Strategy] = {
             "full TL: fine-tune the whole network",
             "none",
             keeps_top=True,
+            words="full fine-tuning of {backbone}",
+            reference=True,
         ),
         Strategy(
             "freeze",
@@ -94,6 +106,7 @@ STRATEGIES: dict[str, Strategy] = {
             keeps_top=True,
             frozen="below",
             diagram=("frozen", "fine-tuned"),
+            words="freezing {backbone} up to {cut}",
         ),
         Strategy(
             "transfusion",
@@ -103,6 +116,7 @@ STRATEGIES: dict[str, Strategy] = {
             keeps_top=True,
             reinit_above=True,
             diagram=("fine-tuned", "random"),
+            words="keeping {backbone}'s pretrained layers up to {cut} (Transfusion)",
         ),
         Strategy(
             "linear",
@@ -112,9 +126,26 @@ STRATEGIES: dict[str, Strategy] = {
             keeps_top=False,
             frozen="all",
             diagram=("frozen", "discarded"),
+            words="a linear probe on {backbone} at {cut}",
         ),
     )
 }
+
+
+def reference() -> Strategy:
+    """The record every other strategy is compared with: full fine-tuning (the whole network trained)."""
+    return next(s for s in STRATEGIES.values() if s.reference)
+
+
+def canonical(name: str, cut: str) -> tuple[str, str]:
+    """The one (strategy, cut) a network is recorded under: a cut the strategy ignores is ``full``, and a
+    strategy that trains the whole network at ``full`` as the reference does (``truncate@full``) is the
+    reference, so that the same network is one run."""
+    s, ref = get_strategy(name), reference()
+    cut = s.effective_cut(cut)
+    if cut == FULL and (s.frozen, s.reinit_above) == (ref.frozen, ref.reinit_above):
+        return ref.name, FULL
+    return s.name, cut
 
 
 def get_strategy(name: str) -> Strategy:

@@ -55,6 +55,7 @@ from medtl.distributed import SINGLE, Dist, RankStore
 from medtl.models import build, param_groups
 from medtl.models.profile import count_params, latency, macs
 from medtl.runs import RunStore, StoreWriteError, now
+from medtl.states import State
 
 Callback = Callable[[dict], None]  # receives the progress events; the epoch hooks are medtl.callbacks.Callback
 
@@ -431,37 +432,39 @@ class Trainer:
     def _run(self, resume: bool) -> dict:
         self.store.write_status(
             self.run_id,
-            state="running",
+            state=State.RUNNING,
             started=now(),
             pid=os.getpid(),
             host=socket.gethostname(),
             error=None,
             warning=None,
         )
-        self.emit({"type": "status", "state": "running", "phase": "loading data"}, persist=True)
+        self.emit({"type": "status", "state": State.RUNNING, "phase": "loading data"}, persist=True)
         try:
             metrics = self._fit(resume)
         except Cancelled:
-            return self._finish("cancelled", error="Cancelled by the user")
+            return self._finish(State.CANCELLED, error="Cancelled by the user")
         except torch.cuda.OutOfMemoryError:
-            return self._finish("failed", error="Out of GPU memory: lower the batch size or the image size")
+            return self._finish(State.FAILED, error="Out of GPU memory: lower the batch size or the image size")
         except (NonFiniteLoss, CompileFailed) as e:
-            return self._finish("failed", error=str(e))
+            return self._finish(State.FAILED, error=str(e))
         except StoreWriteError as e:  # a full disk: say which file; record the failure where that still works
             with contextlib.suppress(OSError):
-                return self._finish("failed", error=str(e))
+                return self._finish(State.FAILED, error=str(e))
             raise
         except (ValueError, FileNotFoundError, PermissionError, NotADirectoryError) as e:
-            return self._finish("failed", error=str(e))
+            return self._finish(State.FAILED, error=str(e))
         except MemoryError:
-            return self._finish("failed", error="Out of memory: lower the batch size, image size or number of images")
+            return self._finish(
+                State.FAILED, error="Out of memory: lower the batch size, image size or number of images"
+            )
         except Exception as e:  # noqa: BLE001 - a failing run must never take its caller down
             msg = str(e)
             if "out of memory" in msg.lower():
-                return self._finish("failed", error="Out of memory: lower the batch size or the image size")
-            return self._finish("failed", error=f"{type(e).__name__}: {msg}", traceback=traceback.format_exc())
+                return self._finish(State.FAILED, error="Out of memory: lower the batch size or the image size")
+            return self._finish(State.FAILED, error=f"{type(e).__name__}: {msg}", traceback=traceback.format_exc())
         summary = {k: metrics["test"][k] for k in ("auroc", "auprc", "auroc_ci", "auprc_ci")}
-        return self._finish("done", summary=summary, warning=metrics["val"]["warning"])
+        return self._finish(State.DONE, summary=summary, warning=metrics["val"]["warning"])
 
     def _finish(self, state: str, **extra) -> dict:
         status = self.store.write_status(self.run_id, state=state, finished=now(), **extra)
@@ -729,7 +732,7 @@ def reevaluate(store: RunStore, run_id: str, device: str = "auto") -> dict:
     from medtl.models import rebuild
 
     status = store.status(run_id)
-    if status.get("state") != "done":
+    if status.get("state") != State.DONE:
         raise ValueError(f"Run {run_id} is {status.get('state')}: only a finished run can be evaluated again")
     path = store.path(run_id) / MODEL_FILE
     if not path.is_file():

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from medtl.config import DataConfig
+from medtl.states import ACTIVE, State
 from ui import advisor, damaged, data_form, forms, queue_view
 from ui.nav import page_setup
 from ui.state import get_queue
@@ -15,7 +16,7 @@ st.caption(
     f"Runs train in the background, one at a time on each device ({', '.join(w.name for w in queue.workers)}); "
     "close the tab whenever you like — results land in the runs folder."
 )
-still = [r for r in queue.interrupted if queue.store.status(r).get("state") == "interrupted"]
+still = [r for r in queue.interrupted if queue.store.status(r).get("state") == State.INTERRUPTED]
 if still:  # read from disk: a run resumed since (here or in another tab) no longer counts
     st.warning(
         f"{len(still)} run(s) were interrupted when the app last stopped; resume them from their cards below.",
@@ -70,7 +71,7 @@ with new:
         st.error(res.errors["config"])
 
     # each run is trained once: the same run (its key, seeds included) done or on its way is not queued again
-    existing = queue.store.experiments(states=("done", "queued", "running"))
+    existing = queue.store.experiments(states=(State.DONE, *ACTIVE))
     dups = {c.key(): existing[c.key()] for c in res.configs if c.key() in existing}
     to_queue = [c for c in res.configs if c.key() not in dups]
     if dups:

@@ -6,6 +6,7 @@ import streamlit as st
 
 from medtl import cam, compare, explain, localisation, plots
 from medtl.overlay import overlay, to_png
+from medtl.states import State
 from ui import damaged, study_view
 from ui import explanations as X
 from ui.nav import link, page_setup
@@ -30,7 +31,7 @@ st.caption(
 
 store = get_store()
 damaged.note(store)
-done = [r for r in store.ids() if store.status(r).get("state") == "done"]
+done = [r for r in store.ids() if store.status(r).get("state") == State.DONE]
 if not done:
     study_view.start_buttons("gradcam_start")
     st.info("No finished runs yet: train some on the Train page, then come back to see what they look at.")

@@ -38,12 +38,11 @@ def _reference_evidence(f, y, alpha, beta):
 
 
 @pytest.mark.parametrize("n, d", [(40, 6), (12, 25)])  # more samples than features, and fewer (rank-deficient)
-@pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (0.3, 4.0), (20.0, 0.5)])
-def test_logme_evidence_is_the_gaussian_marginal_likelihood(n, d, alpha, beta):
+def test_reference_evidence_is_the_gaussian_marginal_likelihood(n, d):
     f, y = _data(n, d)
-    direct = multivariate_normal(np.zeros(n), np.eye(n) / beta + f @ f.T / alpha).logpdf(y) / n
-    assert A.logme_evidence(f, y, alpha, beta) == pytest.approx(direct, rel=1e-9, abs=1e-9)
-    assert A.logme_evidence(f, y, alpha, beta) == pytest.approx(_reference_evidence(f, y, alpha, beta), rel=1e-9)
+    for alpha, beta in [(1.0, 1.0), (0.3, 4.0), (20.0, 0.5)]:
+        direct = multivariate_normal(np.zeros(n), np.eye(n) / beta + f @ f.T / alpha).logpdf(y) / n
+        assert _reference_evidence(f, y, alpha, beta) == pytest.approx(direct, rel=1e-9, abs=1e-9)
 
 
 @pytest.mark.parametrize("n, d", [(60, 8), (15, 30)])
@@ -51,6 +50,8 @@ def test_logme_fixed_point_maximises_the_evidence(n, d):
     f, y = _data(n, d, seed=1)
     ev, alpha, beta = A.logme_fit(f, y)
     assert ev == pytest.approx(_reference_evidence(f, y, alpha, beta), rel=1e-9)
+    direct = multivariate_normal(np.zeros(n), np.eye(n) / beta + f @ f.T / alpha).logpdf(y) / n
+    assert ev == pytest.approx(direct, rel=1e-9, abs=1e-9)  # the evidence LogME reports, against scipy
     for fa in (0.5, 0.9, 1.1, 2.0):
         for fb in (0.5, 0.9, 1.0, 1.1, 2.0):
             assert _reference_evidence(f, y, alpha * fa, beta * fb) <= ev + 1e-12

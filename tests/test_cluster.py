@@ -31,6 +31,17 @@ def test_parse_slurm():
         parse_slurm("partition")
 
 
+def test_the_sweep_executors_are_inline_and_the_clusters():
+    from medtl.cli import build_parser
+    from medtl.cli.runs import EXECUTORS as SWEEP_EXECUTORS
+    from medtl.cluster import EXECUTORS
+
+    assert SWEEP_EXECUTORS[1:] == EXECUTORS and SWEEP_EXECUTORS[0] == "inline"
+    assert build_parser().parse_args(["sweep", "--executor", "slurm"]).executor == "slurm"
+    with pytest.raises(ValueError, match="executor must be one of local, slurm. Got 'inline'"):
+        submit([RunConfig()], executor="inline")
+
+
 @pytest.mark.slow
 def test_local_sweep_runs_in_parallel_then_resubmit_does_nothing(tmp_path):
     store = RunStore(tmp_path / "runs")

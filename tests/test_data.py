@@ -114,6 +114,29 @@ def test_parse_train_size_rejects(value):
         parse_train_size(value)
 
 
+@pytest.mark.parametrize(
+    "value, label, words",
+    [
+        ("10%", "10%", "10% of the training data"),
+        (0.05, "5%", "5% of the training data"),
+        (0.125, "12.5%", "12.5% of the training data"),
+        (500, "500", "500 training images"),
+        ("500", "500", "500 training images"),
+        (None, "100%", "all the training data"),
+        ("all", "100%", "all the training data"),
+        (float("nan"), "100%", "all the training data"),  # a runs table's missing cell: the size was None
+    ],
+)
+def test_train_size_label_and_words(value, label, words):
+    from medtl.config import DataConfig, RunConfig
+    from medtl.datasets import train_size_label, train_size_words
+
+    assert train_size_label(value) == label
+    assert train_size_words(value) == words == train_size_words(label)  # the label reads back as the size
+    if value == value:  # not NaN: the run name (a stored run folder's) carries the same label
+        assert f" · {label} · seed 0" in RunConfig(DataConfig(train_size=value)).name
+
+
 # --- adapters ------------------------------------------------------------------------------------
 
 

@@ -254,3 +254,18 @@ def test_a_bug_is_a_short_traceback_not_a_user_error(monkeypatch, capsys):
     assert main(["toy"]) == 1
     err = capsys.readouterr().err
     assert "internal error (a bug in MedTL): KeyError: 'test'" in err and "MEDTL_DEBUG=1" in err
+
+
+def test_run_states_are_strings_in_status_files(tmp_path):
+    from medtl.states import ACTIVE, FINISHED, STATES, STOPPED, State
+
+    assert STATES == ("queued", "running", "done", "failed", "cancelled", "interrupted")
+    assert set(ACTIVE) | set(FINISHED) == set(STATES) and set(STOPPED) == set(FINISHED) - {State.DONE}
+    store = RunStore(tmp_path)
+    run_id = store.create(RunConfig(), state=State.QUEUED)
+    store.write_status(run_id, state=State.FAILED)
+    assert json.loads((store.path(run_id) / "status.json").read_text())["state"] == "failed"
+    # the pages and ui/ import it: it loads nothing of the library
+    code = "import sys, medtl.states; print(sorted(m for m in sys.modules if m.startswith('medtl.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV).stdout
+    assert out.strip() == "['medtl.states']"

@@ -49,3 +49,14 @@ def test_sweep_maps_finetune_to_the_full_network():
         "resnet18 truncate@layer2",
         "resnet18 truncate@layer3",
     ]
+
+
+def test_one_reference_and_one_name_per_network():
+    from medtl.strategies import FULL, canonical, reference
+
+    assert [s.name for s in STRATEGIES.values() if s.reference] == [reference().name] == ["finetune"]
+    assert canonical("truncate", FULL) == canonical("finetune", "layer2") == ("finetune", FULL)  # the whole network
+    assert canonical("truncate", "layer2") == ("truncate", "layer2")
+    assert canonical("linear", FULL) == ("linear", FULL)  # frozen: another network
+    assert STRATEGIES["freeze"].at("resnet18", "layer3") == "freezing resnet18 up to layer3"
+    assert all("{backbone}" in s.words for s in STRATEGIES.values())

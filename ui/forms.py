@@ -11,6 +11,7 @@ from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.fields import check_value
 from medtl.initialisations import INITS, RANDOM, availability
 from medtl.models import registry
+from medtl.states import State
 from medtl.strategies import STRATEGIES
 from ui import weights_view
 from ui.data_form import FormResult, init, keep
@@ -113,7 +114,7 @@ def _init_section(backbone: str, sweep: bool, res: FormResult) -> list[str]:
         kind = INITS[name]
         if kind.store:
             store = get_store()
-            finished = [r for r in store.ids() if store.status(r).get("state") == "done"]
+            finished = [r for r in store.ids() if store.status(r).get("state") == State.DONE]
             if not finished:
                 res.errors["init"] = f"No {kind.ref} to transfer from yet"
                 continue

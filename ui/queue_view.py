@@ -7,17 +7,18 @@ import streamlit as st
 
 from medtl import plots
 from medtl.jobs import JobQueue
+from medtl.states import ACTIVE, STOPPED, State
 from ui.nav import link
 from ui.text import plain
 
 # Material icons and coloured text: they render without an emoji font (Streamlit ships the icon font)
 BADGE = {
-    "queued": ":gray[:material/schedule: queued]",
-    "running": ":blue[:material/autorenew: running]",
-    "done": ":green[:material/check_circle: done]",
-    "failed": ":red[:material/error: failed]",
-    "cancelled": ":gray[:material/stop_circle: cancelled]",
-    "interrupted": ":orange[:material/warning: interrupted]",
+    State.QUEUED: ":gray[:material/schedule: queued]",
+    State.RUNNING: ":blue[:material/autorenew: running]",
+    State.DONE: ":green[:material/check_circle: done]",
+    State.FAILED: ":red[:material/error: failed]",
+    State.CANCELLED: ":gray[:material/stop_circle: cancelled]",
+    State.INTERRUPTED: ":orange[:material/warning: interrupted]",
 }
 
 
@@ -51,33 +52,33 @@ def _progress(on_disk: dict, live: dict) -> None:
 def _run_card(queue: JobQueue, run_id: str, live: dict) -> None:
     store = queue.store
     status = store.status(run_id)
-    state = status.get("state", "failed")
+    state = status.get("state", State.FAILED)
     with st.container(border=True):
         c1, c2 = st.columns([5, 1])
         device = live.get("device") or status.get("worker") or status.get("device")
         where = f" · on `{device}`" if device else ""
         c1.markdown(f"**{plain(status.get('name', run_id))}**  \n`{run_id}` · {BADGE.get(state, state)}{where}")
-        if state in ("queued", "running"):
+        if state in ACTIVE:
             c2.button("Cancel", key=f"cancel_{run_id}", on_click=queue.cancel, args=(run_id,), width="stretch")
-        elif state in ("interrupted", "failed", "cancelled") and (store.path(run_id) / "config.json").exists():
+        elif state in STOPPED and (store.path(run_id) / "config.json").exists():
             c2.button(
-                "Resume" if state == "interrupted" else "Retry",
+                "Resume" if state == State.INTERRUPTED else "Retry",
                 key=f"resume_{run_id}",
                 on_click=queue.resume,
                 args=(run_id,),
                 width="stretch",
             )
-        if state == "running":
+        if state == State.RUNNING:
             _progress(status.get("progress", {}), live)
-        if state == "failed":
+        if state == State.FAILED:
             st.error(plain(status.get("error") or "failed"))
-        elif state in ("interrupted", "cancelled") and status.get("error"):
+        elif state in (State.INTERRUPTED, State.CANCELLED) and status.get("error"):
             st.caption(plain(status["error"]))
         history = store.history(run_id)
-        if history and state in ("running", "done"):
-            with st.expander("Loss and validation curves", expanded=state == "running"):
+        if history and state in (State.RUNNING, State.DONE):
+            with st.expander("Loss and validation curves", expanded=state == State.RUNNING):
                 st.plotly_chart(plots.training_curves(history), key=f"curves_{run_id}")
-        if state == "done":
+        if state == State.DONE:
             m = store.metrics(run_id) or {}
             t = m.get("test", {})
             if t:

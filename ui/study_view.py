@@ -15,6 +15,7 @@ from medtl.initialisations import INITS, as_spec
 from medtl.metrics.operating import parse_rule
 from medtl.models import registry
 from medtl.runs import RunStore
+from medtl.states import ACTIVE, STOPPED, State
 from medtl.strategies import STRATEGIES
 from medtl.study import operating, report
 from medtl.study.conclusions import summarize
@@ -35,7 +36,6 @@ CUT_CHOICES = {  # short: the form's column is narrow at 1280 px (the help says 
     "search": "search (two stages)",
     "list": "a list of cuts",
 }
-ACTIVE = ("queued", "running")
 
 
 # --- starting -----------------------------------------------------------------------------------------
@@ -205,9 +205,9 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
 
 
 def _size_text(sizes) -> str:
-    from medtl.compare import size_label
+    from medtl.datasets import train_size_label
 
-    return ", ".join(size_label(z) for z in sizes)
+    return ", ".join(train_size_label(z) for z in sizes)
 
 
 def _advisor_start(s: study.StudyConfig, k: str, saved: dict) -> study.StudyConfig:
@@ -355,14 +355,14 @@ def _states(s: study.StudyConfig, store: RunStore) -> dict[str, tuple[str, str]]
             k = store.config(rid).key()
         except (OSError, ValueError, TypeError, KeyError):
             continue
-        if k in keys and out.get(k, ("", ""))[1] != "done":
+        if k in keys and out.get(k, ("", ""))[1] != State.DONE:
             out[k] = (rid, store.status(rid).get("state", "?"))
     return out
 
 
 def _failed(states: dict[str, tuple[str, str]], store: RunStore) -> None:
     """The study's runs that did not finish, each with its reason, and one button to retry them all."""
-    failed = [rid for rid, state in states.values() if state in ("failed", "cancelled", "interrupted")]
+    failed = [rid for rid, state in states.values() if state in STOPPED]
     if not failed:
         return
     with st.container(border=True):
@@ -415,8 +415,8 @@ def results(name: str, store: RunStore) -> None:
         if active and not now_active:
             st.rerun()  # finished: one last full run of the page, which stops the polling
         count = pd.Series([state for _, state in states.values()], dtype=str).value_counts().to_dict()
-        n_done = count.get("done", 0)
-        parts = [f"{count[k]} {k}" for k in ("running", "queued", "failed", "cancelled", "interrupted") if count.get(k)]
+        n_done = count.get(State.DONE, 0)
+        parts = [f"{count[k]} {k}" for k in (State.RUNNING, State.QUEUED, *STOPPED) if count.get(k)]
         if now_active:
             left = remaining(s, store, planned, done)
             calibrated = f", calibrated by {left['calibrated_on']} finished" if left["calibrated_on"] else ""

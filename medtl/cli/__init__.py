@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from medtl import __version__
-from medtl.cli import advise, analysis, explain, explore, runs, study
+from medtl.cli import advise, analysis, compare, explain, explore, runs, study
 
 # the project's own errors (ValueError: bad values, DamagedRun, Busy) and OS/path errors (StoreWriteError: a full
 # disk) are the user's to fix: one line, exit 2. Anything else is a bug: a short traceback, exit 1.
@@ -49,8 +49,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     ),
     "compare": (
         "paired statistics of two runs on the same test images (bootstrap, DeLong)",
-        study.compare_configure,
-        study.compare_run,
+        compare.compare_configure,
+        compare.compare_run,
     ),
     "report": ("write a study's self-contained HTML report", study.report_configure, study.report_run),
 }

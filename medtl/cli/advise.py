@@ -29,11 +29,12 @@ def advise_run(a: argparse.Namespace) -> int:
     from medtl.advise import advise
     from medtl.cli.runs import run_config_from_args
     from medtl.data.adapters import check_source
+    from medtl.strategies import reference
 
     if a.init is None:
         raise ValueError("--init is required: imagenet, file:<state_dict.pt> or run:<id> (the pretrained source)")
-    # finetune@full: the whole network is built once, so the image must suit every cut
-    cfg = run_config_from_args(a, {"strategy": "finetune"})
+    # the reference (the whole network) is built once, so the image must suit every cut
+    cfg = run_config_from_args(a, {"strategy": reference().name})
     check_source(cfg.data)
     m, t = cfg.model, cfg.train
     r = advise(

@@ -9,8 +9,19 @@ import sys
 from typing import TYPE_CHECKING
 
 from medtl import datasets, initialisations, strategies
-from medtl.config import DEVICES, HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, DataConfig, ModelConfig, TrainConfig
+from medtl.config import (
+    DEVICES,
+    HEADS,
+    OPTIMIZERS,
+    SCHEDULES,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    load_json,
+)
 from medtl.fields import flag_type
+from medtl.states import STOPPED, State
 
 if TYPE_CHECKING:
     from medtl.data import Preflight
@@ -44,7 +55,7 @@ RUN_FLAGS = {
     **_option_flags(),
     "skip_bad": ("data", "skip_bad", bool, "leave unreadable images out (counted) instead of failing"),
     "backbone": ("model", "backbone", str, "network (list: python -m medtl models)"),
-    "strategy": ("model", "strategy", str, "one of " + ", ".join(STRATEGIES)),
+    "strategy": ("model", "strategy", str, "one of " + ", ".join(strategies.STRATEGIES)),
     "cut": ("model", "cut", str, "where to cut: a layer or block name, or full (list: python -m medtl models NAME)"),
     "init": ("model", "init", str, initialisations.allowed().replace("'", "")),
     "weights": ("model", "weights", str, "torchvision weights name, for imagenet"),
@@ -67,6 +78,9 @@ RUN_FLAGS = {
     ),
 }
 SWEEP_AXES = ("backbone", "strategy", "cut", "init", "train_size", "seed")
+# where a sweep's runs train: in this process, or through medtl.cluster.EXECUTORS — spelled out, as importing
+# medtl.cluster loads submitit (0.3 s at every start of the command line); tests/test_cluster.py keeps them equal
+EXECUTORS = ("inline", "local", "slurm")
 # a switch sets this value (every other switch sets True): --all-views keeps lateral views
 SWITCH_VALUES = {o.switch: not o.default for _, o in datasets.options().values() if o.switch}
 
@@ -125,8 +139,6 @@ def refuse_foreign_options(values: dict, dataset: str) -> None:
 def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
     """The RunConfig of ``--config`` (or the defaults) with the flags applied, checked against the
     model registry; every problem is one ValueError line."""
-    from medtl.config import RunConfig, load_json
-
     d = load_json(a.config) if getattr(a, "config", None) else RunConfig().to_dict()
     if not isinstance(d, dict):
         raise ValueError(f"{a.config} must hold a JSON object with data, model and train. Got {type(d).__name__}")
@@ -143,11 +155,11 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
         d[part][field] = _coerce(v, typ) if isinstance(v, str) else v
     if "seed" in values:  # one seed: training and the data-poor subset
         d["data"]["seed"] = d["train"]["seed"]
+    # a cut the strategy ignores (finetune: the whole network) becomes full where nobody asked for it: the
+    # default cut, or a sweep's cut axis (an override); a --cut given to train is the config's to refuse
     strategy = strategies.STRATEGIES.get(values.get("strategy"))  # unknown names: the config says so
-    if strategy is not None and "cut" not in values:  # finetune: the default cut does not apply
+    if strategy is not None and ("cut" not in values or "cut" in (overrides or {})):
         d["model"]["cut"] = strategy.effective_cut(d["model"].get("cut", ModelConfig.cut))
-    if d["data"].get("train_size") is not None:
-        d["data"]["train_size"] = datasets.parse_train_size(d["data"]["train_size"])
     return RunConfig.from_dict(d).check()
 
 
@@ -186,7 +198,7 @@ def _progress_printer():
 
 
 def _summary(store, run_id: str, status: dict) -> str:
-    if status.get("state") != "done":
+    if status.get("state") != State.DONE:
         return f"{status.get('state')}: {status.get('error')}"
     t = store.metrics(run_id)["test"]
     labels = t.get("labels")
@@ -219,7 +231,7 @@ def _train_one(store, cfg, resume_id: str | None = None) -> tuple[str | None, di
                 store.claim_for_resume(resume_id)
                 start = Start(resume_id, "resume")
             else:
-                start = store.start(cfg, state="queued")
+                start = store.start(cfg, state=State.QUEUED)
         run_id, action = dist.broadcast((start.run_id, start.action) if dist.main else None)
         dist.barrier()
         if action in ("done", "busy"):
@@ -268,7 +280,7 @@ def train_run(a: argparse.Namespace) -> int:
     if status.get("skipped"):
         print(f"note: run {run_id} has this exact config; for a repeat, give another --seed", file=sys.stderr)
         return 0
-    return 0 if status.get("state") == "done" else 1
+    return 0 if status.get("state") == State.DONE else 1
 
 
 def sweep_configure(p: argparse.ArgumentParser) -> None:
@@ -279,7 +291,7 @@ def sweep_configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--executor",
-        choices=("inline", "local", "slurm"),
+        choices=EXECUTORS,
         default="inline",
         help="inline: one run after another in this process (default); slurm: one SLURM job array through "
         "submitit, one task per run; local: the same tasks as processes on this machine",
@@ -299,9 +311,6 @@ def expand_sweep(a: argparse.Namespace) -> list:
     configs, errors, seen = [], [], set()
     for combo in itertools.product(*axes.values()) if axes else [()]:
         over = dict(zip(axes, combo, strict=True))
-        strategy = strategies.STRATEGIES.get(over.get("strategy"))
-        if strategy is not None and "cut" in over:
-            over["cut"] = strategy.effective_cut(over["cut"])  # finetune: the cut axis does not apply
         try:
             cfg = run_config_from_args(a, over)
         except ValueError as e:
@@ -369,7 +378,7 @@ def sweep_run(a: argparse.Namespace) -> int:
             )
             skipped += 1
             continue
-        failed += status.get("state") != "done"
+        failed += status.get("state") != State.DONE
     print(f"sweep finished: {len(configs)} run(s), {skipped} skipped, {failed} failed")
     return 1 if failed else 0
 
@@ -405,12 +414,17 @@ def _sweep_submit(a: argparse.Namespace, configs: list) -> int:
             print(f"task {job.job_id} failed: {type(e).__name__}: {str(e).strip().splitlines()[-1:]}")
             failed += 1
             continue
-        failed += r["state"] != "done"
+        failed += r["state"] != State.DONE
         print(
             f"{r['run_id']}  {r['state']}{' (resumed)' if r['resumed'] else ''}  {store.status(r['run_id']).get('name')}"
         )
     print(f"sweep finished: {len(configs)} run(s), {len(skipped)} skipped as done, {failed} failed")
     return 1 if failed else 0
+
+
+def fmt_ci(d: dict, fmt: str = ".3f") -> str:
+    """``{"value": v, "ci": [lo, hi]}`` as ``v [lo, hi]`` (shared by compare and study show)."""
+    return f"{d['value']:{fmt}} [{d['ci'][0]:{fmt}}, {d['ci'][1]:{fmt}}]"
 
 
 def prevalence_arg(p: argparse.ArgumentParser) -> None:
@@ -502,10 +516,10 @@ def runs_run(a: argparse.Namespace) -> int:
     if a.action == "resume":
         # "running" with its writer gone (killed; a torchrun group stopped) reads interrupted
         st = store.status(a.run_id)
-        if st.get("state") in ("done", "running", "queued", "damaged"):
+        if st.get("state") not in STOPPED:
             raise ValueError(f"Run {a.run_id} is {st.get('state')}; only interrupted, failed or cancelled runs resume")
         _, status = _train_one(store, store.config(a.run_id), resume_id=a.run_id)
-        return 0 if status.get("state") == "done" else 1
+        return 0 if status.get("state") == State.DONE else 1
     return _list(store, a.json)
 
 
@@ -546,7 +560,7 @@ def _list(store, as_json: bool) -> int:
     fmt = lambda v: f"{v:>7.3f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
     for r in rows:
         note = f"  [warning: {r['warning']}]" if r["warning"] else ""
-        note += f"  [{r['error']}]" if r["state"] == "damaged" else ""
+        note += f"  [{r['error']}]" if r["state"] == State.DAMAGED else ""
         note += f"  [a copy of {r['copy_of']}: python -m medtl runs dedupe]" if r["copy_of"] else ""
         print(f"{r['id']:24}{r['state']:12}{r['device'] or '-':9}{fmt(r['auroc'])}{fmt(r['auprc'])}  {r['name']}{note}")
     if copies:

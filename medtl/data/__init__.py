@@ -156,7 +156,5 @@ def preflight(cfg: DataConfig) -> Preflight:
     path, the target, empty splits or splits with one class only, too few positives for the
     training size (raised). Loads the data (cached, so the run's own load is quick). Returns the
     note on a positive class chosen from the data and the data's warnings (e.g. saturated pixels)."""
-    from medtl.data.adapters import check_source
-
-    note = check_source(cfg)
+    note = adapters.check_source(cfg)
     return Preflight(note, tuple(data_warnings(load(cfg))))

@@ -218,19 +218,18 @@ def build(
             store here. Ignored for ``random``.
 
     Raises:
-        ValueError: the image is smaller than the cut needs, or the init source does not fit.
+        ValueError: the image is smaller than the cut needs, or the init source does not fit. The cut
+            and names are the config's to check (the strategy's rule on construction, the registry's
+            names in :meth:`~medtl.config.ModelConfig.check`); an unknown name raises from its lookup here.
         FileNotFoundError: the init source is absent (e.g. ImageNet weights offline).
     """
     spec = registry.get_spec(cfg.backbone)
     strategy = get_strategy(cfg.strategy)
-    strategy.check_cut(cfg.cut)
     point = registry.get_cut(cfg.backbone, cfg.cut)
-    kept = registry.get_cut(cfg.backbone, strategy.kept_cut(cfg.cut))
+    kept = registry.get_cut(cfg.backbone, cfg.kept_cut)
     registry.check_input_size(cfg.backbone, kept.name, image_size)
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB). Got {in_channels}")
-    if cfg.slim and spec.family.slim_problem(cfg.backbone):
-        raise ValueError(spec.family.slim_problem(cfg.backbone))
 
     full = spec.builder()
     paths = [p for p, _ in spec.family.stages(full)]

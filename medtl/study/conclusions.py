@@ -7,14 +7,16 @@ seed on the shared test images. A difference whose 95% interval contains 0 is ca
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from medtl import stats
-from medtl.compare import size_label
-from medtl.runs import STATES, DamagedRun, RunStore
-from medtl.strategies import FULL
+from medtl.datasets import parse_train_size, train_size_label, train_size_words
+from medtl.runs import DamagedRun, RunStore
+from medtl.states import STATES
+from medtl.strategies import FULL, get_strategy, reference
 from medtl.study import operating
 from medtl.study.config import StudyConfig
 from medtl.study.criteria import CRITERIA
@@ -141,11 +143,11 @@ def summarize(
     groups = []
     for g in search_state(study, store, done, latest):
         b, s, i, z = g["backbone"], g["strategy"], g["init"], g["size"]
-        row = {**g, "size": size_label(z), "train_size": z}
+        row = {**g, "size": train_size_label(z), "train_size": z}
         sel = g["selected"]
         if sel is not None:
             cut_runs = _runs(study, done, b, s, sel, i, z)
-            full_runs = _runs(study, done, b, "finetune", FULL, i, z)
+            full_runs = _runs(study, done, b, reference().name, FULL, i, z)
             seeds = [k for k in study.seeds if k in cut_runs and k in full_runs]
             row["seeds"] = seeds
             row["runs"] = {"selected": [cut_runs[k] for k in seeds], "full": [full_runs[k] for k in seeds]}
@@ -169,7 +171,7 @@ def summarize(
                     "full": _model(store, row["runs"]["full"]),
                 }
             elif not row.get("blocked"):  # the reference (full fine-tuning) is what is missing
-                ref = _cells(study, store, done, b, "finetune", i, z, [FULL])
+                ref = _cells(study, store, done, b, reference().name, i, z, [FULL])
                 row["blocked"] = _blockers(store, list(ref.values()), latest)
         row["caveats"] = group_caveats(study, store, row)
         groups.append(row)
@@ -205,7 +207,7 @@ def _tl_vs_ri(study, store, done, groups, n_boot, prevalence=None) -> list[dict]
     out = []
     for b in study.backbones:
         for z in study.train_sizes:
-            pairs = [("finetune", FULL, FULL)]
+            pairs = [(reference().name, FULL, FULL)]
             for s in study.strategies:
                 sel = {
                     g["init"]: g["selected"]
@@ -225,7 +227,14 @@ def _tl_vs_ri(study, store, done, groups, n_boot, prevalence=None) -> list[dict]
                         continue
                     r["caveats"] = comparison_caveats(r, "ImageNet init", "random init")
                     out.append(
-                        {"backbone": b, "strategy": s, "size": size_label(z), "cut_tl": cut_tl, "cut_ri": cut_ri, **r}
+                        {
+                            "backbone": b,
+                            "strategy": s,
+                            "size": train_size_label(z),
+                            "cut_tl": cut_tl,
+                            "cut_ri": cut_ri,
+                            **r,
+                        }
                     )
     return out
 
@@ -238,7 +247,9 @@ def _backbones(study, store, done, n_boot, prevalence=None) -> list[dict]:
     for i in study.inits:
         for z in study.train_sizes:
             runs = {
-                b: _runs(study, done, b, "finetune", FULL, i, z) for b in study.backbones if i in study.inits_for(b)
+                b: _runs(study, done, b, reference().name, FULL, i, z)
+                for b in study.backbones
+                if i in study.inits_for(b)
             }
             runs = {b: r for b, r in runs.items() if r}
             if len(runs) < 2:
@@ -263,7 +274,7 @@ def _backbones(study, store, done, n_boot, prevalence=None) -> list[dict]:
                     continue
                 model = {x: _model(store, list(runs[x].values())) for x in (best, b)}
                 r["caveats"] = comparison_caveats(r, best, b)
-                out.append({"init": i, "size": size_label(z), "best": best, "other": b, "model": model, **r})
+                out.append({"init": i, "size": train_size_label(z), "best": best, "other": b, "model": model, **r})
     return out
 
 
@@ -398,26 +409,6 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
-def _where(s: str, cut: str, backbone: str) -> str:
-    verbs = {
-        "truncate": f"truncating {backbone} at {cut}",
-        "freeze": f"freezing {backbone} up to {cut}",
-        "transfusion": f"keeping {backbone}'s pretrained layers up to {cut} (Transfusion)",
-        "linear": f"a linear probe on {backbone} at {cut}",
-    }
-    return verbs.get(s, f"{backbone} {s}@{cut}")
-
-
-def _size_words(size: str) -> str:
-    return (
-        "all the training data"
-        if size == "100%"
-        else f"{size} of the training data"
-        if size.endswith("%")
-        else f"{size} training images"
-    )
-
-
 def _seed_words(n: int) -> str:
     return f"mean over {n} seed{'s' if n != 1 else ''}"
 
@@ -466,7 +457,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
             text = next(c["text"] for c in decided[0]["caveats"] if c["code"] == code)
             out.append(f"Every comparison below uses {text}.")
     for g in summary["groups"]:
-        head = f"With {_size_words(g['size'])} ({g['init']} init, {g['backbone']})"
+        head = f"With {train_size_words(g['size'])} ({g['init']} init, {g['backbone']})"
         if g["selected"] is None or not g.get("vs_full") and g.get("blocked"):
             out.append(f"{head}: {g['strategy']} {_blocked_words(g)}.")
             continue
@@ -492,7 +483,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
                 out += operating.words(g["operating"], "full fine-tuning", None)
         else:
             out.append(
-                f"{head}, {_where(g['strategy'], g['selected'], g['backbone'])} ({how}) gives "
+                f"{head}, {get_strategy(g['strategy']).at(g['backbone'], g['selected'])} ({how}) gives "
                 f"{_both(g['vs_full'], 'full fine-tuning')} ({_seed_words(n_seeds)}, n = {g['vs_full']['n']} test images)."
             )
             m = g.get("model", {})
@@ -510,11 +501,11 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
     for r in summary["tl_vs_ri"]:
         what = (
             "full fine-tuning"
-            if r["strategy"] == "finetune"
+            if get_strategy(r["strategy"]).reference
             else f"{r['strategy']} at the selected cuts ({r['cut_tl']} vs {r['cut_ri']})"
         )
         out.append(
-            f"ImageNet vs random init, {r['backbone']} {what}, with {_size_words(r['size'])}: {_both(r, 'random init')}."
+            f"ImageNet vs random init, {r['backbone']} {what}, with {train_size_words(r['size'])}: {_both(r, 'random init')}."
         )
         out += [f"  Caveat: {c['text']}." for c in r.get("caveats", []) if c["code"] not in common]
     for r in summary.get("backbones", []):
@@ -526,7 +517,7 @@ def conclusions(study: StudyConfig, summary: dict) -> list[str]:
                 f"latency {mb.get('latency_ms', float('nan')):.2f} vs {mo.get('latency_ms', float('nan')):.2f} ms/image."
             )
         out.append(
-            f"With {_size_words(r['size'])} ({r['init']} init), full fine-tuning of {r['best']} (best on validation) vs "
+            f"With {train_size_words(r['size'])} ({r['init']} init), full fine-tuning of {r['best']} (best on validation) vs "
             f"{r['other']}: {_both(r, r['other'])}.{size}"
         )
         out += [f"  Caveat: {c['text']}." for c in r.get("caveats", []) if c["code"] not in common]
@@ -561,4 +552,6 @@ def _data_poor(summary: dict) -> list[str]:
 
 
 def _size_key(label: str) -> float:
-    return float(label[:-1]) / 100 if label.endswith("%") else float("inf") if label == "100%" else float(label)
+    """Order of training sizes (from their labels): fractions, counts, then all the data."""
+    size = parse_train_size(label)
+    return math.inf if size is None else size

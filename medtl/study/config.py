@@ -17,7 +17,7 @@ from medtl.config import _RULE_FORMS, RunConfig, _Config, _valid_rule
 from medtl.datasets import parse_train_size
 from medtl.fields import Rule, between, check_fields, one_of, setting
 from medtl.fields import bad as _bad
-from medtl.strategies import FULL, get_strategy
+from medtl.strategies import FULL, canonical, get_strategy, reference
 
 CUT_MODES = ("blocks", "layers", "search")
 
@@ -166,10 +166,9 @@ class StudyConfig(_Config):
         ]
 
     def run_config(self, backbone: str, strategy: str, cut: str, init: str, size, seed: int) -> RunConfig:
-        """The RunConfig of one cell; ``truncate`` at ``full`` is full fine-tuning (one canonical run)."""
-        if strategy == "truncate" and cut == FULL:
-            strategy = "finetune"
-        cut = get_strategy(strategy).effective_cut(cut)
+        """The RunConfig of one cell; ``truncate`` at ``full`` is full fine-tuning (one canonical run:
+        :func:`medtl.strategies.canonical`)."""
+        strategy, cut = canonical(strategy, cut)
         b = self.base
         return b.replace(
             data=b.data.replace(train_size=size, seed=seed),
@@ -199,7 +198,7 @@ class StudyConfig(_Config):
         """Stage 1 (or the whole grid without a search): every cell's RunConfig, full fine-tuning included."""
         out: dict[str, RunConfig] = {}
         for b in self.backbones:
-            for s in (*self.strategies, "finetune"):
+            for s in (*self.strategies, reference().name):
                 for i in self.inits_for(b):
                     cuts = [FULL] if get_strategy(s).cut_rule == "none" else self.candidates(b, s, i)
                     for z in self.train_sizes:

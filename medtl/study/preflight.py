@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from medtl.config import DataConfig
+from medtl.datasets import train_size_label
 from medtl.study.config import StudyConfig
 
 
@@ -38,7 +39,6 @@ def check_data(study: StudyConfig, load: Callable[[DataConfig], object] | None =
     """
     from medtl import data as D
     from medtl.data.adapters import check_source
-    from medtl.datasets import train_size_label
 
     load = load or D.load
     first = study.base.data.replace(train_size=None, seed=study.seeds[0])

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from medtl.config import RunConfig
-from medtl.runs import STATES, RunStore
+from medtl.runs import RunStore
+from medtl.states import ACTIVE, STATES, State
 from medtl.study.config import StudyConfig
 from medtl.study.search import plan, planned
 from medtl.study.storage import load, save, saved
@@ -24,7 +25,7 @@ def advance(store: RunStore, submit: Callable[[RunConfig], Any]) -> list[str]:
     Returns:
         The keys of the configs submitted.
     """
-    tried = store.experiments(states=("done", "queued", "running", "failed", "cancelled", "interrupted"))
+    tried = store.experiments(states=STATES)
     done = store.experiments()
     out = []
     for name in saved(store):
@@ -79,11 +80,11 @@ def run_study(
             tried.add(cfg.key())
             status = executor(cfg)
             trained += not (isinstance(status, dict) and status.get("skipped"))
-    done, latest = store.experiments(), store.experiments(states=(*STATES, "damaged"))
+    done, latest = store.experiments(), store.experiments(states=(*STATES, State.DAMAGED))
     errors, elsewhere = [], 0
     for key in sorted(k for k in tried if k not in done and k in latest):
         st = store.status(latest[key])
-        if st.get("state") in ("queued", "running"):  # another live writer trains it
+        if st.get("state") in ACTIVE:  # another live writer trains it
             elsewhere += 1
             continue
         errors.append({"run": latest[key], "name": st.get("name"), "state": st.get("state"), "error": st.get("error")})
@@ -101,7 +102,7 @@ def train_inline(store: RunStore, cfg: RunConfig) -> dict:
     a dead writer's folder resumed."""
     from medtl import train
 
-    start = store.start(cfg, state="queued")
+    start = store.start(cfg, state=State.QUEUED)
     if start.action in ("done", "busy"):
         return {"state": start.action, "skipped": True}
     return train.run(cfg, store, start.run_id, resume=start.action == "resume")

@@ -19,8 +19,8 @@ import numpy as np
 from medtl import stats
 from medtl.config import RunConfig
 from medtl.metrics.operating import DEFAULT_RULE
-from medtl.runs import STATES, DamagedRun, RunStore
-from medtl.strategies import get_strategy
+from medtl.runs import DamagedRun, RunStore
+from medtl.states import ACTIVE, STATES, STOPPED, State
 from medtl.study import criteria
 from medtl.study.config import StudyConfig, cut_names
 
@@ -119,9 +119,8 @@ def _size(store: RunStore, cell: Cell) -> tuple[float, int]:
 
     params = [((store.metrics(r) or {}).get("model") or {}).get("params") for r in cell.runs.values()]
     params = [p for p in params if p is not None]
-    m = cell.cfg.model
-    cut = get_strategy(m.strategy).effective_cut(m.cut)
-    return (float(np.mean(params)) if params else float("inf"), cut_stages(m.backbone).get(cut, 0))
+    m = cell.cfg.model  # a ModelConfig's cut is the one its strategy uses (finetune's is full)
+    return (float(np.mean(params)) if params else float("inf"), cut_stages(m.backbone).get(m.cut, 0))
 
 
 def _best(study: StudyConfig, store: RunStore, cells: dict[str, Cell]) -> tuple[str, dict[str, float], dict]:
@@ -173,10 +172,10 @@ def _blockers(store: RunStore, cells: list[Cell], latest: dict[str, str]) -> dic
             st = store.status(run_id) if run_id else {}
             state = st.get("state")
             m = cell.cfg.model
-            where = {"cut": get_strategy(m.strategy).effective_cut(m.cut), "strategy": m.strategy, "seed": seed}
-            if state in ("failed", "cancelled", "interrupted"):
+            where = {"cut": m.cut, "strategy": m.strategy, "seed": seed}
+            if state in STOPPED:
                 out["failed"].append({**where, "run": run_id, "state": state, "error": st.get("error") or state})
-            elif state in ("queued", "running"):
+            elif state in ACTIVE:
                 out["waiting"].append({**where, "run": run_id, "state": state})
             else:
                 out["not_queued"].append(where)
@@ -217,7 +216,7 @@ def search_state(
 
 
 def _damaged(e: DamagedRun) -> dict:
-    return {"cut": "?", "strategy": "?", "seed": "?", "run": e.run_id, "state": "damaged", "error": str(e)}
+    return {"cut": "?", "strategy": "?", "seed": "?", "run": e.run_id, "state": State.DAMAGED, "error": str(e)}
 
 
 def _decide(study: StudyConfig, store: RunStore, done: dict, g: dict, cells: dict) -> list:
@@ -256,5 +255,5 @@ def plan(study: StudyConfig, store: RunStore) -> list[RunConfig]:
 
 def pending(study: StudyConfig, store: RunStore) -> list[RunConfig]:
     """The runs to queue now: planned and neither done nor already queued or running (for a job queue)."""
-    busy = store.experiments(states=("done", "queued", "running"))
+    busy = store.experiments(states=(State.DONE, *ACTIVE))
     return [c for c in planned(study, store, store.experiments()) if c.key() not in busy]
