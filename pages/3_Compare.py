@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from medtl import compare, metrics, plots
+from medtl.states import State
 from ui import damaged, metrics_view, study_view
 from ui.nav import link, page_setup
 from ui.state import figure, get_store, predictions_stamps, runs_table, truncation_summary
@@ -20,11 +21,11 @@ if table.empty:
     st.info("No runs yet. Queue some on the Train page, or point `MEDTL_RUNS` at a runs folder from a GPU server.")
     link("pages/2_Train.py", "Train a model")
     st.stop()
-failed = table[table["state"] == "failed"]
+failed = table[table["state"] == State.FAILED]
 if not failed.empty:
     with st.expander(f"{len(failed)} failed run(s)"):
         st.dataframe(failed[["id", "name", "error"]], hide_index=True)
-done = table[(table["state"] == "done") & table["duplicate_of"].isna()].copy()  # a copied run counted once
+done = table[(table["state"] == State.DONE) & table["duplicate_of"].isna()].copy()  # a copied run counted once
 if done.empty:
     st.info("No finished runs yet: they appear here as soon as one is done.")
     st.stop()

@@ -27,13 +27,8 @@ N_BOOT = 1000
 
 def _aligned(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(index, y_true, y_score) of a run's test predictions, ordered by image index."""
-    p = store.predictions(run_id)
-    if p is None:
-        raise FileNotFoundError(f"Run {run_id} has no predictions.npz")
-    if np.asarray(p["y_true"]).ndim != 1:
-        raise ValueError(f"Run {run_id} is multi-label: paired statistics need one binary target")
-    order = np.argsort(p["index"], kind="stable")
-    return p["index"][order], p["y_true"][order], p["y_score"][order]
+    p = operating.aligned_predictions(store, run_id, "paired statistics need")
+    return p["index"], p["y_true"], p["y_score"]
 
 
 def check_same_test_set(store: RunStore, run_a: str, run_b: str) -> None:

@@ -23,13 +23,14 @@ from medtl.metrics.registry import METRICS, Context, context, keys, no_operating
 from medtl.runs import RunStore
 
 
-def _predictions(store: RunStore, run_id: str) -> dict[str, np.ndarray]:
-    """A run's predictions with the test part ordered by image index (validation as saved)."""
+def aligned_predictions(store: RunStore, run_id: str, needs: str = "an operating point needs") -> dict[str, np.ndarray]:
+    """A run's predictions with the test part ordered by image index (validation as saved), so that runs on
+    the same test images line up; ``needs`` says what asked, in the multi-label error."""
     p = store.predictions(run_id)
     if p is None:
         raise FileNotFoundError(f"Run {run_id} has no predictions.npz")
     if np.asarray(p["y_true"]).ndim != 1:
-        raise ValueError(f"Run {run_id} is multi-label: an operating point needs one binary target")
+        raise ValueError(f"Run {run_id} is multi-label: {needs} one binary target")
     order = np.argsort(p["index"], kind="stable")
     return {**p, "index": p["index"][order], "y_true": p["y_true"][order], "y_score": p["y_score"][order]}
 
@@ -64,7 +65,7 @@ def compare(
         and ``"thresholds"``; else ``"reason"``.
     """
     r = O.parse_rule(rule)
-    pa, pb = [_predictions(store, x) for x in runs_a], [_predictions(store, x) for x in runs_b]
+    pa, pb = [aligned_predictions(store, x) for x in runs_a], [aligned_predictions(store, x) for x in runs_b]
     y = pa[0]["y_true"]
     seeds = list(range(len(runs_a))) if seeds is None else list(seeds)
     out: dict[str, Any] = {
