@@ -98,7 +98,8 @@ def _target(prefix: str, kind: datasets.DatasetKind, probe: DataConfig, initial:
         res.errors["dataset"] = str(e)
         return None
     if not offered:  # a kind that cannot list its targets: a free-text label
-        init(key, initial.finding or "")
+        # the starting config's target only where it is this kind's (SynthCXR's "nodule" means nothing to a file)
+        init(key, (initial.finding or "") if initial.kind == kind.name else "")
         text = st.text_input("Positive class / target label", key=key, help=f"Blank = {kind.target_help}").strip()
         keep(key)
         return text or None
