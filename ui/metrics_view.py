@@ -5,7 +5,6 @@ records (:data:`medtl.metrics.METRICS`) and computed in :mod:`medtl.compare`."""
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,14 +96,14 @@ def _evaluated_views() -> dict[str, pd.DataFrame]:
     return {}
 
 
-def _evaluate(done: pd.DataFrame, root: str, rule: str, prevalence: float | None) -> pd.DataFrame:
+def _evaluate(done: pd.DataFrame, store: RunStore, rule: str, prevalence: float | None) -> pd.DataFrame:
+    root = str(store.root)
     ids = done.loc[compare.recomputed(done, rule, prevalence), "id"]
     bar = st.progress(0.0, "Operating points and prevalence from the runs' predictions…") if len(ids) > 20 else None
     count = [0]
 
     def columns(run_id: str) -> dict:
-        p = Path(root) / run_id / "predictions.npz"
-        out = _columns(run_id, root, p.stat().st_mtime if p.is_file() else 0.0, rule, prevalence)
+        out = _columns(run_id, root, state.predictions_stamps(store, (run_id,))[0], rule, prevalence)
         count[0] += 1
         if bar is not None and count[0] % 20 == 0:
             bar.progress(count[0] / len(ids), f"Operating points and prevalence: {count[0]:,} of {len(ids):,} runs")
@@ -144,7 +143,7 @@ def evaluated(
     memo = _evaluated_views()
     found = memo.get(key)
     if found is None:
-        found = _evaluate(done, str(store.root), rule, prevalence)
+        found = _evaluate(done, store, rule, prevalence)
         with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another session trimmed it first
             while len(memo) >= 16:
                 memo.pop(next(iter(memo)))  # the oldest view
@@ -212,9 +211,8 @@ def operating_table(picked: pd.DataFrame, rule: str, prevalence: float | None) -
 def _views(run_id: str, store: RunStore, prevalence: float | None) -> dict | None:
     """:func:`medtl.compare.calibration_views` of a run, cached by its predictions file's time (a temperature fit
     per run and rerun was a third of the Compare page's rerun); None for a damaged predictions file."""
-    p = store.path(run_id) / "predictions.npz"
     try:
-        return _cached_views(run_id, str(store.root), p.stat().st_mtime_ns if p.is_file() else 0, prevalence)
+        return _cached_views(run_id, str(store.root), state.predictions_stamps(store, (run_id,))[0], prevalence)
     except ValueError:  # damaged since the folder was last looked at: the curves say which are left out
         return None
 

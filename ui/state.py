@@ -109,7 +109,7 @@ def pooled_interval(ids: tuple[str, ...], root: str, metric: str, rule: str | No
     """:func:`medtl.compare.pooled_interval` of the repeats ``ids``, cached by the ids, their predictions files'
     times (``runs reevaluate`` rewrites them), the metric, the rule and the prevalence."""
     store = RunStore(root)
-    stamps = tuple(_mtime(store.path(i) / "predictions.npz") for i in ids)
+    stamps = predictions_stamps(store, ids)
     return _pooled(digest(ids, stamps, metric, rule, prevalence), ids, root, metric, rule, prevalence)
 
 
