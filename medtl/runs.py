@@ -43,7 +43,7 @@ from medtl.run_files import (
     read_predictions,
     write_error,
 )
-from medtl.run_index import CACHE_LOCK, CACHES, Entry, load_index, read_entry, save_index
+from medtl.run_index import CACHE_LOCK, CACHES, Entry, Rows, load_index, load_rows, read_entry, save_index, save_rows
 from medtl.run_index import signature as file_signature
 from medtl.states import ACTIVE, FINISHED, STATES, STOPPED, State
 
@@ -485,36 +485,55 @@ class RunStore:
         return changed
 
     def table(self):
-        """A pandas DataFrame, one row per readable run: id, name, state, config fields, metrics;
+        """A pandas DataFrame, one row per readable run, oldest first: id, name, state, config fields, metrics;
         ``duplicate_of`` names the newer done run an older copy repeats. Damaged runs are left out
-        (:meth:`damaged` lists them)."""
+        (:meth:`damaged` lists them). A finished run's row is taken from the last table's (:class:`Rows`) while
+        its files have not changed; only new, changed and active runs' rows are made."""
         import pandas as pd
 
-        dup = {old: keep for keep, olds in self.duplicates().items() for old in olds}
-        rows = []
-        for run_id, e in self._entries().items():
-            if e.problem is not None or e.config is None:
+        entries = self._entries()
+        last = load_rows(self.root)
+        order: list[str] = []
+        taken: list[int] = []  # positions in the last table's rows
+        made: list[dict] = []
+        finished: list[str] = []  # the finished runs, for the next table's rows
+        for run_id, e in entries.items():
+            if e.problem is not None:
                 continue
-            # a finished run's status as the index summarised it (10,000 status files not decoded for a table)
-            st = {**e.brief, "state": e.state} if e.state in FINISHED else self._derived(run_id, e)
-            row = {
-                "id": run_id,
-                "name": st.get("name") or e.labels["name"],
-                "experiment": e.experiment,
-                "key": e.key,
-                "data_label": e.labels["data"],
-                "model_label": e.labels["model"],
-                "state": st.get("state"),
-                "created": st.get("created"),
-                "error": st.get("error"),
-                "warning": st.get("warning"),
-                "duplicate_of": dup.get(run_id),
-            }
-            for part in ("data", "model", "train"):
-                row.update({f"{part}.{k}": v for k, v in e.config[part].items()})
-            row.update(e.flat())
-            rows.append(row)
-        return pd.DataFrame(rows)
+            pos = last.position(run_id, e.sig) if last is not None and e.state in FINISHED else None
+            if pos is not None:
+                taken.append(pos)
+            else:
+                # a finished run's status as the index summarised it (10,000 status files not decoded for a table)
+                st = {**e.brief, "state": e.state} if e.state in FINISHED else self._derived(run_id, e)
+                made.append(self._row(run_id, e, st))
+            order.append(run_id)
+            if e.state in FINISHED:
+                finished.append(run_id)
+        if not order:
+            return pd.DataFrame([])
+        pieces = [last.frame.iloc[taken]] if taken else []
+        pieces += [pd.DataFrame(made)] if made else []
+        frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0].reset_index(drop=True)
+        if len(pieces) > 1:  # rows made now go back to their places (oldest first)
+            frame = frame.set_index("id").loc[order].reset_index()
+        if last is None or len(taken) != len(last.ids) or len(finished) != len(taken):
+            keep = frame[frame["id"].isin(set(finished))].reset_index(drop=True)
+            save_rows(self.root, Rows(list(keep["id"]), [entries[r].sig for r in keep["id"]], keep))
+        dup = {old: keep for keep, olds in self.duplicates().items() for old in olds}
+        frame.insert(list(frame.columns).index("warning") + 1, "duplicate_of", [dup.get(r) for r in frame["id"]])
+        return frame
+
+    @staticmethod
+    def _row(run_id: str, e: Entry, st: dict) -> dict:
+        row = {"id": run_id, "name": st.get("name") or e.labels["name"]}
+        base = e.row()
+        row["experiment"], row["key"] = base["experiment"], base["key"]
+        row["data_label"], row["model_label"] = base["data_label"], base["model_label"]
+        for k in ("state", "created", "error", "warning"):
+            row[k] = st.get(k)
+        row.update(base)
+        return row
 
     def signature(self) -> int:
         """A hash that changes whenever any run's files or derived state do (for caches keyed by the
