@@ -9,6 +9,7 @@ from medtl import __version__, plots, system, toy
 from medtl.config import DataConfig
 from medtl.models.registry import BACKBONES
 from medtl.models.weights import checkpoint_dir
+from medtl.strategies import STRATEGIES
 from ui.nav import navigation, page_list
 from ui.state import get_store, preview_png, weights_label
 
@@ -39,7 +40,7 @@ def home() -> None:
             "rest, add global pooling and a linear head. The model is smaller and faster — and, in the study, usually better."
         )
     with c2:
-        st.subheader("2 · Five ways to transfer")
+        st.subheader(f"2 · {len(STRATEGIES)} ways to transfer")  # one per strategy record, as drawn
         st.plotly_chart(plots.strategies_diagram(), key="home_levels")
         st.markdown(
             "Deep nets are not always better than shallow ones, but **ImageNet initialisation usually beats random "

@@ -3,9 +3,10 @@
 A :class:`RunConfig` (data + model + training) is the reproducible artefact: every run folder
 starts with its ``config.json`` and can be re-run from it. Types, choices (``Literal``) and value
 rules (declared with each field) are checked on construction by :func:`medtl.fields.check_fields`;
-errors name the field, the bad value and what is allowed. This module imports no torch: names that
-live in the model registry (backbone, cut, weights, minimum input size) are checked by
-:meth:`RunConfig.check`, which the RunStore calls before anything is recorded.
+errors name the field, the bad value and what is allowed. This module imports no torch and nothing from
+:mod:`medtl.models`: names that live in the model registry (backbone, cut, weights, minimum input size) are
+checked on the model side, by :func:`medtl.models.registry.check_run`, which the RunStore calls before
+anything is recorded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Literal, TypeVar, get_args
 from medtl import datasets, initialisations
 from medtl.datasets import Uncertainty, option_default, parse_spec, parse_train_size, train_size_label
 from medtl.fields import Rule, bad, between, check, check_fields, one_of, setting
+from medtl.metrics.operating import valid_rule
 from medtl.strategies import STRATEGIES as _STRATEGY_RECORDS
 from medtl.strategies import get_strategy
 
@@ -111,20 +113,6 @@ class ModelConfig(_Config):
             raise ValueError(
                 "slim=True is defined for strategy 'transfusion' (sun-umn/TTL's slim_resnet50). "
                 f"Got strategy={self.strategy!r}, backbone={self.backbone!r}"
-            )
-
-    def check(self) -> None:
-        """Check the names that live in the model registry (imports it, and so torch)."""
-        from medtl.models.registry import get_cut, get_spec
-
-        spec = get_spec(self.backbone)
-        get_cut(self.backbone, self.cut)
-        if self.slim and spec.family.slim_problem(self.backbone):
-            raise ValueError(f"slim=True: {spec.family.slim_problem(self.backbone)}")
-        init = initialisations.parse(self.init)
-        if init.kind.published and spec.weights is None:
-            raise ValueError(
-                f"init {init.spec!r} is not available for {self.backbone}: it has no ImageNet weights (published ones)"
             )
 
     @property
@@ -235,12 +223,6 @@ class DataConfig(_Config):
         return f"{name}/{self.finding}" if self.finding else name
 
 
-def _valid_rule(text) -> bool:
-    from medtl.metrics.operating import valid_rule
-
-    return valid_rule(text)
-
-
 _RULE_FORMS = "a rule: sensitivity:S or specificity:S (S in (0, 1]), youden or threshold:T (T in [0, 1])"
 
 
@@ -282,7 +264,7 @@ class TrainConfig(_Config):
     threads: int | None = setting(None, rule=between(1))
     bootstrap: int = setting(1000, rule=between(1))
     compile: bool = False
-    operating_point: str = setting("sensitivity:0.9", rule=Rule(_valid_rule, _RULE_FORMS))
+    operating_point: str = setting("sensitivity:0.9", rule=Rule(valid_rule, _RULE_FORMS))
 
 
 # Fields ("part.name") that do not change the trained model: where and how fast a run executes, how
@@ -306,15 +288,6 @@ class RunConfig(_Config):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    def check(self) -> RunConfig:
-        """Check the names that live in the model registry (backbone, cut, weights) and that the
-        images are large enough for the kept network; imports the registry (torch). Returns self."""
-        from medtl.models.registry import check_input_size
-
-        self.model.check()
-        check_input_size(self.model.backbone, self.model.kept_cut, self.data.image_size)
-        return self
 
     @property
     def name(self) -> str:

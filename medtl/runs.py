@@ -77,6 +77,15 @@ __all__ = [
 ]
 
 
+def _checked(cfg: RunConfig) -> RunConfig:
+    """:func:`medtl.models.registry.check_run`: the registry's names and sizes, checked before anything is
+    recorded. Imported here, not at the top, for start-up time alone (the registry imports torch, 2-4 s, which
+    ``python -m medtl runs`` never needs); no circle (``tests/test_imports.py``)."""
+    from medtl.models.registry import check_run
+
+    return check_run(cfg)
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -138,10 +147,10 @@ class RunStore:
 
         Raises:
             ValueError: a name the model registry does not know (backbone, cut, weights) or images too
-                small for the network: nothing is recorded (:meth:`RunConfig.check`).
+                small for the network: nothing is recorded (:func:`_checked`).
             Busy: another live writer holds this run's key.
         """
-        cfg.check()
+        _checked(cfg)
         run_id = run_id or self.new_id()
         claimed, holder = self.claims.acquire(cfg.key(), run_id)
         if not claimed:
@@ -173,7 +182,7 @@ class RunStore:
         Args:
             done: key -> done run (:meth:`experiments`), when the caller has it already.
         """
-        cfg.check()
+        _checked(cfg)
         key = cfg.key()
         done = self.experiments() if done is None else done
         if key in done:

@@ -1,4 +1,4 @@
-"""Config: a torch-free leaf, one validation mechanism, lazy registry checks, old config files."""
+"""Config: a torch-free leaf, one validation mechanism, registry checks on the model side, old config files."""
 
 import dataclasses
 import json
@@ -69,15 +69,17 @@ def test_from_dict_checks_types_too():
 
 def test_registry_names_are_checked_lazily_with_the_same_messages(tmp_path):
     cfg = RunConfig(model=ModelConfig(backbone="vgg16"))  # constructing imports no registry
+    from medtl.models.registry import check_model, check_run
+
     with pytest.raises(ValueError, match="Valid backbones: resnet18"):
-        cfg.check()
+        check_run(cfg)
     with pytest.raises(ValueError, match="Unknown cut 'layer9'"):
-        ModelConfig(cut="layer9").check()
+        check_model(ModelConfig(cut="layer9"))
     with pytest.raises(ValueError, match="no ImageNet weights"):
-        ModelConfig("cbr_tiny", "truncate", "cbr2", "imagenet").check()
+        check_model(ModelConfig("cbr_tiny", "truncate", "cbr2", "imagenet"))
     small = RunConfig(DataConfig(image_size=64), ModelConfig("cbr_tiny", "finetune", "full"))
     with pytest.raises(ValueError, match="at least 91 px"):
-        small.check()
+        check_run(small)
     store = RunStore(tmp_path / "runs")
     with pytest.raises(ValueError, match="Valid backbones"):
         store.create(cfg)

@@ -241,7 +241,7 @@ def test_cbr_minimum_sizes_and_error():
 )
 def test_config_validation_messages(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        ModelConfig(**kwargs).check()  # registry names are checked lazily
+        registry.check_model(ModelConfig(**kwargs))  # registry names are checked on the model side
 
 
 def test_config_json_round_trip():
@@ -477,7 +477,7 @@ def test_vit_cuts_sizes_tokens_and_weights(tmp_path, monkeypatch):
     names = [p.name for p in registry.distinct_cuts("vit_b_16")]
     assert names == [f"encoder.layers.encoder_layer_{i}" for i in range(11)] + ["full"]
     with pytest.raises(ValueError, match="multiple of its 16 px patches"):
-        RunConfig(DataConfig(image_size=40), ModelConfig("vit_b_16", "truncate", "full")).check()
+        registry.check_run(RunConfig(DataConfig(image_size=40), ModelConfig("vit_b_16", "truncate", "full")))
     with pytest.raises(ValueError, match="at least 16 px"):
         build(ModelConfig("vit_b_16", "truncate", "encoder.layers.encoder_layer_1", "random"), 8)
     sd = _write_fake_imagenet(tmp_path, monkeypatch, "vit_b_16", noise=True)

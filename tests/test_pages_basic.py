@@ -25,6 +25,11 @@ def test_home_renders():
     assert any("System status" in e.label for e in at.expander)
     headers = [h.value for h in at.subheader]
     assert {"SynthCXR: the embedded dataset", "Runs", "ImageNet weights"} <= set(headers)
+    from medtl.strategies import STRATEGIES
+
+    assert f"2 · {len(STRATEGIES)} ways to transfer" in headers  # the strategy records, not a number typed in
+    levels = at.get("plotly_chart")[1].proto.spec  # the diagram beside it: a row per record
+    assert all(f"{s.name} ({s.label})" in levels for s in STRATEGIES.values())
     weights = at.dataframe[0].value
     assert list(weights["backbone"])[:2] == ["resnet18", "resnet50"]
     assert set(weights["weights"]) == {"✗ not downloaded", "none exist for this backbone"}  # offline, nothing cached

@@ -11,6 +11,7 @@ from medtl import train
 from medtl.cli import main
 from medtl.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from medtl.jobs import JobQueue
+from medtl.models.registry import check_run
 from medtl.runs import RunStore
 
 CONTRACT = ("config.json", "status.json", "history.jsonl", "metrics.json", "predictions.npz", "model.pt")
@@ -264,7 +265,7 @@ def test_loss_weights_balance_the_classes():
 
 def test_run_config_checks_cbr_minimum():
     with pytest.raises(ValueError, match="at least 91 px"):
-        RunConfig(DataConfig(image_size=64), ModelConfig("cbr_tiny", "finetune", "full", "random")).check()
+        check_run(RunConfig(DataConfig(image_size=64), ModelConfig("cbr_tiny", "finetune", "full", "random")))
 
 
 # --- CLI -----------------------------------------------------------------------------------------

@@ -198,7 +198,7 @@ def build_configs(
         try:
             s = int(seed)
             data = DataConfig(**{**d, "train_size": size, "seed": s})
-            cfg = RunConfig(data, ModelConfig(**m, cut=cut, init=start), TrainConfig(**t, seed=s)).check()
+            cfg = registry.check_run(RunConfig(data, ModelConfig(**m, cut=cut, init=start), TrainConfig(**t, seed=s)))
         except ValueError as e:
             res.errors["config"] = str(e)
             return
@@ -223,6 +223,6 @@ def read_config(raw: bytes) -> tuple[RunConfig | None, str]:
     import json
 
     try:
-        return RunConfig.from_dict(json.loads(raw)).check(), ""
+        return registry.check_run(RunConfig.from_dict(json.loads(raw))), ""
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
         return None, f"This file is not a valid run config: {e}"

@@ -160,7 +160,9 @@ def run_config_from_args(a: argparse.Namespace, overrides: dict | None = None):
     strategy = strategies.STRATEGIES.get(values.get("strategy"))  # unknown names: the config says so
     if strategy is not None and ("cut" not in values or "cut" in (overrides or {})):
         d["model"]["cut"] = strategy.effective_cut(d["model"].get("cut", ModelConfig.cut))
-    return RunConfig.from_dict(d).check()
+    from medtl.models.registry import check_run  # torch: only when a config is built, not for --help
+
+    return check_run(RunConfig.from_dict(d))
 
 
 def train_configure(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torchvision
 from torch import nn
 
+from medtl import initialisations
+from medtl.config import ModelConfig, RunConfig
 from medtl.models.families.base import CutPoint, Family
 from medtl.models.families.cbr import CBR, CBR_CONFIGS, CBRNet
 from medtl.models.families.convnext import CONVNEXT
@@ -140,6 +142,28 @@ def check_input_size(name: str, cut: str, image_size: int) -> None:
         raise ValueError(f"{problem}. Got image_size={image_size}")
 
 
+def check_model(m: ModelConfig) -> None:
+    """Check a model config's names that live in the registry: the backbone, the cut, ``slim`` for the
+    backbone's family and ImageNet weights for a published initialisation."""
+    spec = get_spec(m.backbone)
+    get_cut(m.backbone, m.cut)
+    if m.slim and spec.family.slim_problem(m.backbone):
+        raise ValueError(f"slim=True: {spec.family.slim_problem(m.backbone)}")
+    init = initialisations.parse(m.init)
+    if init.kind.published and spec.weights is None:
+        raise ValueError(
+            f"init {init.spec!r} is not available for {m.backbone}: it has no ImageNet weights (published ones)"
+        )
+
+
+def check_run(cfg: RunConfig) -> RunConfig:
+    """Check a run config against the registry (:func:`check_model`) and that its images are large enough
+    for the kept network; what the RunStore does before anything is recorded. Returns ``cfg``."""
+    check_model(cfg.model)
+    check_input_size(cfg.model.backbone, cfg.model.kept_cut, cfg.data.image_size)
+    return cfg
+
+
 def fit_input_size(name: str, image_size: int, cut: str = "full") -> int:
     """The smallest input from ``image_size`` up that ``name`` cut at ``cut`` accepts (for cost tables)."""
     point = get_cut(name, cut)
@@ -163,6 +187,8 @@ __all__ = [
     "CutPoint",
     "cam_module",
     "check_input_size",
+    "check_model",
+    "check_run",
     "fit_input_size",
     "cut_points",
     "cut_stages",

@@ -220,7 +220,7 @@ def build(
     Raises:
         ValueError: the image is smaller than the cut needs, or the init source does not fit. The cut
             and names are the config's to check (the strategy's rule on construction, the registry's
-            names in :meth:`~medtl.config.ModelConfig.check`); an unknown name raises from its lookup here.
+            names in :func:`~medtl.models.registry.check_model`); an unknown name raises from its lookup here.
         FileNotFoundError: the init source is absent (e.g. ImageNet weights offline).
     """
     spec = registry.get_spec(cfg.backbone)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medtl import initialisations
-from medtl.config import _RULE_FORMS, RunConfig, _Config, _valid_rule
+from medtl.config import _RULE_FORMS, RunConfig, _Config
 from medtl.datasets import parse_train_size
 from medtl.fields import Rule, between, check_fields, one_of, setting
 from medtl.fields import bad as _bad
+from medtl.metrics.operating import valid_rule
 from medtl.strategies import FULL, canonical, get_strategy, reference
 
 CUT_MODES = ("blocks", "layers", "search")
@@ -68,7 +69,7 @@ class StudyConfig(_Config):
     seeds: tuple[int, ...] = (0,)
     criterion: str = setting("val_auprc", rule=one_of(_criteria))
     start: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    operating_point: str = setting("sensitivity:0.9", rule=Rule(_valid_rule, _RULE_FORMS))
+    operating_point: str = setting("sensitivity:0.9", rule=Rule(valid_rule, _RULE_FORMS))
     prevalence: float | None = setting(None, rule=between(0, 1, lo_open=True, hi_open=True))
 
     def __post_init__(self):
@@ -97,14 +98,16 @@ class StudyConfig(_Config):
         if self.start and self.cuts != "search":
             raise _bad("start", self.start, "empty unless cuts is 'search' (it says where a search's stage 1 starts)")
         # every run of the grid must be a valid run: names checked against the registries (cuts per backbone)
+        from medtl.models.registry import check_run  # torch, when a study is checked; not at import (start-up)
+
         for cfg in self.stage1():
-            cfg.check()
+            check_run(cfg)
 
     def _start_cuts(self) -> dict[str, tuple[str, ...]]:
-        from medtl.models import registry
-
         """``start`` in one form: backbone -> its distinct cut names, bottom first (JSON lists, a bare
         name and aliases such as ResNet's ``layer4`` = ``full`` normalised; unknown names refused)."""
+        from medtl.models import registry
+
         start = self.start
         if start is None:
             return {}
