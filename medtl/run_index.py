@@ -67,18 +67,15 @@ class Entry:
         return self._decoded["flat"]
 
     def row(self) -> dict:
-        """The run's table columns that its files alone decide (keys, labels, config fields, metrics), computed
-        once; the status columns (state, name, error) are the reader's (:meth:`medtl.runs.RunStore.table`)."""
-        if "row" not in self._decoded:
-            cfg = self.config
-            r = {"experiment": self.experiment, "key": self.key}
-            r["data_label"], r["model_label"] = self.labels["data"], self.labels["model"]
-            for part in ("data", "model", "train"):
-                for k, v in cfg[part].items():
-                    r[f"{part}.{k}"] = v
-            r.update(self.flat())
-            self._decoded["row"] = r
-        return self._decoded["row"]
+        """The run's table columns that its files alone decide (keys, labels, config fields, metrics); the
+        status columns (state, name, error) are the reader's (:meth:`medtl.runs.RunStore.table`)."""
+        r = {"experiment": self.experiment, "key": self.key}
+        r["data_label"], r["model_label"] = self.labels["data"], self.labels["model"]
+        for part in ("data", "model", "train"):
+            for k, v in self.config[part].items():
+                r[f"{part}.{k}"] = v
+        r.update(self.flat())
+        return r
 
     def stable(self) -> bool:
         """Worth keeping in the index file: finished or damaged (active runs change all the time)."""
@@ -173,6 +170,8 @@ def read_entry(p: Path, run_id: str, sig: list) -> Entry:
             "auroc": t.get("auroc"),
             "auprc": t.get("auprc"),
         }
+        # what was just parsed, kept: the table's rows are made from it at once (no second decode)
+        e._decoded.update(config=json.loads(text["config"]), status=st, metrics=m)
     except DamagedRun as err:
         e.problem = str(err)
     e._text = text

@@ -496,42 +496,65 @@ class RunStore:
     def table(self):
         """A pandas DataFrame, one row per readable run, oldest first: id, name, state, config fields, metrics;
         ``duplicate_of`` names the newer done run an older copy repeats. Damaged runs are left out
-        (:meth:`damaged` lists them). A finished run's row is taken from the last table's (:class:`Rows`) while
-        its files have not changed; only new, changed and active runs' rows are made."""
+        (:meth:`damaged` lists them). Finished runs' rows come from :meth:`_finished_rows`; only active runs'
+        rows are made here."""
         import pandas as pd
 
         entries = self._entries()
-        last = load_rows(self.root)
-        order: list[str] = []
-        taken: list[int] = []  # positions in the last table's rows
-        made: list[dict] = []
-        finished: list[str] = []  # the finished runs, for the next table's rows
-        for run_id, e in entries.items():
-            if e.problem is not None:
-                continue
-            pos = last.position(run_id, e.sig) if last is not None and e.state in FINISHED else None
-            if pos is not None:
-                taken.append(pos)
-            else:
-                # a finished run's status as the index summarised it (10,000 status files not decoded for a table)
-                st = {**e.brief, "state": e.state} if e.state in FINISHED else self._derived(run_id, e)
-                made.append(self._row(run_id, e, st))
-            order.append(run_id)
-            if e.state in FINISHED:
-                finished.append(run_id)
-        if not order:
+        finished = self._finished_rows(entries)
+        active = [
+            self._row(r, e, self._derived(r, e))
+            for r, e in entries.items()
+            if e.problem is None and e.state not in FINISHED
+        ]
+        if not active and not finished.ids:
             return pd.DataFrame([])
-        pieces = [last.frame.iloc[taken]] if taken else []
-        pieces += [pd.DataFrame(made)] if made else []
-        frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0].reset_index(drop=True)
-        if len(pieces) > 1:  # rows made now go back to their places (oldest first)
+        if not active:
+            frame = finished.frame.copy()  # the cached rows stay as they are
+        elif not finished.ids:
+            frame = pd.DataFrame(active)
+        else:  # active rows go to their places (oldest first)
+            order = [r for r, e in entries.items() if e.problem is None]
+            frame = pd.concat([finished.frame, pd.DataFrame(active)], ignore_index=True)
             frame = frame.set_index("id").loc[order].reset_index()
-        if last is None or len(taken) != len(last.ids) or len(finished) != len(taken):
-            keep = frame[frame["id"].isin(set(finished))].reset_index(drop=True)
-            save_rows(self.root, Rows(list(keep["id"]), [entries[r].sig for r in keep["id"]], keep))
         dup = {old: keep for keep, olds in self.duplicates().items() for old in olds}
         frame.insert(list(frame.columns).index("warning") + 1, "duplicate_of", [dup.get(r) for r in frame["id"]])
         return frame
+
+    def _finished_rows(self, entries: dict[str, Entry]) -> Rows:
+        """The table rows of the finished runs in ``entries``: the last rows (:class:`Rows`, in memory or in
+        ``.index-table.json``) where a run's files have not changed, made where they have; saved when any
+        changed. Kept up to date by every reader that updates the index, so a page that opens a folder another
+        process read first (a CLI listing, a sweep) finds them made."""
+        import pandas as pd
+
+        last = load_rows(self.root)
+        ids: list[str] = []
+        taken: list[int] = []  # positions in the last rows
+        made: list[dict] = []
+        for run_id, e in entries.items():
+            if e.problem is not None or e.state not in FINISHED:
+                continue
+            pos = last.position(run_id, e.sig) if last is not None else None
+            if pos is None:
+                # a finished run's status as the index summarised it (10,000 status files not decoded for a table)
+                made.append(self._row(run_id, e, {**e.brief, "state": e.state}))
+            else:
+                taken.append(pos)
+            ids.append(run_id)
+        if last is not None and not made and taken == list(range(len(last.ids))):
+            return last
+        pieces = [last.frame.iloc[taken]] if taken else []
+        pieces += [pd.DataFrame(made)] if made else []
+        if not pieces:
+            frame = pd.DataFrame([])
+        elif len(pieces) == 1:
+            frame = pieces[0].reset_index(drop=True)
+        else:
+            frame = pd.concat(pieces, ignore_index=True).set_index("id").loc[ids].reset_index()
+        rows = Rows(ids, [entries[r].sig for r in ids], frame)
+        save_rows(self.root, rows)
+        return rows
 
     @staticmethod
     def _row(run_id: str, e: Entry, st: dict) -> dict:
@@ -622,6 +645,7 @@ class RunStore:
             cache.update(out)
         if changed or gone:
             save_index(self.root, out)
+            self._finished_rows(out)  # the table's rows follow the index (see _finished_rows)
         if every:
             _CHECKED[str(self.root)] = now_
         self._seen = (time.monotonic(), out)

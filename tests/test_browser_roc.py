@@ -50,9 +50,11 @@ def _at_threshold(page, n: int) -> None:
 
 
 def _slider_max(page, n: int) -> None:
-    """Wait until the threshold slider runs from 1 to ``n`` (the page has rerun with the new data)."""
+    """Wait until the threshold slider runs from 1 to ``n`` (the page has rerun with the new data) and is the only
+    one (while a rerun draws, Streamlit can show the new slider beside the stale one for a moment)."""
     page.wait_for_function(
-        f"() => document.querySelector('.st-key-threshold input[type=range]')?.getAttribute('max') === '{n}'"
+        "() => { const s = document.querySelectorAll('.st-key-threshold input[type=range]');"
+        f" return s.length === 1 && s[0].getAttribute('max') === '{n}'; }}"
     )
 
 

@@ -83,3 +83,18 @@ def test_a_damaged_table_file_is_rebuilt_not_believed(tmp_path):
     body["columns"]["test.auroc"] = [0.5]  # a column of the wrong length
     (store.root / I.TABLE).write_text(json.dumps(body))
     _same(made, _cached(store.root))
+
+
+def test_a_reader_that_updates_the_index_makes_the_rows_too(tmp_path):
+    # a CLI listing (or a sweep) reads a folder first: the page that opens it next finds the rows made
+    store = RunStore(tmp_path / "runs")
+    ids = [_run(store, s) for s in range(3)]
+    made = _fresh(store.root)
+    for name in (I.INDEX, I.TABLE):
+        (store.root / name).unlink()
+    I.ROWS.clear()
+    I.CACHES.clear()
+    R._SNAPSHOT.clear()
+    assert [r["id"] for r in RunStore(store.root).summaries()] == ids  # what `runs --json` reads
+    assert json.loads((store.root / I.TABLE).read_text())["ids"] == ids
+    _same(made, _cached(store.root))
