@@ -10,7 +10,7 @@ from medtl.config import DataConfig
 from medtl.models.registry import BACKBONES
 from medtl.models.weights import checkpoint_dir
 from medtl.strategies import STRATEGIES
-from ui.nav import navigation, page_list
+from ui.nav import favicon, navigation, page_list
 from ui.state import get_store, preview_png, weights_label
 
 
@@ -92,5 +92,5 @@ def home() -> None:
 
 # One navigation for the whole app (ui/nav.PAGES), so the sidebar says "Home" (not the entry file's name) and
 # every page keeps its file in pages/ and its URL (the file name without its number: /ROC_vs_PRC, /Grad-CAM).
-st.set_page_config(page_title="MedTL Studio", page_icon=":material/radiology:", layout="wide")
+st.set_page_config(page_title="MedTL Studio", page_icon=favicon(), layout="wide")
 navigation(home).run()

@@ -47,7 +47,11 @@ def _no_trace_of_the_url(page) -> None:
 def test_a_markdown_label_is_shown_as_text_and_never_fetched(server, page, tmp_path):
     manifest = _manifest(tmp_path / "own")
     requested: list[str] = []
+    elsewhere: list[str] = []  # anything but the app's own server (a favicon from a font CDN was one)
     page.on("request", lambda r: requested.append(r.url) if "127.0.0.1:9/" in r.url else None)
+    page.on(
+        "request", lambda r: None if r.url.startswith((server["url"], "data:", "blob:")) else elsewhere.append(r.url)
+    )
     # the target named: it is part of the runs' names, legends and the Explain page's captions
     common = ["--dataset", f"csv:{manifest}", "--finding", LABEL, "--image-size", "32", "--epochs", "1"]
     common += ["--batch-size", "16"]
@@ -80,3 +84,4 @@ def test_a_markdown_label_is_shown_as_text_and_never_fetched(server, page, tmp_p
     _no_trace_of_the_url(page)
     screenshot(page, "injection_explain")
     assert requested == []
+    assert elsewhere == []

@@ -1,11 +1,15 @@
 """The app's pages in one place, and links between them that also work when a page is run on its own
 (AppTest, ``streamlit run pages/X.py``).
 
-Icons are Material Symbols, which Streamlit bundles: they render offline and without emoji fonts.
+Icons are Material Symbols, which Streamlit bundles: they render offline and without emoji fonts. The browser
+tab's icon is not one of them: Streamlit turns a Material page icon into a request to Google's font server (and an
+emoji into one to an emoji CDN), so every page's favicon is :func:`favicon`, an image drawn here and served by the
+app itself — a medical tool's browser talks to nobody but its own server.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,11 +43,27 @@ PAGES = {
 }
 
 
+@functools.cache
+def favicon():
+    """The app's tab icon, drawn (a chest radiograph in a rounded square): a PIL image, which Streamlit serves
+    from the app's own server."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle((2, 2, 61, 61), radius=14, fill=(31, 72, 126, 255))
+    d.line((32, 12, 32, 54), fill=(235, 240, 248, 255), width=4)  # the spine
+    for y in (20, 29, 38):  # ribs, both sides
+        d.arc((10, y - 6, 32, y + 10), 190, 300, fill=(235, 240, 248, 255), width=3)
+        d.arc((32, y - 6, 54, y + 10), 240, 350, fill=(235, 240, 248, 255), width=3)
+    return img
+
+
 def page_setup(page: str) -> None:
     """The first call of every page: its browser title and icon from :data:`PAGES`, wide layout,
     and the app's navigation (:func:`use_app_navigation`)."""
     p = PAGES[page]
-    st.set_page_config(page_title=f"{p.title} · MedTL Studio", page_icon=p.icon, layout="wide")
+    st.set_page_config(page_title=f"{p.title} · MedTL Studio", page_icon=favicon(), layout="wide")
     use_app_navigation()
 
 
