@@ -26,8 +26,8 @@ if still:  # read from disk: a run resumed since (here or in another tab) no lon
 new, repeat = st.tabs(["New run or sweep", "Repeat a config (JSON)"])
 with new:
     res = data_form.FormResult()
-    data_form.init("sweep", False)
-    sweep = st.toggle("Sweep: several cuts × initialisations × sizes × seeds", key="sweep")
+    seeded = data_form.init("sweep", False)
+    sweep = st.toggle("Sweep: several cuts × initialisations × sizes × seeds", value=seeded, key="sweep")
     data_form.keep("sweep")
     c_data, c_model, c_train = st.columns(3, gap="large")
     with c_data:

@@ -25,12 +25,26 @@ class FormResult:
     errors: dict[str, str] = field(default_factory=dict)  # control -> message
 
 
-def init(key: str, default) -> None:
+def init(key: str, default):
     """Give widget ``key`` its starting value once per session: what this session last had there (a
-    widget's own state is dropped when its page is left), else ``default``. Widgets are then created
-    with ``key`` only, never a ``value``, so Streamlit keeps one source of truth."""
+    widget's own state is dropped when its page is left), else ``default``; returns the value the widget
+    has now, which the caller passes on as the widget's own default (``value=``, or :func:`index` for a
+    select, ``default=`` for a multiselect).
+
+    Both, because a browser can miss the seeded value: a click while a page's first run is still drawing
+    stops that run, and the browser then draws the widget from its own default (a blank box, 0.00) and
+    sends that back as the user's value. A widget whose default is the seeded value shows and returns
+    the right value either way; the session state stays the one source of truth (it wins over a default,
+    so a value set here or by code before the widget is drawn is what the widget shows)."""
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(f"_kept_{key}", default)
+    return st.session_state[key]
+
+
+def index(options, value) -> int | None:
+    """A select's ``index=`` for ``value`` (see :func:`init`): its position among ``options``, else None."""
+    options = list(options)
+    return options.index(value) if value in options else None
 
 
 def keep(*keys: str) -> None:
@@ -57,23 +71,22 @@ def _option_widget(prefix: str, option: datasets.Option, initial: DataConfig, re
     start = getattr(initial, option.name, option.default)
     kw = {"key": key, "help": option.help}
     if listed or (typ is bool and optional):
-        init(key, start)
+        choices = ([None] if optional else []) + list(listed or (True, False))
         value = where.selectbox(
-            option.label, ([None] if optional else []) + list(listed or (True, False)), format_func=_choice, **kw
+            option.label, choices, index=index(choices, init(key, start)) or 0, format_func=_choice, **kw
         )
     elif typ is bool:
-        init(key, start)
-        value = where.checkbox(option.label, **kw)
+        value = where.checkbox(option.label, value=bool(init(key, start)), **kw)
     elif typ in (int, float):
-        init(key, start)
-        # value=None lets an optional number be cleared (Streamlit keeps a box made with a number filled)
-        value = where.number_input(
-            option.label, step=typ(option.step or 1), **({"value": None} if optional else {}), **kw
-        )
+        seeded = init(key, start)
+        # value=None lets an optional number be cleared (Streamlit keeps a box made with a number filled); the
+        # default takes the step's type (Streamlit refuses an int default with a float step)
+        default = None if optional or seeded is None else typ(seeded)
+        value = where.number_input(option.label, step=typ(option.step or 1), value=default, **kw)
         value = int(value) if typ is int and value is not None and float(value).is_integer() else value
     else:  # text, and anything else a form can only take as typed text (the config's check says what it must be)
-        init(key, "" if start is None else str(start))
-        value = where.text_input(option.label, placeholder=option.hint or None, **kw).strip()
+        seeded = init(key, "" if start is None else str(start))
+        value = where.text_input(option.label, value=seeded, placeholder=option.hint or None, **kw).strip()
         value = None if optional and not value else value
     try:
         fields.check(option.name, value, option.annotation, option.rule)
@@ -99,8 +112,10 @@ def _target(prefix: str, kind: datasets.DatasetKind, probe: DataConfig, initial:
         return None
     if not offered:  # a kind that cannot list its targets: a free-text label
         # the starting config's target only where it is this kind's (SynthCXR's "nodule" means nothing to a file)
-        init(key, (initial.finding or "") if initial.kind == kind.name else "")
-        text = st.text_input("Positive class / target label", key=key, help=f"Blank = {kind.target_help}").strip()
+        seeded = init(key, (initial.finding or "") if initial.kind == kind.name else "")
+        text = st.text_input(
+            "Positive class / target label", value=seeded, key=key, help=f"Blank = {kind.target_help}"
+        ).strip()
         keep(key)
         return text or None
     names = [t.name for t in offered]
@@ -119,7 +134,7 @@ def _target(prefix: str, kind: datasets.DatasetKind, probe: DataConfig, initial:
         names,
         key=key,
         format_func=label,
-        index=None,
+        index=index(names, st.session_state[key]),
         placeholder="Choose the positive class",
         help=f"The target: {kind.target_help}. Each option shows its positive images / all images"
         + (f"; the data's default is {default}." if default else "."),
@@ -138,18 +153,24 @@ def data_section(
     ``train_size`` and ``seed``) and the training sizes as typed. Problems go into ``res.errors``."""
     initial = initial or DataConfig()
     k_kind = prefix + "ds_kind"
-    init(k_kind, initial.kind)
     kinds = datasets.KINDS
-    kind = datasets.get_kind(st.selectbox("Dataset", list(kinds), format_func=lambda k: kinds[k].label, key=k_kind))
+    at = index(kinds, init(k_kind, initial.kind)) or 0
+    kind = datasets.get_kind(
+        st.selectbox("Dataset", list(kinds), index=at, format_func=lambda k: kinds[k].label, key=k_kind)
+    )
     keep(k_kind)
     d: dict = {}
     if kind.source is None:
         d["dataset"] = kind.name
     else:
         k_path = prefix + "ds_path"
-        init(k_path, initial.source if initial.kind == kind.name else "")
+        seeded = init(k_path, initial.source if initial.kind == kind.name else "")
         path = st.text_input(
-            kind.source, key=k_path, placeholder=kind.source_hint, help=f"{kind.description}: `{kind.spec}`"
+            kind.source,
+            value=seeded,
+            key=k_path,
+            placeholder=kind.source_hint,
+            help=f"{kind.description}: `{kind.spec}`",
         ).strip()
         keep(k_path)
         d["dataset"] = f"{kind.name}:{path}"
@@ -168,8 +189,8 @@ def data_section(
     else:
         d["finding"] = None
     k_size = prefix + "image_size"
-    init(k_size, initial.image_size)
-    d["image_size"] = st.number_input("Image size (px)", step=16, key=k_size, help="image side in pixels")
+    seeded = init(k_size, initial.image_size)
+    d["image_size"] = st.number_input("Image size (px)", value=seeded, step=16, key=k_size, help="image side in pixels")
     keep(k_size)
     try:
         check_value(DataConfig, "image_size", d["image_size"])
@@ -180,9 +201,10 @@ def data_section(
     except ValueError as e:
         problem(st, res, "image_size", str(e))
     k_sizes = prefix + "train_size"
-    init(k_sizes, sizes_default)
+    seeded = init(k_sizes, sizes_default)
     text = st.text_input(
         "Training-set size(s)",
+        value=seeded,
         key=k_sizes,
         help="fractions (5%, 0.05) or counts (500) of the training split, or all; comma-separated for several",
     )

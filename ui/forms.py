@@ -14,7 +14,7 @@ from medtl.models import registry
 from medtl.states import State
 from medtl.strategies import STRATEGIES
 from ui import weights_view
-from ui.data_form import FormResult, init, keep
+from ui.data_form import FormResult, index, init, keep
 from ui.state import cut_table, get_store, weights_label
 
 __all__ = [
@@ -55,11 +55,10 @@ def _cut_caption(rows: dict, cuts: list[str], size: int, asked: int) -> None:
 
 
 def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str], list[str]]:
-    for key, default in (("backbone", "resnet18"), ("strategy", "truncate"), ("layer_level", False)):
-        init(key, default)
     backbone = st.selectbox(
         "Backbone",
         list(registry.BACKBONES),
+        index=index(registry.BACKBONES, init("backbone", "resnet18")) or 0,
         key="backbone",
         help="  \n".join(f"**{b}**: {spec.description}" for b, spec in registry.BACKBONES.items()),
     )
@@ -67,13 +66,14 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
     strategy = st.selectbox(
         "Strategy",
         list(STRATEGIES),
+        index=index(STRATEGIES, init("strategy", "truncate")) or 0,
         key="strategy",
         format_func=lambda s: f"{s} ({STRATEGIES[s].label})",
         help="  \n".join(f"**{s.name}** ({s.label}): {s.description}" for s in STRATEGIES.values()),
     )
     table_size = registry.fit_input_size(backbone, d["image_size"])
     rows = {r["name"]: r for r in cut_table(backbone, table_size)}
-    layer_level = st.toggle("Show layer-level cuts", key="layer_level")
+    layer_level = st.toggle("Show layer-level cuts", value=init("layer_level", False), key="layer_level")
     names = [p.name for p in registry.cut_points(backbone) if layer_level or p.level != "layer"]
     init("cuts", names[len(names) // 2 : len(names) // 2 + 2])
     init("cut", names[min(2, len(names) - 1)])
@@ -85,9 +85,12 @@ def model_section(d: dict, sweep: bool, res: FormResult) -> tuple[dict, list[str
         cuts = ["full"]
         st.caption(f"{strategy} trains the whole network (cut = full)")
     elif sweep:
-        cuts = st.multiselect("Cut points", names, key="cuts", format_func=lambda n: _cut_label(rows, n))
+        cuts = st.multiselect(
+            "Cut points", names, default=st.session_state["cuts"], key="cuts", format_func=lambda n: _cut_label(rows, n)
+        )
     else:
-        cuts = [st.selectbox("Cut point", names, key="cut", format_func=lambda n: _cut_label(rows, n))]
+        at = index(names, st.session_state["cut"])
+        cuts = [st.selectbox("Cut point", names, index=at, key="cut", format_func=lambda n: _cut_label(rows, n))]
     if not cuts:
         res.errors["cut"] = "Choose at least one cut point"
     else:
@@ -101,13 +104,15 @@ def _init_section(backbone: str, sweep: bool, res: FormResult) -> list[str]:
     """The initialisation widgets, one option per record of :mod:`medtl.initialisations`: a kind that
     takes a reference asks for it (a finished run of this runs folder for a kind that lives there)."""
     label = {k.name: k.label for k in INITS.values()} | {"imagenet": weights_label(backbone)}
-    init("inits", [RANDOM])
-    init("init", RANDOM)
     options = list(INITS)
     picked = (
-        st.multiselect("Initialisations", options, key="inits", format_func=label.get)
+        st.multiselect("Initialisations", options, default=init("inits", [RANDOM]), key="inits", format_func=label.get)
         if sweep
-        else [st.selectbox("Initialisation", options, key="init", format_func=label.get)]
+        else [
+            st.selectbox(
+                "Initialisation", options, index=index(options, init("init", RANDOM)), key="init", format_func=label.get
+            )
+        ]
     )
     inits = []
     for name in picked:
@@ -125,8 +130,8 @@ def _init_section(backbone: str, sweep: bool, res: FormResult) -> list[str]:
                 format_func=lambda r: f"{r} · {get_store().status(r).get('name')}",
             )
         elif kind.ref is not None:
-            init(f"init_{name}", "")
-            ref = st.text_input(kind.ref.capitalize(), key=f"init_{name}").strip()
+            seeded = init(f"init_{name}", "")
+            ref = st.text_input(kind.ref.capitalize(), value=seeded, key=f"init_{name}").strip()
         spec = name if kind.ref is None else f"{name}:{ref}"
         w = availability(spec, backbone, ModelConfig.weights, get_store())
         if not w.ok and not (kind.published and w.file and weights_view.offer(backbone, "train_w")):
@@ -159,16 +164,21 @@ def _checked(where, name: str, value, res: FormResult):
 
 def train_section(res: FormResult) -> tuple[dict, list[str]]:
     default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    for key, value in (*((k, default[k]) for k in ("epochs", "batch_size", "lr", "device", "compile")), ("seeds", "0")):
-        init(key, value)
+    v = {k: init(k, default[k]) for k in ("epochs", "batch_size", "lr", "device", "compile")}
     c1, c2 = st.columns(2)
+    devices = ["auto", "cpu", "cuda"]
     t = {
-        "epochs": _checked(c1, "epochs", int(c1.number_input("Epochs", step=1, key="epochs")), res),
-        "batch_size": _checked(c2, "batch_size", int(c2.number_input("Batch size", step=1, key="batch_size")), res),
-        "lr": _checked(c1, "lr", float(c1.number_input("Learning rate", step=1e-4, format="%g", key="lr")), res),
-        "device": c2.selectbox("Device", ["auto", "cpu", "cuda"], key="device"),
+        "epochs": _checked(c1, "epochs", int(c1.number_input("Epochs", value=v["epochs"], step=1, key="epochs")), res),
+        "batch_size": _checked(
+            c2, "batch_size", int(c2.number_input("Batch size", value=v["batch_size"], step=1, key="batch_size")), res
+        ),
+        "lr": _checked(
+            c1, "lr", float(c1.number_input("Learning rate", value=v["lr"], step=1e-4, format="%g", key="lr")), res
+        ),
+        "device": c2.selectbox("Device", devices, index=index(devices, v["device"]) or 0, key="device"),
         "compile": st.checkbox(
             "Compile (torch.compile)",
+            value=v["compile"],
             key="compile",
             help="A one-off compilation on the first batch (20-70 s on a 2-core CPU; cancelling waits for it), "
             "then steps at 0.98-1.17x the uncompiled speed on a 2-core CPU (usually faster on a GPU). "
@@ -176,7 +186,9 @@ def train_section(res: FormResult) -> tuple[dict, list[str]]:
         ),
     }
     raw = _split_list(
-        st.text_input("Seeds", key="seeds", help="comma-separated whole numbers: one run per seed"),
+        st.text_input(
+            "Seeds", value=init("seeds", "0"), key="seeds", help="comma-separated whole numbers: one run per seed"
+        ),
         "seed",
         res.errors,
         "seeds",

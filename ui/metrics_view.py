@@ -14,6 +14,7 @@ from medtl import compare, metrics, plots
 from medtl.metrics import operating
 from medtl.runs import RunStore
 from ui import state
+from ui.data_form import index, init
 from ui.text import plain
 
 
@@ -22,12 +23,10 @@ def rule_input(
 ) -> str:
     """An operating-point rule: its kind and, where it takes one, its value; returns the rule's text."""
     start = operating.parse_rule(default)
-    if f"{key}_kind" not in st.session_state:
-        st.session_state[f"{key}_kind"] = start.kind
-        st.session_state[f"{key}_target"] = start.value if start.value is not None else 0.9
     kind = st.selectbox(
         label,
         list(operating.RULES),
+        index=index(operating.RULES, init(f"{key}_kind", start.kind)) or 0,
         key=f"{key}_kind",
         format_func=lambda k: {"youden": "Youden's J", "threshold": "a fixed threshold"}.get(k, f"{k} at least"),
         help="; ".join(f"{k}: {r.help}" for k, r in operating.RULES.items()),
@@ -39,6 +38,7 @@ def rule_input(
         min_value=0.0 if kind == "threshold" else 0.01,
         max_value=1.0,
         step=0.01,
+        value=init(f"{key}_target", start.value if start.value is not None else 0.9),
         key=f"{key}_target",
     )
     return f"{kind}:{v:g}"
@@ -46,13 +46,12 @@ def rule_input(
 
 def prevalence_input(key: str, default: float | None = None) -> float | None:
     """A deployment prevalence in percent (empty: each test set's own); returns it as a share."""
-    if key not in st.session_state:
-        st.session_state[key] = None if default is None else round(100 * default, 3)
     value = st.number_input(
         "Deployment prevalence (%)",
         min_value=0.1,
         max_value=99.9,
         step=0.5,
+        value=init(key, None if default is None else round(100 * default, 3)),
         key=key,
         placeholder="each test set's own",
         help="AUPRC, the PR curves, PPV, NPV, F1, positives flagged per 1,000 and net benefit are shown at this "

@@ -22,7 +22,7 @@ from medtl.study.conclusions import summarize
 from medtl.study.criteria import CRITERIA
 from medtl.study.preflight import check_data
 from ui import metrics_view, weights_view
-from ui.data_form import FormResult, data_feedback, data_section, init, keep, problem
+from ui.data_form import FormResult, data_feedback, data_section, index, init, keep, problem
 from ui.forms import source_problem, submit_all
 from ui.nav import link
 from ui.state import data_summary, get_queue, load_data
@@ -91,24 +91,28 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
     c_data, c_model, c_runs = st.columns(3, gap="large")
     with c_data:
         st.markdown("**Data**")
-        init(f"{k}_name", base.name)
-        name = st.text_input("Study name", key=f"{k}_name", help="saved as <runs>/studies/<name>")
+        name = st.text_input(
+            "Study name", value=init(f"{k}_name", base.name), key=f"{k}_name", help="saved as <runs>/studies/<name>"
+        )
         d, sizes = data_section(res, b.data, prefix=f"{k}_", sizes_default=_size_text(base.train_sizes))
         loaded = data_feedback(d, sizes, res)
     with c_model:
         st.markdown("**Models**")
-        for key, value in (
-            ("bb", list(base.backbones)),
-            ("st", list(base.strategies)),
-            ("cm", base.cuts if isinstance(base.cuts, str) else "list"),
-            ("init", [i for i in base.inits if i in _PLAIN_INITS]),
-            ("source", next((i for i in base.inits if i not in _PLAIN_INITS), "")),
-        ):
-            init(f"{k}_{key}", value)
-        backbones = st.multiselect("Backbones", list(registry.BACKBONES), key=f"{k}_bb")
+        v = {
+            key: init(f"{k}_{key}", value)
+            for key, value in (
+                ("bb", list(base.backbones)),
+                ("st", list(base.strategies)),
+                ("cm", base.cuts if isinstance(base.cuts, str) else "list"),
+                ("init", [i for i in base.inits if i in _PLAIN_INITS]),
+                ("source", next((i for i in base.inits if i not in _PLAIN_INITS), "")),
+            )
+        }
+        backbones = st.multiselect("Backbones", list(registry.BACKBONES), default=v["bb"], key=f"{k}_bb")
         strategies = st.multiselect(
             "Strategies",
             list(STRATEGIES),
+            default=v["st"],
             key=f"{k}_st",
             format_func=lambda s: f"{s} ({STRATEGIES[s].label})",
             help="Full fine-tuning is always trained as the reference.",
@@ -116,6 +120,7 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
         mode = st.selectbox(
             "Cuts",
             list(CUT_CHOICES),
+            index=index(CUT_CHOICES, v["cm"]) or 0,
             key=f"{k}_cm",
             format_func=CUT_CHOICES.get,
             help="every block: each block-level cut and the full network · every layer: each published cut point · "
@@ -127,10 +132,11 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
             names = list(dict.fromkeys(p.name for bb in backbones or ["resnet18"] for p in registry.cut_points(bb)))
             init(f"{k}_cuts", [c for c in base.cuts if c in names] if isinstance(base.cuts, tuple) else names[1:3])
             st.session_state[f"{k}_cuts"] = [c for c in st.session_state[f"{k}_cuts"] if c in names]
-            cuts = st.multiselect("Cut points", names, key=f"{k}_cuts")
-        inits = st.multiselect("Initialisations", _PLAIN_INITS, key=f"{k}_init")
+            cuts = st.multiselect("Cut points", names, default=st.session_state[f"{k}_cuts"], key=f"{k}_cuts")
+        inits = st.multiselect("Initialisations", _PLAIN_INITS, default=v["init"], key=f"{k}_init")
         other = st.text_input(
             "Pretrained source (optional)",
+            value=v["source"],
             key=f"{k}_source",
             placeholder="file:weights.pt or run:<run id>",
             help="Another initialisation trained as one more arm: a state dict or model.pt (file:<path>) or an "
@@ -144,16 +150,17 @@ def form(base: study.StudyConfig) -> tuple[study.StudyConfig | None, str | None]
                 problem(st, res, "source", why)
     with c_runs:
         st.markdown("**Runs**")
-        init(f"{k}_epochs", b.train.epochs)
-        init(f"{k}_seeds", ", ".join(map(str, base.seeds)))
-        init(f"{k}_crit", base.criterion)
-        epochs = st.number_input("Epochs per run", step=1, key=f"{k}_epochs")
+        epochs = st.number_input("Epochs per run", value=init(f"{k}_epochs", b.train.epochs), step=1, key=f"{k}_epochs")
         if not float(epochs).is_integer() or epochs < 1:
             problem(st, res, "epochs", f"Epochs per run must be a whole number, at least 1. Got {epochs}")
-        seeds = st.text_input("Seeds", key=f"{k}_seeds", help="comma-separated whole numbers: one run per seed")
+        seeded = init(f"{k}_seeds", ", ".join(map(str, base.seeds)))
+        seeds = st.text_input(
+            "Seeds", value=seeded, key=f"{k}_seeds", help="comma-separated whole numbers: one run per seed"
+        )
         criterion = st.selectbox(
             "Choose cuts on (validation)",
             list(CRITERIA),
+            index=index(CRITERIA, init(f"{k}_crit", base.criterion)) or 0,
             key=f"{k}_crit",
             format_func=lambda c: (
                 CRITERIA[c].label.removeprefix("validation ")
