@@ -419,3 +419,30 @@ def test_a_study_comparison_at_the_operating_point_over_seeds(tmp_path):
         lo, hi = r["seed_delta"][key]["ci"]
         assert -1.0 <= lo <= r["seed_delta"][key]["value"] <= hi <= 1.0
     assert r["metrics"]["op.ppv"]["a"]["ci"][0] <= r["metrics"]["op.ppv"]["a"]["value"]
+
+
+def test_a_rate_with_no_denominator_reads_undefined_in_a_study(tmp_path):
+    """A model that flags every test image has no NPV (no image called negative): the study's table, its
+    sentences and the report say "undefined" and why, never "nan"."""
+    from medtl.config import RunConfig
+    from medtl.runs import RunStore
+    from medtl.study import operating
+
+    store = RunStore(tmp_path)
+    y, s = _probs(0, 200)
+    vy, vs = _probs(1, 150)
+    ids = []
+    for test_scores in (0.6 + 0.3 * s, s):  # A: every score above the threshold; B: an ordinary model
+        rid = store.create(RunConfig(), state="done")
+        store.write_predictions(
+            rid, index=np.arange(y.size), y_true=y, y_score=test_scores, val_y_true=vy, val_y_score=vs
+        )
+        ids.append(rid)
+    r = operating.compare(store, ids[:1], ids[1:], "threshold:0.5", n_boot=30)
+    assert np.isnan(r["metrics"]["op.npv"]["a"]["value"]) and np.isfinite(r["metrics"]["op.npv"]["b"]["value"])
+    table = operating.table({"groups": [{"init": "random", "size": "100%", "selected": "layer1", "operating": r}]})
+    npv = table[R.METRICS["op.npv"].short].iloc[0]
+    assert npv.startswith("undefined / ") and "nan" not in table.to_string().lower()
+    assert "calls no image negative" in operating.undefined_note(table)
+    assert operating.undefined_note(table.drop(columns=[R.METRICS["op.npv"].short])) == ""
+    assert "nan" not in " ".join(operating.words(r, "A", "B")).lower()

@@ -203,7 +203,8 @@ def operating_table(picked: pd.DataFrame, rule: str, prevalence: float | None) -
         f"Each run's threshold is chosen on its own validation split ({plain(label)}; predict positive when the score "
         "is at least the threshold); the test split is read at it, with stratified bootstrap 95% intervals. "
         f"{prevalence_caption(prevalence)} The last column reads sensitivity off the test ROC at a fixed "
-        "specificity, as papers report it: optimistic, the threshold uses the test labels."
+        "specificity, as papers report it: optimistic, the threshold uses the test labels. —: not recorded, or "
+        f"undefined: {operating.UNDEFINED_NOTE}."
     )
 
 

@@ -471,7 +471,7 @@ def results(name: str, store: RunStore) -> None:
                 f"{plain(parse_rule(s.operating_point).label)}; Δ: paired bootstrap 95% interval over "
                 "the test images; McNemar: exact test of the two models' decisions on the same images, per seed. "
                 "Brier and ECE as trained and after temperature scaling fitted on validation. Reliability diagrams "
-                "and decision curves are among the figures below."
+                "and decision curves are among the figures below." + operating.undefined_note(op_table)
             )
         st.subheader("Figures")
         similarity = None

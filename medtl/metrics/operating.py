@@ -162,6 +162,12 @@ def confusion_weighted(y: np.ndarray, s: np.ndarray, w: np.ndarray, threshold: f
     return (w @ (pred & y), w @ (pred & ~y), w @ (~pred & ~y), w @ (~pred & y))
 
 
+UNDEFINED_NOTE = (
+    "the rate's denominator is empty at that threshold (NPV when the model calls no image negative, PPV when it "
+    "flags none)"
+)  # why :func:`rates` gives NaN, in words for the tables that show it
+
+
 def rates(tp, fp, tn, fn) -> dict[str, np.ndarray]:
     """Sensitivity, specificity, PPV, NPV, F1 and positives flagged per 1,000 images from (weighted)
     counts; an empty denominator gives NaN (PPV when nothing is flagged), as scikit-learn's

@@ -133,8 +133,26 @@ def compare(
 # --- words and tables ----------------------------------------------------------------------------------
 
 
+UNDEFINED = "undefined"
+
+
+def _num(x, fmt: str) -> str:
+    """``x`` formatted, or :data:`UNDEFINED` for a rate with an empty denominator (NaN, as scikit-learn's
+    ``zero_division=np.nan``)."""
+    return UNDEFINED if x is None or not np.isfinite(x) else format(x, fmt)
+
+
 def _ci(d: dict, fmt: str = ".3f") -> str:
-    return f"{d['value']:{fmt}} [{d['ci'][0]:{fmt}}, {d['ci'][1]:{fmt}}]"
+    if _num(d["value"], fmt) == UNDEFINED:
+        return UNDEFINED
+    return f"{d['value']:{fmt}} [{_num(d['ci'][0], fmt)}, {_num(d['ci'][1], fmt)}]"
+
+
+def undefined_note(table: pd.DataFrame) -> str:
+    """Why a value reads :data:`UNDEFINED` (:data:`medtl.metrics.operating.UNDEFINED_NOTE`), as a sentence
+    where ``table`` shows one, else empty."""
+    shown = table.astype(str).apply(lambda col: col.str.contains(UNDEFINED, regex=False)).to_numpy().any()
+    return f" {UNDEFINED.capitalize()}: {O.UNDEFINED_NOTE}." if shown else ""
 
 
 def _delta(op: dict, key: str) -> str:
@@ -208,7 +226,7 @@ def table(summary: dict) -> pd.DataFrame:
             m = op["metrics"]
 
             def both(k: str, f: str = ".3f", m: dict = m) -> str:
-                return f"{m[k]['a']['value']:{f}} / {m[k]['b']['value']:{f}}"
+                return f"{_num(m[k]['a']['value'], f)} / {_num(m[k]['b']['value'], f)}"
 
             row["threshold"] = " / ".join(f"{np.mean(op['thresholds'][s]):.3g}" for s in ("a", "b"))
             for key in m:

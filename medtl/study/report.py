@@ -248,7 +248,9 @@ def build_report(study: StudyConfig, store: RunStore, prevalence: float | None =
             + html.escape(
                 operating.prevalence_words(next(g for g in summary["groups"] if g.get("operating"))["operating"])
             )
-            + ". Brier and ECE (15 equal-width bins) as trained and after temperature scaling fitted on validation.</p>"
+            + ". Brier and ECE (15 equal-width bins) as trained and after temperature scaling fitted on validation."
+            + html.escape(operating.undefined_note(op_table))
+            + "</p>"
         )
         parts.append(op_table.to_html(index=False, escape=True))
     if advice:
