@@ -143,9 +143,8 @@ def _num(x, fmt: str) -> str:
 
 
 def _ci(d: dict, fmt: str = ".3f") -> str:
-    if _num(d["value"], fmt) == UNDEFINED:
-        return UNDEFINED
-    return f"{d['value']:{fmt}} [{_num(d['ci'][0], fmt)}, {_num(d['ci'][1], fmt)}]"
+    value = _num(d["value"], fmt)
+    return value if value == UNDEFINED else f"{value} [{_num(d['ci'][0], fmt)}, {_num(d['ci'][1], fmt)}]"
 
 
 def undefined_note(table: pd.DataFrame) -> str:
